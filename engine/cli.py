@@ -1,0 +1,191 @@
+"""The ``mgan`` command: train presets, synthesize textures, list presets."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# glibc hands big freed tensors back to the OS on every step, which made fp32 steps 2-10x
+# slower on CPU (bench/allocator.py measures it). The tunables must be set before the
+# process starts, so the CLI re-executes itself once with them.
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
+
+
+def _reexec_with_tunables(argv: list[str]) -> None:
+    if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or os.environ.get("MGAN_NO_REEXEC"):
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "engine.cli", *argv], env)
+
+
+def _noise_from_args(args, defaults):
+    from engine.noise import NoiseParams
+
+    d = defaults.to_dict()
+    for key in ("kind", "beta", "scale", "octaves", "contrast"):
+        value = getattr(args, f"noise_{key}", None)
+        if value is not None:
+            d[key] = value
+    return NoiseParams.from_dict(d)
+
+
+def cmd_synth(args) -> int:
+    from PIL import Image
+
+    from engine.progress import Progress
+    from engine.synth import Synthesizer, parse_size, tile_2x2, to_uint8
+
+    h, w = parse_size(args.size)
+    period = None
+    if args.period:
+        ph, pw = parse_size(args.period)
+        period = (ph, pw)
+    synth = Synthesizer.load(args.preset, device=args.device, precision=args.precision)
+    noise = _noise_from_args(args, synth.preset.noise)
+    bar = Progress(1, f"synth {synth.preset.name} {w}x{h}", enabled=not args.quiet)
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done)
+
+    image = to_uint8(synth.synthesize((h, w), seed=args.seed, noise=noise, period=period,
+                                      tile=args.tile, progress=progress))
+    bar.close()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out)
+    if args.tiled:
+        Image.fromarray(tile_2x2(image)).save(args.tiled)
+    if not args.quiet:
+        print(f"wrote {out} ({w}x{h}, seed {args.seed}, {synth.device}, "
+              f"{time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from engine.presets import list_presets, search_dirs
+
+    presets = list_presets()
+    if args.json:
+        print(json.dumps([{"name": p.name, "kind": p.kind, "path": str(p.path),
+                           "exemplar": p.meta.get("exemplar", {})} for p in presets], indent=2))
+        return 0
+    if not presets:
+        print("no presets installed; searched: " + ", ".join(str(d) for d in search_dirs()))
+        return 0
+    for p in presets:
+        ex = p.meta.get("exemplar", {})
+        print(f"{p.name:16s} {p.kind:8s} {ex.get('source', '')[:60]:60s} {ex.get('licence', '')}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from engine.noise import NoiseParams
+    from engine.presets import check_name, data_dir, user_dir
+    from training.texture import TextureTrainer, TrainConfig
+
+    name = check_name(args.name)
+    cfg = TrainConfig()
+    for key in ("steps", "batch", "crop", "exemplar_size", "checkpoint_every", "preview_every",
+                "seed", "precision", "augment", "lr_g", "lr_d", "adv_ratio"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    noise = _noise_from_args(args, NoiseParams())
+    cfg.noise = noise.to_dict()
+    run_dir = Path(args.run_dir) if args.run_dir else data_dir() / "runs" / name
+    trainer = TextureTrainer(args.image, name, run_dir, cfg,
+                             preset_dir=Path(args.out) if args.out else user_dir(),
+                             source=args.source or str(Path(args.image).resolve()),
+                             licence=args.licence or "unknown", device=args.device,
+                             show_progress=not args.quiet)
+    try:
+        folder = trainer.run(resume=args.resume, fresh=args.fresh, stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        return 130
+    if folder is None:
+        print(f"stopped at step {trainer.step}; continue with --resume")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mgan", description="Seamless neural textures (MGAN).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def noise_args(sp):
+        g = sp.add_argument_group("noise")
+        g.add_argument("--noise", dest="noise_kind", choices=("brown", "perlin"))
+        g.add_argument("--noise-scale", dest="noise_scale", type=float, help="feature size in px")
+        g.add_argument("--noise-beta", dest="noise_beta", type=float, help="brown noise exponent")
+        g.add_argument("--noise-octaves", dest="noise_octaves", type=int)
+        g.add_argument("--noise-contrast", dest="noise_contrast", type=float)
+
+    s = sub.add_parser("synth", help="synthesize a seamless texture from a preset")
+    s.add_argument("--preset", required=True, help="preset name or folder")
+    s.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT, any size (default 1024x1024)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--period", help="noise period WIDTHxHEIGHT (multiples of 8); default: the canvas")
+    s.add_argument("--tile", type=int, default=512, help="decode tile side in px (bounds memory)")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--tiled", help="also write the texture repeated 2x2 here")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    s.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    s.add_argument("-q", "--quiet", action="store_true")
+    noise_args(s)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("presets", help="list installed presets")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("train", help="train a texture preset from one exemplar image")
+    s.add_argument("image")
+    s.add_argument("--name", required=True)
+    s.add_argument("--steps", type=int)
+    s.add_argument("--batch", type=int)
+    s.add_argument("--crop", type=int, help="training crop side in px (multiple of 8)")
+    s.add_argument("--exemplar-size", type=int, help="exemplar longest side after scaling")
+    s.add_argument("--augment", choices=("flips", "dihedral", "none"))
+    s.add_argument("--lr-g", type=float)
+    s.add_argument("--lr-d", type=float)
+    s.add_argument("--adv-ratio", type=float)
+    s.add_argument("--checkpoint-every", type=int)
+    s.add_argument("--preview-every", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    s.add_argument("--device")
+    s.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    s.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
+    s.add_argument("--stop-after", type=int, help="train at most this many steps in this call")
+    s.add_argument("--run-dir", help="checkpoints and previews (default: $MGAN_HOME/runs/NAME)")
+    s.add_argument("--out", help="folder to write the preset into (default: the user preset folder)")
+    s.add_argument("--source", help="where the exemplar comes from (recorded in the preset)")
+    s.add_argument("--licence", help="the exemplar's licence (recorded in the preset)")
+    s.add_argument("-q", "--quiet", action="store_true")
+    noise_args(s)
+    s.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    _reexec_with_tunables(argv)
+    from engine.presets import PresetError
+    from engine.vgg import WeightsMissingError
+
+    try:
+        return args.func(args)
+    except (PresetError, WeightsMissingError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"mgan: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

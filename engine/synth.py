@@ -1,0 +1,171 @@
+"""Synthesis: periodic noise -> VGG19 relu4_1 -> G -> a seamless texture of any size.
+
+Conventions: tensors are (N,3,H,W) float sRGB in [0,1]; images leave as (H,W,3) uint8.
+
+- Seamless: the noise period equals the canvas (by default) and every conv and pooling
+  wraps around, so the texture's right edge continues into its left edge exactly.
+- Any size: the network works on sides that are multiples of 8 (relu4_1 is 1/8 scale);
+  other sizes are synthesized at the next multiple of 8 and resampled with wrap-around
+  bicubic sampling, which keeps the result periodic at exactly the requested size.
+- Bounded memory: canvases above ``tile`` pixels a side are decoded in tiles whose input
+  window carries a halo (``TILE_HALO``) wider than the receptive field of VGG19-to-relu4_1
+  plus G. Windows are read with wrap-around indexing, so a tiled result equals the untiled
+  one (tests/test_synth.py checks it in fp32).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .generator import Generator
+from .noise import NoiseParams, noise_canvas, periodic_resize
+from .presets import PresetInfo, find_preset, load_generator
+from .vgg import get_vgg19
+
+MAX_SIDE = 16384
+MAX_PIXELS = 16384 * 16384
+# Receptive-field radius of VGG19 up to relu4_1 is 34 px; G adds up to ~24 px at output
+# scale. 64 px (a multiple of 8, so windows stay on the relu4_1 grid) covers both; the
+# tiled == untiled test would fail with a halo that is too small.
+TILE_HALO = 64
+DEFAULT_TILE = 512
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if requested:
+        dev = torch.device(requested)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CUDA was requested but no CUDA device is available")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast where it pays (CUDA, or CPUs with native bf16: AMX/AVX512-BF16)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("bf16", "auto"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16" or _cpu_has_fast_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'4096x2048' -> (height 2048, width 4096); 'WxH' like image editors print it."""
+    try:
+        w, h = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 1024x512), got {text!r}") from None
+    check_size(h, w)
+    return h, w
+
+
+def check_size(h: int, w: int) -> None:
+    if not (8 <= h <= MAX_SIDE and 8 <= w <= MAX_SIDE):
+        raise ValueError(f"size {w}x{h} out of range: each side must be 8..{MAX_SIDE} pixels")
+    if h * w > MAX_PIXELS:
+        raise ValueError(f"size {w}x{h} has more than {MAX_PIXELS} pixels")
+
+
+def _round8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+@dataclass
+class Synthesizer:
+    """A loaded preset ready to decode: G + the shared VGG19 encoder on one device."""
+    preset: PresetInfo
+    generator: Generator
+    device: torch.device
+    precision: str = "auto"
+
+    @classmethod
+    def load(cls, preset: str | PresetInfo, device: str | None = None, precision: str = "auto") -> "Synthesizer":
+        info = preset if isinstance(preset, PresetInfo) else find_preset(preset)
+        dev = pick_device(device)
+        g = load_generator(info, dev).to(memory_format=torch.channels_last)
+        return cls(info, g, dev, precision)
+
+    @torch.inference_mode()
+    def decode(self, image01: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) image with sides multiple of 8, periodic -> (N,3,H,W) decoded, periodic."""
+        vgg = get_vgg19("relu4_1", self.device)
+        x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
+        with autocast_for(self.device, self.precision):
+            out = self.generator(vgg(x, ("relu4_1",))["relu4_1"])
+        return out.float().clamp_(0, 1)
+
+    def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int = TILE_HALO,
+                     progress=None) -> np.ndarray:
+        """(3,H,W) periodic float canvas (sides multiple of 8) -> (3,H,W) float32, tile by tile."""
+        _, h, w = canvas.shape
+        if h % 8 or w % 8:
+            raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
+        tile = max(8, tile // 8 * 8)
+        if h <= tile and w <= tile:
+            return self.decode(torch.from_numpy(canvas)[None])[0].cpu().numpy()
+        out = np.empty((3, h, w), np.float32)
+        ys, xs = range(0, h, tile), range(0, w, tile)
+        done = 0
+        for y0 in ys:
+            for x0 in xs:
+                th, tw = min(tile, h - y0), min(tile, w - x0)
+                rows = np.arange(y0 - halo, y0 + th + halo) % h
+                cols = np.arange(x0 - halo, x0 + tw + halo) % w
+                window = canvas[:, rows][:, :, cols]
+                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None])[0]
+                out[:, y0:y0 + th, x0:x0 + tw] = dec[:, halo:halo + th, halo:halo + tw].cpu().numpy()
+                done += 1
+                if progress:
+                    progress(done, len(ys) * len(xs))
+        return out
+
+    def synthesize(self, size: tuple[int, int], seed: int = 0, noise: NoiseParams | None = None,
+                   period: tuple[int, int] | None = None, tile: int = DEFAULT_TILE,
+                   progress=None) -> np.ndarray:
+        """A (H,W,3) float32 texture in [0,1] of exactly ``size`` = (H, W).
+
+        With no ``period`` the noise period is the canvas itself and the texture wraps
+        around seamlessly. A period (multiple of 8) makes a canvas that repeats that period.
+        """
+        h, w = size
+        check_size(h, w)
+        params = (noise or self.preset.noise).validate()
+        h8, w8 = _round8(h), _round8(w)
+        if period is not None:
+            ph, pw = period
+            if ph % 8 or pw % 8:
+                raise ValueError(f"noise period must be a multiple of 8, got {pw}x{ph}")
+        else:
+            period = (h8, w8)
+        canvas = noise_canvas(params, seed, (h8, w8), period)
+        decoded = self.decode_tiled(canvas, tile=tile, progress=progress)
+        del canvas
+        if (h8, w8) != (h, w):
+            decoded = periodic_resize(torch.from_numpy(decoded)[None], (h, w))[0].clamp_(0, 1).numpy()
+        return np.ascontiguousarray(decoded.transpose(1, 2, 0))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(H,W,3) float [0,1] -> (H,W,3) uint8, rounding to nearest."""
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def tile_2x2(image: np.ndarray) -> np.ndarray:
+    """The texture repeated 2x2: the seams show here if there are any."""
+    return np.tile(image, (2, 2, 1))
