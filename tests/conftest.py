@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated engine home, and a tiny preset made without training."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIMAGE_DATA = None
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Each test gets its own MGAN_HOME (runs, user presets); the VGG cache is shared."""
+    home = tmp_path / "mgan-home"
+    monkeypatch.setenv("MGAN_HOME", str(home))
+    monkeypatch.delenv("MGAN_PRESETS", raising=False)
+    monkeypatch.delenv("MGAN_VGG19_WEIGHTS", raising=False)
+    return home
+
+
+def make_tiny_preset(folder: Path, name: str = "tiny", seed: int = 0) -> Path:
+    """A small random generator saved as a real preset: enough for every property of the
+    pipeline that does not depend on training (wrap-around, tiling, sizes, determinism)."""
+    from engine.generator import Generator, GeneratorConfig
+    from engine.noise import NoiseParams
+    from engine.presets import write_preset
+
+    torch.manual_seed(seed)
+    g = Generator(GeneratorConfig(widths=(32, 16, 16)))
+    g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))
+    g.init_output(torch.tensor([0.5, 0.4, 0.3]), gain=1.0)
+    meta = {"name": name, "kind": "texture", "noise": NoiseParams().to_dict(),
+            "training": {}, "exemplar": {"source": "none (test)", "licence": "n/a"}}
+    return write_preset(folder / name, meta, g)
+
+
+@pytest.fixture
+def tiny_preset(tmp_path):
+    from engine.presets import find_preset
+
+    return find_preset(make_tiny_preset(tmp_path / "presets"))
+
+
+def skimage_image(name: str) -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / name
+
+
+def run_cli(*args, env=None, **kw):
+    import subprocess
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, **kw)

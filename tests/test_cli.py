@@ -1,0 +1,17 @@
+from tests.conftest import make_tiny_preset, run_cli
+
+
+def test_synth_errors_are_clear(isolated_home, tmp_path):
+    env = {"MGAN_HOME": str(isolated_home)}
+    r = run_cli("synth", "--preset", "does-not-exist", "-o", str(tmp_path / "x.png"), env=env)
+    assert r.returncode == 2 and "preset 'does-not-exist' not found; known:" in r.stderr
+    assert "Traceback" not in r.stderr
+    make_tiny_preset(isolated_home / "presets", name="tiny")
+    r = run_cli("synth", "--preset", "tiny", "--size", "0x5", "-o", str(tmp_path / "x.png"), env=env)
+    assert r.returncode == 2 and "out of range" in r.stderr
+
+
+def test_presets_lists_builtins(isolated_home):
+    r = run_cli("presets", env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 0
+    assert "texture" in r.stdout

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+import torch
+
+from engine.presets import (BUILTIN_DIR, PresetError, check_name, find_preset, list_presets,
+                            load_generator, read_meta)
+from engine.synth import Synthesizer
+from tests.conftest import make_tiny_preset
+
+
+def test_round_trip(tmp_path, monkeypatch):
+    folder = make_tiny_preset(tmp_path / "user", name="mine")
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    info = find_preset("mine")
+    assert info.kind == "texture" and info.path == folder
+    assert "mine" in [p.name for p in list_presets()]
+    g = load_generator(info)
+    assert g.config.widths == (32, 16, 16)
+
+
+def test_unknown_preset_error_names_the_known_ones(tmp_path, monkeypatch):
+    make_tiny_preset(tmp_path / "user", name="alpha")
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    with pytest.raises(PresetError, match=r"preset 'nope' not found; known: .*alpha"):
+        find_preset("nope")
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", "UPPER", ".hidden", "x" * 65, "a b"])
+def test_names_are_validated(name):
+    with pytest.raises(PresetError, match="invalid preset name"):
+        check_name(name)
+
+
+def test_corrupt_json(tmp_path):
+    folder = make_tiny_preset(tmp_path)
+    (folder / "preset.json").write_text("{not json")
+    with pytest.raises(PresetError, match="corrupt"):
+        read_meta(folder)
+
+
+@pytest.mark.parametrize("patch,message", [
+    ({"format": "something-else"}, "not an MGAN preset"),
+    ({"format_version": 99}, "format version 99"),
+    ({"kind": "sound"}, "kind must be"),
+    ({"generator": {"arch": "vit"}}, "unknown generator arch"),
+    ({"noise": {"kind": "pink"}}, "unknown noise kind"),
+])
+def test_foreign_or_invalid_meta(tmp_path, patch, message):
+    folder = make_tiny_preset(tmp_path)
+    meta = json.loads((folder / "preset.json").read_text())
+    meta.update(patch)
+    (folder / "preset.json").write_text(json.dumps(meta))
+    with pytest.raises(PresetError, match=message):
+        read_meta(folder)
+
+
+def test_corrupt_weights(tmp_path):
+    folder = make_tiny_preset(tmp_path)
+    info = find_preset(folder)
+    (folder / "generator.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(PresetError, match="corrupt"):
+        load_generator(info)
+    (folder / "generator.safetensors").unlink()
+    with pytest.raises(PresetError, match="missing"):
+        load_generator(info)
+
+
+def test_weights_not_matching_config(tmp_path):
+    from safetensors.torch import save_file
+
+    folder = make_tiny_preset(tmp_path)
+    info = find_preset(folder)
+    save_file({"head.weight": torch.zeros(3)}, str(folder / "generator.safetensors"))
+    with pytest.raises(PresetError, match="do not match"):
+        load_generator(info)
+
+
+def test_non_finite_weights_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = make_tiny_preset(tmp_path)
+    state = load_file(str(folder / "generator.safetensors"))
+    state["head.weight"][0, 0, 0, 0] = float("nan")
+    save_file(state, str(folder / "generator.safetensors"))
+    with pytest.raises(PresetError, match="non-finite"):
+        load_generator(find_preset(folder))
+
+
+def test_broken_preset_is_skipped_in_listing(tmp_path, monkeypatch):
+    make_tiny_preset(tmp_path / "user", name="good")
+    bad = tmp_path / "user" / "bad"
+    bad.mkdir()
+    (bad / "preset.json").write_text("[]")
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    names = [p.name for p in list_presets()]
+    assert "good" in names and "bad" not in names
+
+
+def test_builtin_presets_are_valid_and_record_their_exemplar():
+    builtins = [p for p in list_presets() if p.path.parent == BUILTIN_DIR]
+    assert len(builtins) >= 3
+    assert any(p.meta["training"].get("colour") or p.meta["exemplar"].get("colour") for p in builtins)
+    for p in builtins:
+        ex = p.meta["exemplar"]
+        assert ex["source"] and ex["licence"] and ex["licence"] != "unknown"
+        assert p.thumbnail is not None
+        Synthesizer.load(p, device="cpu")  # loads and validates its weights
