@@ -93,11 +93,19 @@ def brown_noise(seed: int, period: tuple[int, int], beta: float = 2.5, scale: fl
     if pw % 2 == 0:
         weights[-1] = 1.0
     expected_std = float(np.sqrt((amplitude ** 2 * weights).sum() / (ph * pw)))
+    # torch's FFT keeps float32/complex64 (numpy's would double it), which bounds memory
+    # at large canvases; the white noise still comes from numpy's seeded PCG64.
+    amp = torch.from_numpy(amplitude)
     out = np.empty((3, ph, pw), np.float32)
     for c in range(3):
-        white = rng.standard_normal((ph, pw), dtype=np.float32)
-        field = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(ph, pw)).astype(np.float32)
-        out[c] = np.clip(0.5 + (contrast / expected_std) * field, 0.0, 1.0)
+        white = torch.from_numpy(rng.standard_normal((ph, pw), dtype=np.float32))
+        spectrum = torch.fft.rfft2(white)
+        del white
+        spectrum.mul_(amp)
+        field = torch.fft.irfft2(spectrum, s=(ph, pw))
+        del spectrum
+        field.mul_(contrast / expected_std).add_(0.5).clamp_(0.0, 1.0)
+        out[c] = field.numpy()
     return out
 
 

@@ -112,14 +112,14 @@ class Synthesizer:
 
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int = TILE_HALO,
                      progress=None) -> np.ndarray:
-        """(3,H,W) periodic float canvas (sides multiple of 8) -> (3,H,W) float32, tile by tile."""
+        """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32, tile by tile."""
         _, h, w = canvas.shape
         if h % 8 or w % 8:
             raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
         tile = max(8, tile // 8 * 8)
         if h <= tile and w <= tile:
-            return self.decode(torch.from_numpy(canvas)[None])[0].cpu().numpy()
-        out = np.empty((3, h, w), np.float32)
+            return self.decode(torch.from_numpy(canvas)[None])[0].permute(1, 2, 0).cpu().numpy()
+        out = np.empty((h, w, 3), np.float32)
         ys, xs = range(0, h, tile), range(0, w, tile)
         done = 0
         for y0 in ys:
@@ -129,7 +129,7 @@ class Synthesizer:
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
                 window = canvas[:, rows][:, :, cols]
                 dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None])[0]
-                out[:, y0:y0 + th, x0:x0 + tw] = dec[:, halo:halo + th, halo:halo + tw].cpu().numpy()
+                out[y0:y0 + th, x0:x0 + tw] = dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy()
                 done += 1
                 if progress:
                     progress(done, len(ys) * len(xs))
@@ -157,13 +157,19 @@ class Synthesizer:
         decoded = self.decode_tiled(canvas, tile=tile, progress=progress)
         del canvas
         if (h8, w8) != (h, w):
-            decoded = periodic_resize(torch.from_numpy(decoded)[None], (h, w))[0].clamp_(0, 1).numpy()
-        return np.ascontiguousarray(decoded.transpose(1, 2, 0))
+            chw = torch.from_numpy(decoded).permute(2, 0, 1)[None]
+            decoded = periodic_resize(chw, (h, w))[0].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+        return decoded
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """(H,W,3) float [0,1] -> (H,W,3) uint8, rounding to nearest."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(image: np.ndarray, rows_per_chunk: int = 512) -> np.ndarray:
+    """(H,W,3) float [0,1] -> (H,W,3) uint8, rounding to nearest; in row chunks so a huge
+    texture never needs a second float copy."""
+    out = np.empty(image.shape, np.uint8)
+    for y in range(0, image.shape[0], rows_per_chunk):
+        chunk = np.clip(image[y:y + rows_per_chunk], 0.0, 1.0) * 255.0 + 0.5
+        out[y:y + rows_per_chunk] = chunk.astype(np.uint8)
+    return out
 
 
 def tile_2x2(image: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from engine.presets import (BUILTIN_DIR, PresetError, check_name, find_preset, list_presets,
@@ -100,7 +102,11 @@ def test_broken_preset_is_skipped_in_listing(tmp_path, monkeypatch):
 def test_builtin_presets_are_valid_and_record_their_exemplar():
     builtins = [p for p in list_presets() if p.path.parent == BUILTIN_DIR]
     assert len(builtins) >= 3
-    assert any(p.meta["training"].get("colour") or p.meta["exemplar"].get("colour") for p in builtins)
+    colour = []
+    for p in builtins:
+        ex = np.asarray(Image.open(p.path / "exemplar.png").convert("RGB"), np.float32)
+        colour.append(float(np.abs(ex - ex.mean(2, keepdims=True)).mean()) > 2.0)
+    assert any(colour), "at least one built-in preset must come from a colour exemplar"
     for p in builtins:
         ex = p.meta["exemplar"]
         assert ex["source"] and ex["licence"] and ex["licence"] != "unknown"

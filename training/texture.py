@@ -58,7 +58,7 @@ class TrainConfig:
     exemplar_size: int = 256        # exemplar's longest side after scaling
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    adv_ratio: float = 0.5          # hinge gradient / Gram gradient on the image
+    adv_ratio: float = 2.0          # hinge gradient / Gram gradient on the image
     balance_every: int = 50
     color_weight: float = 10.0      # per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
@@ -146,6 +146,7 @@ class TextureTrainer:
                              f"{cfg.exemplar_size}; lower --crop or raise --exemplar-size")
         self.noise_params = NoiseParams.from_dict(cfg.noise)
         self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.pool_seed_next = 0
         self.pool = torch.cat([self._pool_field() for _ in range(cfg.pool_size)])
         self.G = Generator(GeneratorConfig.from_dict(cfg.generator)).to(dev)
@@ -258,6 +259,7 @@ class TextureTrainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(), "pool": self.pool, "pool_seed_next": self.pool_seed_next,
+            "elapsed": self.elapsed,
         }
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
@@ -287,6 +289,7 @@ class TextureTrainer:
         self.pool = state["pool"].to(self.device)
         self.pool_seed_next = int(state["pool_seed_next"])
         self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
 
     # ---- previews and export ------------------------------------------------------------
     def render(self, size: int = 256, seed: int = 1234) -> np.ndarray:
@@ -315,13 +318,17 @@ class TextureTrainer:
             "name": self.name, "kind": "texture",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "noise": self.noise_params.to_dict(),
-            "training": {**asdict(self.config), "steps_done": self.step, "device": str(self.device)},
+            "training": {**asdict(self.config), "steps_done": self.step, "device": str(self.device),
+                         "train_seconds": round(self.elapsed, 1), "torch": torch.__version__},
             "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
                          "source": self.source, "licence": self.licence},
         }
         thumb = Image.fromarray(self.render(128))
         G = self.G.to(memory_format=torch.contiguous_format)
-        return write_preset(self.preset_dir / self.name, meta, G, thumbnail=thumb)
+        folder = write_preset(self.preset_dir / self.name, meta, G, thumbnail=thumb)
+        # The exemplar at training scale, for side-by-side views and quality benchmarks.
+        Image.fromarray(to_uint8(self.exemplar[0].permute(1, 2, 0).cpu().numpy())).save(folder / "exemplar.png")
+        return folder
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None) -> Path | None:
@@ -348,7 +355,9 @@ class TextureTrainer:
         old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
         try:
             while self.step < target:
+                t0 = time.perf_counter()
                 figures = self.train_step()
+                self.elapsed += time.perf_counter() - t0
                 bar.update(self.step, **figures)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()

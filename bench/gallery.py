@@ -1,0 +1,51 @@
+"""Pictures for the README: each built-in preset's exemplar beside a generated texture
+tiled 2x2 (so any seam would show as a cross in the middle).
+
+    python bench/gallery.py [--size 384] [--seed 7]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.presets import BUILTIN_DIR, list_presets  # noqa: E402
+from engine.synth import Synthesizer, tile_2x2, to_uint8  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=384, help="side of the generated tile")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    out = ROOT / "docs" / "gallery"
+    out.mkdir(parents=True, exist_ok=True)
+    for p in list_presets():
+        if p.path.parent != BUILTIN_DIR or p.kind != "texture":
+            continue
+        s = Synthesizer.load(p)
+        tex = to_uint8(s.synthesize((args.size, args.size), seed=args.seed))
+        tiled = tile_2x2(tex)
+        side = tiled.shape[0]
+        ex = Image.open(p.path / "exemplar.png").convert("RGB")
+        ex = ex.resize((round(ex.width * side / ex.height), side), Image.LANCZOS)
+        gap = 8
+        canvas = Image.new("RGB", (ex.width + gap + side, side + 22), "white")
+        canvas.paste(ex, (0, 22))
+        canvas.paste(Image.fromarray(tiled), (ex.width + gap, 22))
+        d = ImageDraw.Draw(canvas)
+        d.text((4, 4), f"exemplar ({p.name})", fill="black")
+        d.text((ex.width + gap + 4, 4), f"generated {args.size}x{args.size}, seed {args.seed}, tiled 2x2",
+               fill="black")
+        canvas.save(out / f"{p.name}.png")
+        Image.fromarray(tex).save(out / f"{p.name}-texture.png")
+        print(f"wrote {out / p.name}.png")
+
+
+if __name__ == "__main__":
+    main()

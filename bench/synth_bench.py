@@ -1,0 +1,139 @@
+"""Synthesis speed and memory, measured in one run on this machine.
+
+Each size runs in a fresh process (so peak memory is that size's own). Achieved GFLOP/s
+counts the convolutions of VGG19-to-relu4_1 and G at the requested size (tiling halos are
+overhead, not counted) and is set against the same run's matrix-multiply throughput.
+
+    python bench/synth_bench.py [--preset brick] [--sizes 256,512,1024,2048,8192]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def conv_flops(preset: str, side: int = 256) -> float:
+    """FLOPs (2 x multiply-adds) of every conv in VGG19-to-relu4_1 + G for a side x side image."""
+    import torch
+
+    from engine.synth import Synthesizer
+    from engine.vgg import get_vgg19
+
+    s = Synthesizer.load(preset, device="cpu", precision="fp32")
+    total = 0.0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        if isinstance(mod, torch.nn.ConvTranspose2d):
+            total += 2.0 * inp[0].numel() * mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        else:
+            total += 2.0 * out.numel() * k
+
+    hooks = [m.register_forward_hook(hook) for m in list(get_vgg19("relu4_1").modules()) + list(s.generator.modules())
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    s.decode(torch.rand(1, 3, side, side))
+    for h in hooks:
+        h.remove()
+    return total / (side * side)  # per pixel
+
+
+def matmul_gflops(precision: str, n: int = 2048, reps: int = 10) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    if precision == "bf16":
+        a, b = a.bfloat16(), b.bfloat16()
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def one(preset: str, side: int, precision: str, repeats: int, layout: str) -> dict:
+    """Runs in a child process: time one synthesis (best of `repeats`) and report peak RSS."""
+    import torch
+
+    from engine.synth import Synthesizer
+
+    s = Synthesizer.load(preset, device="cpu", precision=precision)
+    if layout == "nchw":
+        s.generator.to(memory_format=torch.contiguous_format)
+    s.synthesize((256, 256), seed=0)  # warm-up: weights, kernels, allocator
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        s.synthesize((side, side), seed=r)
+        best = min(best, time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": best, "peak_mb": peak, "base_mb": base}
+
+
+def run_child(preset, side, precision, repeats, layout="channels_last") -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", str(side), "--preset", preset,
+                          "--precision", precision, "--repeats", str(repeats), "--layout", layout],
+                         capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="brick")
+    ap.add_argument("--sizes", default="256,512,1024,2048,8192")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--one", type=int)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--layout", default="channels_last")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout)))
+        return
+
+    import torch
+
+    from engine.synth import _cpu_has_fast_bf16
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 native: "
+          f"{_cpu_has_fast_bf16()}, GLIBC_TUNABLES={'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'}")
+    per_px = conv_flops(args.preset)
+    mm = {p: matmul_gflops(p) for p in ("fp32", "bf16")}
+    print(f"conv work: {per_px / 1e6:.2f} MFLOP per output pixel; "
+          f"matmul 2048^2 this run: fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s\n")
+
+    print("Precision and layout at 512x512 (best of 3):\n")
+    print("| precision | layout | seconds | GFLOP/s |")
+    print("|---|---|---:|---:|")
+    for prec, layout in (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "channels_last")):
+        r = run_child(args.preset, 512, prec, 3, layout)
+        print(f"| {prec} | {layout} | {r['seconds']:.3f} | {per_px * 512 * 512 / r['seconds'] / 1e9:.0f} |")
+
+    prec = "bf16" if _cpu_has_fast_bf16() and args.precision == "auto" else args.precision
+    ref = mm["bf16" if prec == "bf16" else "fp32"]
+    print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
+          f"tiles of 512 px with a 64 px halo above 512):\n")
+    print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | of matmul |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for side in (int(s) for s in args.sizes.split(",")):
+        r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1)
+        gf = per_px * side * side / r["seconds"] / 1e9
+        print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
+              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {gf / ref:.0%} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
