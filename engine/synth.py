@@ -162,6 +162,20 @@ class Synthesizer:
         return decoded
 
 
+def stylize_image(synth: "Synthesizer", image: np.ndarray, tile: int = DEFAULT_TILE, progress=None) -> np.ndarray:
+    """(H,W,3) float [0,1] photo or frame -> (H,W,3) float [0,1]: G decodes the image's own
+    relu4_1 features. A photo does not wrap around, so it is mirror-padded by the tile halo
+    (and up to a multiple of 8) before decoding and cropped after."""
+    h, w = image.shape[:2]
+    check_size(max(h, 8), max(w, 8))
+    m = TILE_HALO
+    ph, pw = _round8(h + 2 * m), _round8(w + 2 * m)
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+    x = torch.nn.functional.pad(x, (m, pw - w - m, m, ph - h - m), mode="reflect" if min(h, w) > m else "replicate")
+    out = synth.decode_tiled(x[0].numpy(), tile=tile, progress=progress)
+    return np.ascontiguousarray(out[m:m + h, m:m + w])
+
+
 def to_uint8(image: np.ndarray, rows_per_chunk: int = 512) -> np.ndarray:
     """(H,W,3) float [0,1] -> (H,W,3) uint8, rounding to nearest; in row chunks so a huge
     texture never needs a second float copy."""

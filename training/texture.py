@@ -331,9 +331,12 @@ class TextureTrainer:
         return folder
 
     # ---- the loop -----------------------------------------------------------------------
-    def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None) -> Path | None:
+    def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None,
+            on_step=None, should_stop=None) -> Path | None:
         """Train to ``config.steps`` (or ``stop_after`` steps this call) and export the preset.
 
+        ``on_step(step, total, figures)`` is called after every step (progress events);
+        ``should_stop()`` returning True checkpoints and raises KeyboardInterrupt (cancel).
         Returns the preset folder, or None when stopped early (``stop_after``)."""
         self._prepare()
         if self.checkpoint_path.exists():
@@ -359,10 +362,14 @@ class TextureTrainer:
                 figures = self.train_step()
                 self.elapsed += time.perf_counter() - t0
                 bar.update(self.step, **figures)
+                if on_step is not None:
+                    on_step(self.step, cfg.steps, figures)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()
                 if self.step % cfg.preview_every == 0:
                     self.write_preview()
+                if should_stop is not None and should_stop():
+                    raise _Interrupted()
         except (KeyboardInterrupt, _Interrupted):
             bar.close()
             self.save_checkpoint()
