@@ -114,6 +114,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_engine(args) -> int:
+    from engine.presets import list_presets
+    from engine.protocol import Limits
+    from engine.security import load_server_keys
+    from engine.server import EngineServer, engine_version
+
+    if bool(args.curve_secret) != bool(args.curve_clients):
+        raise ValueError("CurveZMQ needs both --curve-secret (the engine's .key_secret file) and "
+                         "--curve-clients (a folder of the allowed clients' .key files)")
+    curve = load_server_keys(args.curve_secret, args.curve_clients) if args.curve_secret else None
+    limits = Limits(**{k: v for k, v in (("max_pixels", args.max_pixels),
+                                         ("max_message_bytes", args.max_message_bytes)) if v})
+    server = EngineServer(args.bind, device=args.device, curve=curve, limits=limits)
+    endpoint = server.start()
+    try:
+        names = ", ".join(p.name for p in list_presets()) or "(none installed)"
+        print(f"mgan engine {engine_version()} listening on {endpoint}"
+              f"{' (CurveZMQ)' if curve else ''}\ndevice: {server.device}\npresets: {names}", flush=True)
+        server.serve()
+    finally:
+        server.close()
+    print("mgan engine stopped", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mgan", description="Seamless neural textures (MGAN).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     noise_args(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("engine", help="serve synthesis and training over ZeroMQ (docs/protocol.md)")
+    s.add_argument("--bind", default="tcp://127.0.0.1:5757",
+                   help="tcp://127.0.0.1:PORT (PORT * picks a free one) or ipc:///path (default: %(default)s)")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    s.add_argument("--curve-secret", help="the engine's CurveZMQ secret key file (NAME.key_secret); "
+                                          "required to bind anything but loopback/ipc")
+    s.add_argument("--curve-clients", help="folder of the public key files (*.key) of the clients allowed in")
+    s.add_argument("--max-pixels", type=int, help="largest synthesize/stylize request in pixels")
+    s.add_argument("--max-message-bytes", type=int, help="largest message frame in bytes")
+    s.set_defaults(func=cmd_engine)
     return p
 
 

@@ -1,0 +1,265 @@
+"""The compute worker: one thread per device that runs the engine's jobs.
+
+Only this thread touches torch models; it never touches the engine's ROUTER socket.
+Replies and progress events leave through its own PUSH socket to the IO thread, which
+forwards them (ZeroMQ sockets are not thread-safe, inproc PUSH/PULL is the hand-over).
+
+Scheduling: synthesize/stylize jobs go before training. A training job runs for minutes
+to hours, so between its steps (``on_step``) the worker runs whatever synthesis is
+waiting; one thread per device also means two jobs never fight over its memory.
+
+Cancelling is cooperative: synthesis checks the job's flag between tiles (the progress
+callback of ``Synthesizer.synthesize``), training through ``should_stop`` (the trainer
+checkpoints, then raises KeyboardInterrupt).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import zmq
+
+from . import protocol as P
+from .jobs import Job, JobBook
+from .noise import NoiseParams
+from .presets import PresetError, PresetInfo, check_name, data_dir, find_preset, list_presets, search_dirs
+from .synth import TILE_HALO, Synthesizer, stylize_image, to_uint8
+
+SYNTH_CACHE_SIZE = 4
+EVENT_INTERVAL = 0.25  # s between progress events of one job; state changes always go out
+
+
+class JobStopped(Exception):
+    """Raised inside a job's progress callback when it is cancelled or the engine stops."""
+
+
+def resolve_preset(name: str) -> PresetInfo:
+    """A preset by name in the preset folders only. (``find_preset`` also accepts a folder
+    path, which must not be reachable from the network: a name like 'x' would resolve to a
+    folder 'x' in the engine's working directory first.)"""
+    check_name(name)
+    for folder in search_dirs():
+        if (folder / name / "preset.json").is_file():
+            return find_preset(folder / name)
+    known = ", ".join(p.name for p in list_presets()) or "(none installed)"
+    raise PresetError(f"preset {name!r} not found; known: {known}")
+
+
+def preset_error(exc: PresetError) -> P.ProtocolError:
+    code = P.UNKNOWN_PRESET if "not found" in str(exc) else P.BAD_PRESET
+    return P.ProtocolError(code, str(exc))
+
+
+def effective_noise(preset: PresetInfo, overrides: dict) -> NoiseParams:
+    """The preset's noise with the request's overrides; out-of-range values are BAD_FIELD."""
+    try:
+        return NoiseParams.from_dict({**preset.noise.to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise P.ProtocolError(P.BAD_FIELD, f"noise: {exc}") from None
+
+
+class DeviceWorker(threading.Thread):
+    def __init__(self, device: str, book: JobBook, context: zmq.Context, outbox: str, log: Callable[[str], None]):
+        super().__init__(name=f"mgan-worker-{device}", daemon=True)
+        self.device, self.book, self.context, self.outbox, self.log = device, book, context, outbox, log
+        self._cond = threading.Condition()
+        self._inference: deque[Job] = deque()
+        self._training: deque[Job] = deque()
+        self._stopping = False
+        self._synths: OrderedDict[tuple, Synthesizer] = OrderedDict()
+        self._out: zmq.Socket | None = None
+
+    # ---- queue ------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            (self._training if job.kind == "train" else self._inference).append(job)
+            self._cond.notify()
+
+    def stop(self) -> list[Job]:
+        """Stop after the current job (which is interrupted); returns the queued synthesis
+        jobs that will not run, for the IO thread to answer."""
+        with self._cond:
+            self._stopping = True
+            dropped = list(self._inference)
+            self._inference.clear()
+            self._cond.notify()
+        return dropped
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            while not self._stopping and not (self._inference or self._training):
+                self._cond.wait()
+            if self._stopping:
+                return None
+            return (self._inference or self._training).popleft()
+
+    def _next_inference(self) -> Job | None:
+        with self._cond:
+            return self._inference.popleft() if self._inference and not self._stopping else None
+
+    # ---- the thread -------------------------------------------------------------------
+    def run(self) -> None:
+        self._out = self.context.socket(zmq.PUSH)
+        self._out.connect(self.outbox)
+        try:
+            while (job := self._next()) is not None:
+                self._run(job)
+        finally:
+            self._out.close(linger=-1)  # replies already handed over still reach the IO thread
+
+    def _send(self, identity: bytes | None, header: dict, payloads=()) -> None:
+        if identity is not None:
+            self._out.send_multipart([identity, b"", *P.encode(header, payloads)], copy=False)
+
+    def _event(self, job: Job, force: bool = False) -> None:
+        if not job.fields.get("events"):
+            return
+        now = time.monotonic()
+        if force or now - job.last_event >= EVENT_INTERVAL:
+            job.last_event = now
+            snap = job.public()
+            self._send(job.identity, P.event_header(job.request_id, job.id, snap["state"], snap["progress"]))
+
+    def _check_stop(self, job: Job) -> None:
+        if job.cancel.is_set() or self._stopping:
+            raise JobStopped()
+
+    def _run(self, job: Job) -> None:
+        if not self.book.start(job):
+            return  # cancelled while queued; the IO thread has answered
+        self._event(job, force=True)
+        try:
+            header, payloads = (self._train if job.kind == "train" else self._infer)(job)
+        except (JobStopped, KeyboardInterrupt):
+            self._stopped(job)
+        except P.ProtocolError as exc:
+            self._failed(job, exc)
+        except PresetError as exc:
+            self._failed(job, preset_error(exc))
+        except (ValueError, RuntimeError, FileNotFoundError, MemoryError) as exc:
+            # Bad exemplars, mismatched checkpoints, out of memory: the message says what to do.
+            self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: {exc}"))
+        except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
+            self.log(f"job {job.id} crashed:\n{traceback.format_exc()}")
+            self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: {type(exc).__name__}: {exc}"))
+        else:
+            self.book.finish(job, "done", result=header)
+            if job.kind != "train":
+                self._send(job.identity, P.reply_header(job.kind, job.request_id, job=job.id, **header), payloads)
+        self._event(job, force=True)
+
+    def _stopped(self, job: Job) -> None:
+        if job.cancel.is_set():
+            err = P.ProtocolError(P.CANCELLED, f"job {job.id} was cancelled", job.request_id)
+            self.book.finish(job, "cancelled", error=err.to_dict())
+        else:
+            err = P.ProtocolError(P.SHUTTING_DOWN, f"the engine is shutting down; job {job.id} was stopped"
+                                  + (" and resumes when it restarts" if job.kind == "train" else ""),
+                                  job.request_id)
+            self.book.finish(job, "interrupted" if job.kind == "train" else "cancelled", error=err.to_dict())
+        if job.kind != "train":
+            self._send(job.identity, P.error_header(err, job.kind))
+
+    def _failed(self, job: Job, err: P.ProtocolError) -> None:
+        err.request_id = job.request_id
+        self.book.finish(job, "failed", error=err.to_dict())
+        if job.kind != "train":
+            self._send(job.identity, P.error_header(err, job.kind))
+
+    # ---- synthesis --------------------------------------------------------------------
+    def synthesizer(self, preset: PresetInfo, precision: str) -> Synthesizer:
+        """Cached per preset folder, weights file version and precision: loading G and
+        moving it to the device costs more than a small synthesis."""
+        weights = preset.path / "generator.safetensors"
+        key = (str(preset.path), weights.stat().st_mtime_ns if weights.exists() else 0, precision)
+        if key in self._synths:
+            self._synths.move_to_end(key)
+            return self._synths[key]
+        synth = Synthesizer.load(preset, device=self.device, precision=precision)
+        self._synths[key] = synth
+        while len(self._synths) > SYNTH_CACHE_SIZE:
+            self._synths.popitem(last=False)
+        return synth
+
+    def _infer(self, job: Job) -> tuple[dict, list[np.ndarray]]:
+        f = job.fields
+        self._check_stop(job)
+        synth = self.synthesizer(job.preset, f["precision"])
+        t0 = time.perf_counter()
+        if job.kind == "synthesize":
+            images, header = [self._synthesize(job, synth)], {"width": f["width"], "height": f["height"]}
+        else:
+            images, header = self._stylize(job, synth), {}
+        out = [to_uint8(im) if f["dtype"] == "uint8" else np.ascontiguousarray(im, np.float32) for im in images]
+        return {**header, "preset": job.preset.name, "seconds": round(time.perf_counter() - t0, 4)}, out
+
+    def _tile_progress(self, job: Job, offset: int = 0, scale: int = 1):
+        def progress(done: int, total: int) -> None:
+            self.book.progress(job, offset * total + done, scale * total)
+            self._event(job)
+            self._check_stop(job)  # between tiles: a cancelled canvas stops here
+        return progress
+
+    def _synthesize(self, job: Job, synth: Synthesizer) -> np.ndarray:
+        f = job.fields
+        h, w = f["height"], f["width"]
+        noise = effective_noise(job.preset, f["noise"])
+        progress = self._tile_progress(job)
+        if not f["tileable"]:
+            # A wrapped canvas larger by the decoder's reach on every side, cropped: the
+            # crop does not continue across its edges, and no edge sees wrapped pixels.
+            m = TILE_HALO
+            big = synth.synthesize((h + 2 * m, w + 2 * m), seed=f["seed"], noise=noise, progress=progress)
+            return np.ascontiguousarray(big[m:m + h, m:m + w])
+        period = f.get("period")
+        return synth.synthesize((h, w), seed=f["seed"], noise=noise, progress=progress,
+                                period=(period["height"], period["width"]) if period else None)
+
+    def _stylize(self, job: Job, synth: Synthesizer) -> list[np.ndarray]:
+        out = []
+        for i, frame in enumerate(job.payloads):
+            if frame.dtype == np.uint8:
+                image = frame.astype(np.float32) / 255.0
+            else:
+                if not np.isfinite(frame).all():
+                    raise P.ProtocolError(P.BAD_FRAME, f"frames[{i}] holds NaN or infinite values")
+                image = np.clip(frame, 0.0, 1.0)
+            self.book.progress(job, i, len(job.payloads))
+            out.append(stylize_image(synth, image, progress=self._tile_progress(job, i, len(job.payloads))))
+        return out
+
+    # ---- training ---------------------------------------------------------------------
+    def _train(self, job: Job) -> tuple[dict, list]:
+        from training.texture import TextureTrainer, TrainConfig
+
+        f, name = job.fields, job.fields["name"]
+        trainer = TextureTrainer(job.extra["exemplar"], name, Path(job.extra["run_dir"]),
+                                 TrainConfig(**job.extra["config"]), preset_dir=data_dir() / "presets",
+                                 source=f["source"], licence=f["licence"], device=self.device,
+                                 log=lambda msg: self.log(f"job {job.id}: {msg}"), show_progress=False)
+        first_step: list[int] = []
+
+        def on_step(step: int, total: int, figures: dict) -> None:
+            if not first_step:
+                first_step.append(step)
+                if f["resume"]:
+                    self.book.note(job, resumed_from=step - 1)
+            self.book.progress(job, step, total, figures)
+            self._event(job)
+            # Synthesis waiting behind this run goes now, between two steps.
+            while (other := self._next_inference()) is not None:
+                self._run(other)
+
+        folder = trainer.run(resume=f["resume"], fresh=f["fresh"], on_step=on_step,
+                             should_stop=lambda: job.cancel.is_set() or self._stopping)
+        return {"preset": name, "steps": trainer.step, "path": str(folder)}, []
