@@ -48,7 +48,8 @@ def check_bind(endpoint: str, curve: bool) -> None:
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme not in ("tcp", "ipc") or not rest:
         raise EndpointError(f"cannot bind {endpoint!r}: use tcp://127.0.0.1:PORT or ipc:///path/to/socket")
-    if scheme == "tcp" and not rest.rpartition(":")[2]:
+    host, colon, port = rest.rpartition(":")
+    if scheme == "tcp" and not (colon and host and (port == "*" or port.isdigit())):
         raise EndpointError(f"cannot bind {endpoint!r}: a tcp address needs a port, e.g. tcp://127.0.0.1:5757")
     if not curve and not is_loopback(endpoint):
         raise EndpointError(f"refusing to bind {endpoint}: it is reachable from other machines and anyone "

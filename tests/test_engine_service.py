@@ -1,0 +1,177 @@
+"""The engine as a process, through the client: handshake, presets, synthesis and
+stylisation equal to the in-process pipeline, errors, cancellation, shutdown."""
+import os
+import socket
+import stat
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import protocol as P
+from engine.client import EngineClient, EngineError, EngineTimeout, raise_for_error
+from engine.server import engine_version
+from tests.engine_proc import EngineProcess, InProcess, engine_home
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = engine_home(tmp_path_factory.mktemp("home"))
+    Image.new("RGB", (16, 16), (200, 100, 50)).save(home / "presets" / "tiny" / "thumbnail.png")
+    return home
+
+
+@pytest.fixture(scope="module")
+def engine(home):
+    proc = EngineProcess(home, f"ipc://{home}/engine.sock").start()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def client(engine):
+    with EngineClient(engine.endpoint, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pipeline(home):
+    return InProcess(home)
+
+
+def test_handshake(client, engine):
+    h = client.hello()
+    assert h["ok"] and h["protocol_version"] == P.PROTOCOL_VERSION
+    assert h["engine"] == {"name": "mgan-textures", "version": engine_version()}
+    assert h["device"] == "cpu" and h["limits"] == P.Limits().to_dict()
+    assert set(h["ops"]) == set(P.OPS)
+    assert "device: cpu" in engine.log() and "tiny" in engine.log()
+
+
+def test_ipc_socket_is_private(engine):
+    mode = stat.S_IMODE(os.stat(engine.endpoint[len("ipc://"):]).st_mode)
+    assert mode == 0o600, oct(mode)
+
+
+def test_presets_with_source_licence_and_thumbnail(client, home):
+    tiny = {p["name"]: p for p in client.presets()}["tiny"]
+    assert tiny["kind"] == "texture"
+    assert tiny["exemplar"] == {"source": "none (test)", "licence": "n/a"}
+    assert tiny["thumbnail"] == (home / "presets" / "tiny" / "thumbnail.png").read_bytes()
+
+
+@pytest.mark.parametrize("width, height, seed, dtype, precision, period", [
+    (64, 64, 3, "uint8", "auto", None),
+    (100, 60, 7, "float32", "fp32", None),
+    (128, 64, 1, "uint8", "fp32", (64, 32)),
+])
+def test_synthesize_equals_the_in_process_pipeline(client, pipeline, width, height, seed, dtype, precision, period):
+    got = client.synthesize("tiny", width, height, seed=seed, dtype=dtype, precision=precision, period=period)
+    want = pipeline.synthesize(width, height, seed, dtype, precision, period)
+    assert got.shape == (height, width, 3) and got.dtype == np.dtype(dtype)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_untileable_texture_does_not_wrap(client):
+    wrapped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32")
+    cropped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32", tileable=False)
+    assert cropped.shape == (64, 64, 3) and not np.array_equal(wrapped, cropped)
+
+
+def test_stylize_equals_the_in_process_pipeline(client, pipeline):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8), rng.random((24, 24, 3), dtype=np.float32)]
+    got = client.stylize("tiny", frames, dtype="float32")
+    assert len(got) == 2
+    for frame, out in zip(frames, got):
+        assert out.tobytes() == pipeline.stylize(frame, "float32").tobytes()
+
+
+def test_errors_are_specific_and_the_engine_keeps_serving(client, home):
+    with pytest.raises(EngineError, match=r"preset 'marble' not found; known: .*tiny") as info:
+        client.synthesize("marble", 64, 64)
+    assert info.value.code == P.UNKNOWN_PRESET
+    with pytest.raises(EngineError, match="noise scale must be in") as info:
+        client.synthesize("tiny", 64, 64, noise={"scale": 0.5})
+    assert info.value.code == P.BAD_FIELD
+    with pytest.raises(EngineError, match="max_pixels") as info:
+        client.synthesize("tiny", 16384, 8192)  # refused by the client before sending
+    assert info.value.code == P.TOO_LARGE
+    for op in ("status", "cancel"):
+        with pytest.raises(EngineError, match="no job 'job-nope'") as info:
+            getattr(client, op)("job-nope")
+        assert info.value.code == P.UNKNOWN_JOB
+    assert client.hello()["ok"]
+
+
+def test_train_requests_are_checked_before_a_job_exists(client, home):
+    with pytest.raises(EngineError, match="not a readable png image") as info:
+        client.train(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "broken")
+    assert info.value.code == P.BAD_IMAGE
+    png = (home / "presets" / "tiny" / "thumbnail.png").read_bytes()
+    with pytest.raises(EngineError, match="crop must be a multiple of 8") as info:
+        client.train(png, "oddcrop", crop=36)
+    assert info.value.code == P.BAD_FIELD
+    run = home / "runs" / "taken"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(EngineError, match="resume: true") as info:
+        client.train(png, "taken")
+    assert info.value.code == P.CONFLICT
+    assert not [j for j in client.status() if j["kind"] == "train"]  # no job was started
+
+
+def test_engine_answers_while_a_job_runs_and_cancel_stops_it(client):
+    rid = client.send("synthesize", {"preset": "tiny", "width": 1536, "height": 1024, "events": True,
+                                     "precision": "fp32"})
+    t0 = time.monotonic()
+    while not any(e.header["progress"]["done"] >= 1 for e in client.events()):
+        assert client.poll(0.1) == [] and time.monotonic() - t0 < 120, "no progress event"
+    assert client.hello()["ok"] and rid in client.pending()  # answered while the job computes
+    running = client.status(rid)
+    assert running["state"] == "running" and running["progress"]["total"] == 6
+    assert client.cancel(rid) == "cancelling"
+    with pytest.raises(EngineError, match="cancelled") as info:
+        raise_for_error(client.wait(rid))
+    assert info.value.code == P.CANCELLED
+    final = client.status(rid)
+    assert final["state"] == "cancelled" and final["progress"]["done"] < 6  # it stopped early
+    assert client.events()[-1].header["state"] == "cancelled"
+
+
+def test_a_queued_job_can_be_cancelled_before_it_starts(client):
+    first = client.send("synthesize", {"preset": "tiny", "width": 1024, "height": 1024})
+    second = client.send("synthesize", {"preset": "tiny", "width": 64, "height": 64})
+    assert client.cancel(second) == "cancelled"
+    assert client.cancel(first) in ("cancelling", "cancelled")
+    replies, t0 = {}, time.monotonic()
+    while len(replies) < 2 and time.monotonic() - t0 < 120:
+        replies.update({r.id: r.header for r in client.poll(1.0)})
+    assert replies[second]["error"]["code"] == P.CANCELLED and "before it started" in replies[second]["error"]["message"]
+    assert replies[first]["error"]["code"] == P.CANCELLED
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_shutdown_and_sigterm_release_the_port(tmp_path):
+    home = engine_home(tmp_path)
+    first = EngineProcess(home, "tcp://127.0.0.1:*").start()
+    port = int(first.endpoint.rsplit(":", 1)[1])
+    with EngineClient(first.endpoint) as c:
+        c.shutdown()
+    assert first.proc.wait(60) == 0 and "mgan engine stopped" in first.log()
+    assert _port_is_free(port)
+    second = EngineProcess(home, f"tcp://127.0.0.1:{port}").start()  # the same port again
+    with EngineClient(second.endpoint) as c:
+        assert c.hello()["ok"]
+    assert second.stop() == 0 and _port_is_free(port)
+    with EngineClient(second.endpoint) as c, pytest.raises(EngineTimeout, match="did not answer hello"):
+        c.hello(timeout=1.0)
