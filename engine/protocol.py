@@ -406,6 +406,8 @@ def decode_request(parts: Sequence, limits: Limits = Limits()) -> Request:
     try:
         _check_version(header)
         op = header.get("op")
+        if op is None:
+            raise ProtocolError(MISSING_FIELD, f"field 'op' is required; one of {', '.join(OPS)}")
         if not isinstance(op, str) or op not in SPECS:
             raise ProtocolError(UNKNOWN_OP, f"unknown op {str(op)[:40]!r}; known: {', '.join(OPS)}")
         spec = SPECS[op]
