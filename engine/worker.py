@@ -14,7 +14,7 @@ checkpoints, then raises KeyboardInterrupt).
 """
 from __future__ import annotations
 
-import sys
+import contextlib
 import threading
 import time
 import traceback
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 import zmq
 
 from . import protocol as P
@@ -33,6 +34,12 @@ from .synth import TILE_HALO, Synthesizer, stylize_image, to_uint8
 
 SYNTH_CACHE_SIZE = 4
 EVENT_INTERVAL = 0.25  # s between progress events of one job; state changes always go out
+# Decode canvases up to this many pixels run on one CPU thread. A team of OpenMP threads
+# waits at every layer's barrier for its slowest member, and on a busy machine (Blender
+# drawing, a training run) that member is often descheduled: a 64x64 synthesis took
+# 570 ms with 2 threads and 10 ms with 1 on a 2-core machine next to a training job.
+# Results are the same bytes either way (tests compare them with the in-process pipeline).
+SINGLE_THREAD_PIXELS = 256 * 256
 
 
 class JobStopped(Exception):
@@ -62,6 +69,29 @@ def effective_noise(preset: PresetInfo, overrides: dict) -> NoiseParams:
         return NoiseParams.from_dict({**preset.noise.to_dict(), **overrides})
     except (TypeError, ValueError) as exc:
         raise P.ProtocolError(P.BAD_FIELD, f"noise: {exc}") from None
+
+
+def decode_pixels(job: Job) -> int:
+    """Pixels the decoder will see: the canvas, with the halo or margins added around it."""
+    if job.kind == "stylize":
+        return sum((p.shape[0] + 2 * TILE_HALO) * (p.shape[1] + 2 * TILE_HALO) for p in job.payloads)
+    margin = 0 if job.fields["tileable"] else 2 * TILE_HALO
+    return (job.fields["height"] + margin) * (job.fields["width"] + margin)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` for a block (None: unchanged). Safe here
+    because the worker is the only thread of the engine that runs torch."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class DeviceWorker(threading.Thread):
@@ -138,27 +168,30 @@ class DeviceWorker(threading.Thread):
         if not self.book.start(job):
             return  # cancelled while queued; the IO thread has answered
         self._event(job, force=True)
+        payloads: list = []
         try:
-            header, payloads = (self._train if job.kind == "train" else self._infer)(job)
+            result, payloads = (self._train if job.kind == "train" else self._infer)(job)
         except (JobStopped, KeyboardInterrupt):
-            self._stopped(job)
+            reply = self._stopped(job)
         except P.ProtocolError as exc:
-            self._failed(job, exc)
+            reply = self._failed(job, exc)
         except PresetError as exc:
-            self._failed(job, preset_error(exc))
+            reply = self._failed(job, preset_error(exc))
         except (ValueError, RuntimeError, FileNotFoundError, MemoryError) as exc:
             # Bad exemplars, mismatched checkpoints, out of memory: the message says what to do.
-            self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: {exc}"))
+            reply = self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: {exc}"))
         except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
             self.log(f"job {job.id} crashed:\n{traceback.format_exc()}")
-            self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: {type(exc).__name__}: {exc}"))
+            reply = self._failed(job, P.ProtocolError(P.ENGINE_ERROR, f"{job.kind} failed: "
+                                                                      f"{type(exc).__name__}: {exc}"))
         else:
-            self.book.finish(job, "done", result=header)
-            if job.kind != "train":
-                self._send(job.identity, P.reply_header(job.kind, job.request_id, job=job.id, **header), payloads)
-        self._event(job, force=True)
+            self.book.finish(job, "done", result=result)
+            reply = P.reply_header(job.kind, job.request_id, job=job.id, **result)
+        self._event(job, force=True)  # the final state, before the reply
+        if job.kind != "train":  # a train request was answered when it was queued
+            self._send(job.identity, reply, payloads)
 
-    def _stopped(self, job: Job) -> None:
+    def _stopped(self, job: Job) -> dict:
         if job.cancel.is_set():
             err = P.ProtocolError(P.CANCELLED, f"job {job.id} was cancelled", job.request_id)
             self.book.finish(job, "cancelled", error=err.to_dict())
@@ -167,14 +200,12 @@ class DeviceWorker(threading.Thread):
                                   + (" and resumes when it restarts" if job.kind == "train" else ""),
                                   job.request_id)
             self.book.finish(job, "interrupted" if job.kind == "train" else "cancelled", error=err.to_dict())
-        if job.kind != "train":
-            self._send(job.identity, P.error_header(err, job.kind))
+        return P.error_header(err, job.kind)
 
-    def _failed(self, job: Job, err: P.ProtocolError) -> None:
+    def _failed(self, job: Job, err: P.ProtocolError) -> dict:
         err.request_id = job.request_id
         self.book.finish(job, "failed", error=err.to_dict())
-        if job.kind != "train":
-            self._send(job.identity, P.error_header(err, job.kind))
+        return P.error_header(err, job.kind)
 
     # ---- synthesis --------------------------------------------------------------------
     def synthesizer(self, preset: PresetInfo, precision: str) -> Synthesizer:
@@ -196,10 +227,11 @@ class DeviceWorker(threading.Thread):
         self._check_stop(job)
         synth = self.synthesizer(job.preset, f["precision"])
         t0 = time.perf_counter()
-        if job.kind == "synthesize":
-            images, header = [self._synthesize(job, synth)], {"width": f["width"], "height": f["height"]}
-        else:
-            images, header = self._stylize(job, synth), {}
+        with cpu_threads(1 if self.device == "cpu" and decode_pixels(job) <= SINGLE_THREAD_PIXELS else None):
+            if job.kind == "synthesize":
+                images, header = [self._synthesize(job, synth)], {"width": f["width"], "height": f["height"]}
+            else:
+                images, header = self._stylize(job, synth), {}
         out = [to_uint8(im) if f["dtype"] == "uint8" else np.ascontiguousarray(im, np.float32) for im in images]
         return {**header, "preset": job.preset.name, "seconds": round(time.perf_counter() - t0, 4)}, out
 

@@ -154,6 +154,8 @@ def test_a_queued_job_can_be_cancelled_before_it_starts(client):
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        # As a server binds: a closed connection's TIME_WAIT does not hold the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
