@@ -88,8 +88,10 @@ class JobBook:
     # ---- adding and looking up --------------------------------------------------------
     def add(self, job: Job) -> Job:
         with self._lock:
-            if job.id in self._jobs or job.id in self._finished:
-                raise ProtocolError(CONFLICT, f"job id {job.id!r} is already in use; send a fresh request id")
+            if job.id in self._jobs:
+                raise ProtocolError(CONFLICT, f"job id {job.id!r} is in use by a {self._jobs[job.id].state} job; "
+                                              "send a fresh request id")
+            self._finished.pop(job.id, None)  # a client that reuses ids gets the newest job's status
             if job.kind == "train":
                 busy = [j for j in self._jobs.values()
                         if j.kind == "train" and j.fields["name"] == job.fields["name"] and j.state in ACTIVE]

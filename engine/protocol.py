@@ -34,6 +34,7 @@ NOISE_KINDS = ("brown", "perlin")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 
 MAX_SIDE = 16384                    # engine.synth.MAX_SIDE (that module needs torch)
+UNTILEABLE_MARGIN = 64              # engine.synth.TILE_HALO: added per side for tileable: false
 MAX_HEADER_BYTES = 64 * 1024
 MAX_IMAGES = 64                     # frames in one stylize request
 MAX_SEED = 2 ** 63 - 1
@@ -437,6 +438,10 @@ def _check_request_limits(op: str, fields: dict, payloads: list[Payload], limits
     """Size rules across fields: pixels, the reply's bytes, periods."""
     if op == "synthesize":
         shapes = [(fields["height"], fields["width"])]
+        if not fields["tileable"] and max(shapes[0]) > limits.max_side - 2 * UNTILEABLE_MARGIN:
+            raise ProtocolError(BAD_FIELD, f"tileable: false synthesizes a canvas {2 * UNTILEABLE_MARGIN} px "
+                                           f"larger and crops it; sides are limited to "
+                                           f"{limits.max_side - 2 * UNTILEABLE_MARGIN} then")
         period = fields.get("period")
         if period is not None:
             if not fields["tileable"]:

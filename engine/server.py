@@ -328,7 +328,8 @@ def _check_image(image: P.EncodedImage) -> None:
 
     try:
         with Image.open(io.BytesIO(image.data)) as im:
-            kind, size = (im.format or "").lower(), im.size
+            # Phone cameras write JPEGs with extra frames, which PIL reports as MPO.
+            kind, size = {"mpo": "jpeg"}.get((im.format or "").lower(), (im.format or "").lower()), im.size
             im.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise P.ProtocolError(P.BAD_IMAGE, f"the exemplar is not a readable {image.format} image: {exc}") from None

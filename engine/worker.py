@@ -157,7 +157,7 @@ class DeviceWorker(threading.Thread):
         now = time.monotonic()
         if force or now - job.last_event >= EVENT_INTERVAL:
             job.last_event = now
-            snap = job.public()
+            snap = self.book.snapshot(job.id)
             self._send(job.identity, P.event_header(job.request_id, job.id, snap["state"], snap["progress"]))
 
     def _check_stop(self, job: Job) -> None:

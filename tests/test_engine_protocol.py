@@ -79,6 +79,8 @@ def test_defaults_are_not_shared_between_requests():
      b'"period": {"width": 32, "height": 32}}', P.BAD_FIELD, "tileable"),
     (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 64, "height": 64, '
      b'"period": {"width": 30, "height": 32}}', P.BAD_FIELD, "multiple of 8"),
+    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 16300, "height": 64, "tileable": false}',
+     P.BAD_FIELD, "limited to 16256"),
     (b'{"protocol": 1, "op": "cancel"}', P.MISSING_FIELD, "'job'"),
     (b'{"protocol": 1, "op": "status", "job": "a b"}', P.BAD_FIELD, "'job'"),
 ])
@@ -155,12 +157,12 @@ def test_schema_mirrors_the_engine_dataclasses():
     """The protocol cannot import torch-side modules; these copies must not drift."""
     from engine.noise import NoiseParams
     from engine.presets import NAME_RE
-    from engine.synth import MAX_SIDE
+    from engine.synth import MAX_SIDE, TILE_HALO
     from training.texture import AUGMENTS, TrainConfig
 
     assert set(P.NOISE_FIELDS) == {f.name for f in dataclasses.fields(NoiseParams)}
     assert set(P.TRAIN_CONFIG_FIELDS) <= {f.name for f in dataclasses.fields(TrainConfig)}
-    assert P.MAX_SIDE == MAX_SIDE and P.NAME_RE.pattern == NAME_RE.pattern
+    assert P.MAX_SIDE == MAX_SIDE and P.NAME_RE.pattern == NAME_RE.pattern and P.UNTILEABLE_MARGIN == TILE_HALO
     assert P.AUGMENTS == AUGMENTS
     for name, spec in P.TRAIN_CONFIG_FIELDS.items():  # the defaults are inside the wire ranges
         default = getattr(TrainConfig(), name)
