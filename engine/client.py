@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -125,8 +126,8 @@ class EngineClient:
         if self._socket is None:
             raise EngineError(P.BAD_MESSAGE, "this client is closed")
         rid = uuid.uuid4().hex[:20]
-        parts = P.encode({"protocol": P.PROTOCOL_VERSION, "op": op, "id": rid, **(fields or {})}, payloads)
         try:
+            parts = P.encode({"protocol": P.PROTOCOL_VERSION, "op": op, "id": rid, **(fields or {})}, payloads)
             P.decode_request(parts, self.limits)
         except P.ProtocolError as exc:
             raise EngineError(exc.code, exc.message) from None
@@ -143,7 +144,7 @@ class EngineClient:
     def poll(self, timeout: float = 0.0) -> list[P.Reply]:
         """Replies that finished (successes, errors, timeouts), each once. Waits up to
         ``timeout`` seconds for the first one; 0 never blocks."""
-        self._receive(timeout)
+        self._receive(0.0 if self._inbox else timeout)  # replies already in hand: no waiting
         self._expire()
         done = list(self._inbox.values())
         self._inbox.clear()
@@ -268,7 +269,7 @@ class EngineClient:
               **options: Any) -> str:
         """Start training a preset from a PNG/JPEG exemplar (bytes or a file path); returns
         the job id. Options are the train fields (steps, batch, crop, ...)."""
-        data = image if isinstance(image, (bytes, bytearray)) else open(image, "rb").read()
+        data = bytes(image) if isinstance(image, (bytes, bytearray)) else Path(image).read_bytes()
         fmt = image_format(data)
         return self.call("train", {"name": name, **options}, [P.EncodedImage(fmt, data)], timeout).header["job"]
 

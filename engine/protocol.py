@@ -202,7 +202,7 @@ def _type_ok(kind: str, value: Any) -> bool:
 def check_field(name: str, spec: Field, value: Any) -> Any:
     """The value if it fits ``spec``, else ProtocolError(BAD_FIELD) saying what was expected."""
     if not _type_ok(spec.type, value):
-        raise ProtocolError(BAD_FIELD, f"field {name!r} must be {_A[spec.type]}, got {_describe(value)}")
+        raise ProtocolError(BAD_FIELD, f"field {name!r} must be {_EXPECTED[spec.type]}, got {_describe(value)}")
     if spec.type in ("int", "number"):
         if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
             raise ProtocolError(BAD_FIELD, f"field {name!r} must be in {spec.lo}..{spec.hi}, "
@@ -220,10 +220,10 @@ def check_field(name: str, spec: Field, value: Any) -> Any:
     return value
 
 
-def check_fields(data: dict, specs: dict[str, Field], where: str = "", known_extra=()) -> dict:
+def check_fields(data: dict, specs: dict[str, Field], where: str = "") -> dict:
     """Validate a JSON object against a schema: unknown keys, missing required keys and bad
     values are errors; absent optional keys take their defaults (if any)."""
-    unknown = sorted(k for k in data if k not in specs and k not in known_extra)
+    unknown = sorted(k for k in data if k not in specs)
     if unknown:
         allowed = ", ".join(sorted(specs)) or "none"
         raise ProtocolError(UNKNOWN_FIELD, f"unknown field {(where + unknown[0])[:80]!r}; allowed here: {allowed}")
@@ -232,13 +232,13 @@ def check_fields(data: dict, specs: dict[str, Field], where: str = "", known_ext
         if name in data:
             out[name] = check_field(where + name, spec, data[name])
         elif spec.required:
-            raise ProtocolError(MISSING_FIELD, f"field {where}{name!r} is required")
+            raise ProtocolError(MISSING_FIELD, f"field {(where + name)!r} is required")
         elif spec.default is not None:
             out[name] = dict(spec.default) if isinstance(spec.default, dict) else spec.default
     return out
 
 
-_A = {"int": "an integer", "number": "a finite number", "bool": "true or false", "str": "a string",
+_EXPECTED = {"int": "an integer", "number": "a finite number", "bool": "true or false", "str": "a string",
       "object": "a JSON object"}
 
 

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable

@@ -95,6 +95,9 @@ def cpu_threads(n: int | None):
 
 
 class DeviceWorker(threading.Thread):
+    """Runs jobs on one device, synthesis first; talks to the IO thread only through its
+    PUSH socket (``outbox``) and the job book."""
+
     def __init__(self, device: str, book: JobBook, context: zmq.Context, outbox: str, log: Callable[[str], None]):
         super().__init__(name=f"mgan-worker-{device}", daemon=True)
         self.device, self.book, self.context, self.outbox, self.log = device, book, context, outbox, log
@@ -120,10 +123,6 @@ class DeviceWorker(threading.Thread):
             self._inference.clear()
             self._cond.notify()
         return dropped
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
 
     def _next(self) -> Job | None:
         with self._cond:
