@@ -14,7 +14,7 @@ per-channel statistics of the exemplar's relu4_1 (buffers saved in the preset).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -33,6 +33,10 @@ class PresetError(ValueError):
     """A preset is missing, malformed or not a preset at all."""
 
 
+class PresetNotFound(PresetError):
+    """No preset of that name in the preset folders."""
+
+
 def data_dir() -> Path:
     """The engine's own folder (runs, checkpoints, user presets): ``MGAN_HOME``."""
     return Path(os.environ.get("MGAN_HOME") or os.path.expanduser("~/.local/share/mgan"))
@@ -115,20 +119,29 @@ def list_presets() -> list[PresetInfo]:
     return sorted(found.values(), key=lambda p: p.name)
 
 
-def find_preset(name_or_path: str | os.PathLike) -> PresetInfo:
-    """A preset by name (searched in the preset folders) or by folder path."""
-    as_path = Path(name_or_path)
-    if as_path.is_dir() and (as_path / "preset.json").exists():
-        meta = read_meta(as_path)
-        return PresetInfo(meta["name"], meta["kind"], as_path, meta)
-    name = check_name(str(name_or_path))
+def find_preset(name: str) -> PresetInfo:
+    """A preset by name, searched in the preset folders only (never the working directory:
+    names arrive from the network too)."""
+    name = check_name(name)
     for d in search_dirs():
-        folder = d / name
-        if (folder / "preset.json").is_file():
-            meta = read_meta(folder)
-            return PresetInfo(name, meta["kind"], folder, meta)
+        if (d / name / "preset.json").is_file():
+            return open_preset(d / name)
     known = ", ".join(p.name for p in list_presets()) or "(none installed)"
-    raise PresetError(f"preset {name!r} not found; known: {known}")
+    raise PresetNotFound(f"preset {name!r} not found; known: {known}")
+
+
+def open_preset(folder: str | os.PathLike) -> PresetInfo:
+    """A preset from an explicit folder path (the CLI's ``--preset ./some/folder``)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    return PresetInfo(meta["name"], meta["kind"], folder, meta)
+
+
+def preset_from_arg(arg: str) -> PresetInfo:
+    """A command-line ``--preset``: a folder if it looks like a path, else a name."""
+    if os.sep in arg or "/" in arg or arg.startswith("."):
+        return open_preset(arg)
+    return find_preset(arg)
 
 
 def load_generator(info: PresetInfo, device: torch.device | str = "cpu") -> Generator:

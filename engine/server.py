@@ -24,10 +24,10 @@ import zmq
 
 from . import protocol as P
 from .jobs import Job, JobBook, new_job_id
-from .presets import PresetError, data_dir, list_presets
+from .presets import PresetError, data_dir, find_preset, list_presets
 from .security import CurveServerKeys, EndpointError, apply_server_keys, check_bind, start_authenticator
 from .synth import pick_device
-from .worker import DeviceWorker, effective_noise, preset_error, resolve_preset
+from .worker import DeviceWorker, effective_noise, preset_error
 
 POLL_MS = 200        # how often the loop looks at its stop flag (signals, shutdown)
 MAX_THUMBNAIL_BYTES = 1 << 20
@@ -273,7 +273,7 @@ class EngineServer:
 
     def _compute(self, identity: bytes, request: P.Request) -> None:
         """synthesize / stylize: the preset and noise are checked now, the work queued."""
-        preset = resolve_preset(request.fields["preset"])
+        preset = find_preset(request.fields["preset"])
         if request.op == "synthesize":
             effective_noise(preset, request.fields["noise"])
         job = self.book.add(self._new_job(identity, request, preset=preset))

@@ -22,7 +22,7 @@ import torch
 
 from .generator import Generator
 from .noise import NoiseParams, noise_canvas, periodic_resize
-from .presets import PresetInfo, find_preset, load_generator
+from .presets import PresetInfo, load_generator, preset_from_arg
 from .vgg import get_vgg19
 
 MAX_SIDE = 16384
@@ -96,7 +96,7 @@ class Synthesizer:
 
     @classmethod
     def load(cls, preset: str | PresetInfo, device: str | None = None, precision: str = "auto") -> "Synthesizer":
-        info = preset if isinstance(preset, PresetInfo) else find_preset(preset)
+        info = preset if isinstance(preset, PresetInfo) else preset_from_arg(preset)
         dev = pick_device(device)
         g = load_generator(info, dev).to(memory_format=torch.channels_last)
         return cls(info, g, dev, precision)

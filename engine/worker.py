@@ -29,7 +29,7 @@ import zmq
 from . import protocol as P
 from .jobs import Job, JobBook
 from .noise import NoiseParams
-from .presets import PresetError, PresetInfo, check_name, data_dir, find_preset, list_presets, search_dirs
+from .presets import PresetError, PresetInfo, PresetNotFound, data_dir
 from .synth import TILE_HALO, Synthesizer, stylize_image, to_uint8
 
 SYNTH_CACHE_SIZE = 4
@@ -46,20 +46,8 @@ class JobStopped(Exception):
     """Raised inside a job's progress callback when it is cancelled or the engine stops."""
 
 
-def resolve_preset(name: str) -> PresetInfo:
-    """A preset by name in the preset folders only. (``find_preset`` also accepts a folder
-    path, which must not be reachable from the network: a name like 'x' would resolve to a
-    folder 'x' in the engine's working directory first.)"""
-    check_name(name)
-    for folder in search_dirs():
-        if (folder / name / "preset.json").is_file():
-            return find_preset(folder / name)
-    known = ", ".join(p.name for p in list_presets()) or "(none installed)"
-    raise PresetError(f"preset {name!r} not found; known: {known}")
-
-
 def preset_error(exc: PresetError) -> P.ProtocolError:
-    code = P.UNKNOWN_PRESET if "not found" in str(exc) else P.BAD_PRESET
+    code = P.UNKNOWN_PRESET if isinstance(exc, PresetNotFound) else P.BAD_PRESET
     return P.ProtocolError(code, str(exc))
 
 

@@ -40,9 +40,9 @@ def make_tiny_preset(folder: Path, name: str = "tiny", seed: int = 0) -> Path:
 
 @pytest.fixture
 def tiny_preset(tmp_path):
-    from engine.presets import find_preset
+    from engine.presets import open_preset
 
-    return find_preset(make_tiny_preset(tmp_path / "presets"))
+    return open_preset(make_tiny_preset(tmp_path / "presets"))
 
 
 def skimage_image(name: str) -> Path:

@@ -87,9 +87,9 @@ class InProcess:
     """The engine's pipeline in this process, for byte-for-byte comparisons."""
 
     def __init__(self, home: Path):
-        from engine.presets import find_preset
+        from engine.presets import open_preset
 
-        self.preset = find_preset(home / "presets" / "tiny")
+        self.preset = open_preset(home / "presets" / "tiny")
         self._synths = {}
 
     def synth(self, precision: str):

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 import torch
 
-from engine.presets import (BUILTIN_DIR, PresetError, check_name, find_preset, list_presets,
+from engine.presets import (BUILTIN_DIR, PresetError, check_name, find_preset, list_presets, open_preset,
                             load_generator, read_meta)
 from engine.synth import Synthesizer
 from tests.conftest import make_tiny_preset
@@ -59,7 +59,7 @@ def test_foreign_or_invalid_meta(tmp_path, patch, message):
 
 def test_corrupt_weights(tmp_path):
     folder = make_tiny_preset(tmp_path)
-    info = find_preset(folder)
+    info = open_preset(folder)
     (folder / "generator.safetensors").write_bytes(b"\x00" * 100)
     with pytest.raises(PresetError, match="corrupt"):
         load_generator(info)
@@ -72,7 +72,7 @@ def test_weights_not_matching_config(tmp_path):
     from safetensors.torch import save_file
 
     folder = make_tiny_preset(tmp_path)
-    info = find_preset(folder)
+    info = open_preset(folder)
     save_file({"head.weight": torch.zeros(3)}, str(folder / "generator.safetensors"))
     with pytest.raises(PresetError, match="do not match"):
         load_generator(info)
@@ -86,7 +86,7 @@ def test_non_finite_weights_refused(tmp_path):
     state["head.weight"][0, 0, 0, 0] = float("nan")
     save_file(state, str(folder / "generator.safetensors"))
     with pytest.raises(PresetError, match="non-finite"):
-        load_generator(find_preset(folder))
+        load_generator(open_preset(folder))
 
 
 def test_broken_preset_is_skipped_in_listing(tmp_path, monkeypatch):

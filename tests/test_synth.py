@@ -48,13 +48,13 @@ def test_tiled_equals_untiled_fp32(synth):
 def test_tiled_equals_untiled_with_the_paper_generator(tmp_path):
     """The transposed-conv generator reaches further; the halo must still cover it."""
     from engine.generator import Generator, GeneratorConfig
-    from engine.presets import find_preset, write_preset
+    from engine.presets import open_preset, write_preset
 
     g = Generator(GeneratorConfig(arch="paper", widths=(32, 16, 16)))
     g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))
     folder = write_preset(tmp_path / "paper", {"name": "paper", "kind": "texture",
                                                "noise": NoiseParams().to_dict()}, g)
-    s = Synthesizer.load(find_preset(folder), device="cpu", precision="fp32")
+    s = Synthesizer.load(open_preset(folder), device="cpu", precision="fp32")
     assert np.abs(s.synthesize((256, 256), seed=1, tile=1024) - s.synthesize((256, 256), seed=1, tile=64)).max() < 1e-3
 
 
