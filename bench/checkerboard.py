@@ -2,9 +2,9 @@
 
 A stride-2 transposed conv with a 4x4 kernel lets neighbouring output pixels receive
 different numbers of kernel taps, printing a period-2 pattern; nearest-neighbour
-upsampling followed by a 3x3 conv cannot. The figure is the share of the output's
-(non-DC) power on the Nyquist row and column (period-2 patterns); a smooth image puts
-almost none there.
+upsampling followed by a 3x3 conv cannot. Figures: the share of the output's (non-DC)
+power on the Nyquist row and column (period-2 patterns), and on the other harmonics of
+period 8 (a grid at relu4_1 resolution); the exemplar photo is the reference.
 
     python bench/checkerboard.py
 """
@@ -25,15 +25,20 @@ from engine.synth import Synthesizer  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
 
 
-def nyquist_share(img: np.ndarray) -> float:
-    """img (3,H,W): power at the period-2 frequencies (the Nyquist row/column, and the
-    period-8 harmonics of a 1/8-scale grid) over all non-DC power."""
+def grid_shares(img: np.ndarray) -> tuple[float, float]:
+    """img (3,H,W) with sides multiple of 8 -> (share of non-DC power on the Nyquist
+    row/column: period-2 checkerboards; share on the other harmonics of period 8, i.e. the
+    relu4_1 grid that G upsamples from)."""
     x = img - img.mean(axis=(1, 2), keepdims=True)
     p = np.abs(np.fft.fft2(x)) ** 2
     h, w = p.shape[1:]
-    mask = np.zeros((h, w), bool)
-    mask[h // 2, :] = mask[:, w // 2] = True
-    return float(p[:, mask].sum() / p.sum())
+    nyq = np.zeros((h, w), bool)
+    nyq[h // 2, :] = nyq[:, w // 2] = True
+    grid = np.zeros((h, w), bool)
+    for k in (1, 2, 3, 5, 6, 7):
+        grid[k * h // 8, :] = grid[:, k * w // 8] = True
+    grid &= ~nyq
+    return float(p[:, nyq].sum() / p.sum()), float(p[:, grid].sum() / p.sum())
 
 
 def main() -> None:
@@ -41,8 +46,8 @@ def main() -> None:
     x = torch.from_numpy(brown_noise(0, (256, 256)))[None]
     with torch.no_grad():
         feats = vgg(x)["relu4_1"]
-    print("| generator | state | Nyquist power share |")
-    print("|---|---|---:|")
+    print("| generator | state | period-2 power share | period-8 grid share |")
+    print("|---|---|---:|---:|")
     for arch in ("paper", "upsample"):
         shares = []
         for seed in range(3):
@@ -53,18 +58,21 @@ def main() -> None:
                     torch.nn.init.normal_(m.weight, 0, 0.02)
             g.set_feature_stats(feats.mean((0, 2, 3)), feats.std((0, 2, 3)))
             with torch.no_grad():
-                shares.append(nyquist_share(g(feats)[0].numpy()))
-        print(f"| {arch} | untrained, N(0,0.02), 3 seeds | {np.mean(shares):.4f} |")
+                shares.append(grid_shares(g(feats)[0].numpy()))
+        a, b = np.mean(shares, axis=0)
+        print(f"| {arch} | untrained, N(0,0.02), 3 seeds | {a:.4f} | {b:.4f} |")
     for p in list_presets():
         if p.kind == "texture":
             s = Synthesizer.load(p, device="cpu", precision="fp32")
             img = s.synthesize((256, 256), seed=0).transpose(2, 0, 1)
-            print(f"| {p.generator_config.arch} | trained preset '{p.name}' | {nyquist_share(img):.4f} |")
-    ex = [p for p in list_presets() if (p.path / "exemplar.png").is_file()]
-    if ex:
-        from PIL import Image
-        a = np.asarray(Image.open(ex[0].path / "exemplar.png").convert("RGB"), np.float32).transpose(2, 0, 1) / 255
-        print(f"| - | exemplar photo '{ex[0].name}' (reference) | {nyquist_share(a):.4f} |")
+            a, b = grid_shares(img)
+            print(f"| {p.generator_config.arch} | trained preset '{p.name}' | {a:.4f} | {b:.4f} |")
+            if (p.path / "exemplar.png").is_file():
+                from PIL import Image
+                ex = np.asarray(Image.open(p.path / "exemplar.png").convert("RGB"), np.float32) / 255
+                ex = ex[:ex.shape[0] // 8 * 8, :ex.shape[1] // 8 * 8].transpose(2, 0, 1)
+                a, b = grid_shares(ex)
+                print(f"| - | its exemplar photo (reference) | {a:.4f} | {b:.4f} |")
 
 
 if __name__ == "__main__":

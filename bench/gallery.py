@@ -1,7 +1,8 @@
 """Pictures for the README: each built-in preset's exemplar beside a generated texture
-tiled 2x2 (so any seam would show as a cross in the middle).
+tiled 2x2 (so any seam would show as a cross in the middle), both at the same pixel
+scale (the exemplar as the preset was trained on it).
 
-    python bench/gallery.py [--size 384] [--seed 7]
+    python bench/gallery.py [--size 256] [--seed 7]
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from engine.synth import Synthesizer, tile_2x2, to_uint8  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=384, help="side of the generated tile")
+    ap.add_argument("--size", type=int, default=256, help="side of the generated tile")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     out = ROOT / "docs" / "gallery"
@@ -33,13 +34,12 @@ def main() -> None:
         tiled = tile_2x2(tex)
         side = tiled.shape[0]
         ex = Image.open(p.path / "exemplar.png").convert("RGB")
-        ex = ex.resize((round(ex.width * side / ex.height), side), Image.LANCZOS)
         gap = 8
-        canvas = Image.new("RGB", (ex.width + gap + side, side + 22), "white")
+        canvas = Image.new("RGB", (ex.width + gap + side, max(side, ex.height) + 22), "white")
         canvas.paste(ex, (0, 22))
         canvas.paste(Image.fromarray(tiled), (ex.width + gap, 22))
         d = ImageDraw.Draw(canvas)
-        d.text((4, 4), f"exemplar ({p.name})", fill="black")
+        d.text((4, 4), f"exemplar ({p.name}), 1:1", fill="black")
         d.text((ex.width + gap + 4, 4), f"generated {args.size}x{args.size}, seed {args.seed}, tiled 2x2",
                fill="black")
         canvas.save(out / f"{p.name}.png")

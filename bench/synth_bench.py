@@ -124,7 +124,7 @@ def main() -> None:
     prec = "bf16" if _cpu_has_fast_bf16() and args.precision == "auto" else args.precision
     ref = mm["bf16" if prec == "bf16" else "fp32"]
     print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
-          f"tiles of 512 px with a 64 px halo above 512):\n")
+          f"tiles of 1024 px with a 64 px halo above 1024):\n")
     print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | of matmul |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for side in (int(s) for s in args.sizes.split(",")):

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT, any size (default 1024x1024)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--period", help="noise period WIDTHxHEIGHT (multiples of 8); default: the canvas")
-    s.add_argument("--tile", type=int, default=512, help="decode tile side in px (bounds memory)")
+    s.add_argument("--tile", type=int, default=1024, help="decode tile side in px (bounds memory)")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--tiled", help="also write the texture repeated 2x2 here")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")

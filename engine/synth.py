@@ -31,7 +31,7 @@ MAX_PIXELS = 16384 * 16384
 # scale. 64 px (a multiple of 8, so windows stay on the relu4_1 grid) covers both; the
 # tiled == untiled test would fail with a halo that is too small.
 TILE_HALO = 64
-DEFAULT_TILE = 512
+DEFAULT_TILE = 1024
 
 
 def pick_device(requested: str | None = None) -> torch.device:
