@@ -123,7 +123,10 @@ def test_train_requests_are_checked_before_a_job_exists(client, home):
 
 
 def test_engine_answers_while_a_job_runs_and_cancel_stops_it(client):
-    rid = client.send("synthesize", {"preset": "tiny", "width": 1536, "height": 1024, "events": True,
+    from engine.synth import DEFAULT_TILE
+
+    width, height = 3 * DEFAULT_TILE, 2 * DEFAULT_TILE  # six tiles
+    rid = client.send("synthesize", {"preset": "tiny", "width": width, "height": height, "events": True,
                                      "precision": "fp32"})
     t0 = time.monotonic()
     while not any(e.header["progress"]["done"] >= 1 for e in client.events()):
@@ -141,7 +144,10 @@ def test_engine_answers_while_a_job_runs_and_cancel_stops_it(client):
 
 
 def test_a_queued_job_can_be_cancelled_before_it_starts(client):
-    first = client.send("synthesize", {"preset": "tiny", "width": 1024, "height": 1024})
+    from engine.synth import DEFAULT_TILE
+
+    # Several tiles, so the running job has a point between tiles where cancel bites.
+    first = client.send("synthesize", {"preset": "tiny", "width": 2 * DEFAULT_TILE, "height": 2 * DEFAULT_TILE})
     second = client.send("synthesize", {"preset": "tiny", "width": 64, "height": 64})
     assert client.cancel(second) == "cancelled"
     assert client.cancel(first) in ("cancelling", "cancelled")

@@ -28,11 +28,16 @@ def test_canvas_twice_the_period_has_four_identical_quadrants(synth):
         assert np.abs(q[0] - other).max() < 1e-4
 
 
+def mean_seam_ratio(synth, size, seeds=24) -> float:
+    """The seam statistic averaged over seeds: one column pair is a noisy sample for a
+    structured texture (a mortar line may sit right on the seam), its mean is not."""
+    return float(np.mean([seam_ratio(synth.synthesize(size, seed=k).transpose(2, 0, 1)) for k in range(seeds)]))
+
+
 def test_generated_seam_is_invisible_and_a_photo_seam_is_not(builtin_texture):
     from PIL import Image
 
-    img = builtin_texture.synthesize((256, 256), seed=11).transpose(2, 0, 1)
-    generated = seam_ratio(img)
+    generated = mean_seam_ratio(builtin_texture, (128, 128))
     photo = np.asarray(Image.open(skimage_image("gravel.png")).convert("RGB"), np.float32).transpose(2, 0, 1) / 255
     naive = seam_ratio(photo)
     assert 0.8 < generated < 1.2, generated
@@ -66,8 +71,7 @@ def test_exact_size_any_size(synth, size):
 
 
 def test_non_multiple_of_8_is_still_seamless(builtin_texture):
-    img = builtin_texture.synthesize((203, 301), seed=2).transpose(2, 0, 1)
-    assert 0.7 < seam_ratio(img) < 1.3
+    assert 0.8 < mean_seam_ratio(builtin_texture, (123, 181)) < 1.2
 
 
 def test_same_seed_same_bytes_different_seed_different_texture(builtin_texture):
