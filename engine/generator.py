@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .circular import CircularConv2d, circular_pad
+
 ARCHS = ("upsample", "paper")
 
 
@@ -43,7 +45,7 @@ class GeneratorConfig:
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
+    return CircularConv2d(cin, cout, k)
 
 
 class CircularConvTranspose2d(nn.Module):
@@ -56,7 +58,7 @@ class CircularConvTranspose2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        y = self.deconv(F.pad(x, (1, 1, 1, 1), mode="circular"))
+        y = self.deconv(circular_pad(x, 1))
         # Input (h+2) -> output 2(h+2)+2; the first 3 rows come from the padding wrap.
         return y[..., 3:3 + 2 * h, 3:3 + 2 * w]
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .circular import CircularConv2d
+
 VGG19_H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_H5_MD5 = "253f8cb515780f3b799900260a226db6"
 VGG19_H5_SIZE = 80_134_624
@@ -184,7 +186,7 @@ class VGG19(nn.Module):
             for c in range(1, n + 1):
                 name = f"block{block}_conv{c}"
                 out_ch, in_ch = state[f"{name}.weight"].shape[:2]
-                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode="circular")
+                conv = CircularConv2d(in_ch, out_ch, 3)
                 conv.weight.data.copy_(state[f"{name}.weight"])
                 conv.bias.data.copy_(state[f"{name}.bias"])
                 self.convs[name] = conv
