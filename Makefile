@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PRESETS := $(notdir $(patsubst %/preset.json,%,$(wildcard presets/*/preset.json)))
 DEMO_SIZE ?= 1024x1024
 
-.PHONY: setup test-setup demo test bench clean
+.PHONY: setup test-setup demo test bench addon clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,10 @@ bench: test-setup
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/quality.py
 
+# The Blender extension: dist/mgan_textures-<version>.zip (addon/ + engine/client.py,
+# protocol.py, security.py + a pyzmq wheel for Blender's Python 3.11, linux x86_64).
+addon:
+	$(PYTHON) tools/build_addon.py --out dist --wheels build/wheels
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out dist build

@@ -1,0 +1,21 @@
+"""Refresh: ask the engine for its status and preset list."""
+import bpy
+
+from .connection import LINK
+from .preferences import addon_prefs
+
+
+class MGAN_OT_refresh(bpy.types.Operator):
+    """Connect to the engine: device, version and presets"""
+    bl_idname = "mgan.refresh"
+    bl_label = "Refresh"
+
+    def execute(self, context):
+        if not LINK.refresh(addon_prefs(context).endpoint):
+            self.report({"ERROR"}, LINK.last_error)
+            return {"CANCELLED"}
+        settings = context.scene.mgan
+        names = [p["name"] for p in LINK.presets]
+        if names and settings.preset not in names:
+            settings.preset = names[0]
+        return {"FINISHED"}

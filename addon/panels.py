@@ -1,0 +1,82 @@
+"""The "MGAN" sidebar tab, in the Image Editor and the Shader Editor."""
+import bpy
+
+from .connection import LINK
+from .properties import STATE
+
+
+def draw_panel(layout, context) -> None:
+    settings = context.scene.mgan
+    box = layout.box()
+    row = box.row()
+    if LINK.hello:
+        engine = LINK.hello.get("engine", {})
+        row.label(text=f"Connected: {LINK.hello.get('device', '?')}", icon="CHECKMARK")
+        box.label(text=f"{engine.get('name', 'engine')} {engine.get('version', '')}")
+    else:
+        row.label(text="Not connected", icon="ERROR")
+        if LINK.last_error:
+            box.label(text=LINK.last_error[:80])
+    row.operator("mgan.refresh", text="", icon="FILE_REFRESH")
+
+    layout.prop(settings, "preset")
+    col = layout.column(align=True)
+    col.prop(settings, "width")
+    col.prop(settings, "height")
+    layout.prop(settings, "seed")
+    layout.prop(settings, "noise_scale")
+    layout.prop(settings, "tileable")
+    layout.prop(settings, "image_name")
+    layout.prop(settings, "float_buffer")
+    layout.prop(settings, "add_to_material")
+    if STATE.running:
+        layout.progress(factor=STATE.fraction, text=STATE.message)
+        layout.operator("mgan.cancel", icon="CANCEL")
+    else:
+        layout.operator("mgan.generate", icon="TEXTURE")
+        if STATE.message:
+            layout.label(text=STATE.message)
+
+
+def draw_training(layout, context) -> None:
+    settings = context.scene.mgan
+    layout.prop(settings, "train_image")
+    layout.prop(settings, "train_name")
+    col = layout.column(align=True)
+    for prop in ("train_steps", "train_exemplar_size", "train_crop", "train_batch"):
+        col.prop(settings, prop)
+    layout.operator("mgan.train", icon="EXPORT")
+    if STATE.train_message:
+        layout.label(text=STATE.train_message)
+
+
+class SidebarTab:
+    """The "MGAN" tab of a sidebar (mixed into each space's panel)."""
+    bl_label = "MGAN"
+    bl_region_type = "UI"
+    bl_category = "MGAN"
+
+    def draw(self, context):
+        draw_panel(self.layout, context)
+
+
+class MGAN_PT_image_editor(SidebarTab, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+
+
+class MGAN_PT_shader_editor(SidebarTab, bpy.types.Panel):
+    bl_space_type = "NODE_EDITOR"
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.space_data, "tree_type", "") == "ShaderNodeTree"
+
+
+class MGAN_PT_train(SidebarTab, bpy.types.Panel):
+    bl_label = "Train Preset"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_parent_id = "MGAN_PT_image_editor"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_training(self.layout, context)

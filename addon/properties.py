@@ -1,0 +1,65 @@
+"""The panel's settings, stored on the scene, and the add-on's runtime state."""
+from __future__ import annotations
+
+import bpy
+
+from .connection import LINK
+
+# Blender keeps pointers into the strings of dynamic enum items: keep them alive here.
+_preset_items: list[tuple[str, str, str]] = []
+NO_PRESET = "NONE"
+
+
+def preset_items(self, context):
+    global _preset_items
+    items = [(p["name"], p["name"], f"{p.get('kind', 'texture')}: {p.get('exemplar', {}).get('source', '')}")
+             for p in LINK.presets if isinstance(p.get("name"), str)]
+    _preset_items = items or [(NO_PRESET, "No presets", "Connect to the engine (Refresh) to list its presets")]
+    return _preset_items
+
+
+class RunState:
+    """What the running operator is doing, for the panel (not saved in .blend files)."""
+
+    def __init__(self):
+        self.running = False
+        self.fraction = 0.0
+        self.message = ""
+        self.cancel_requested = False
+        self.train_job = ""
+        self.train_message = ""
+
+
+STATE = RunState()
+
+
+class MGAN_Settings(bpy.types.PropertyGroup):
+    preset: bpy.props.EnumProperty(name="Preset", items=preset_items)
+    width: bpy.props.IntProperty(name="Width", default=1024, min=8, max=16384, subtype="PIXEL")
+    height: bpy.props.IntProperty(name="Height", default=1024, min=8, max=16384, subtype="PIXEL")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
+    noise_scale: bpy.props.FloatProperty(name="Noise scale", default=0.0, min=0.0, max=4096.0,
+                                         description="Feature size in pixels; 0 keeps the preset's own")
+    tileable: bpy.props.BoolProperty(name="Tileable", default=True,
+                                     description="The texture wraps around seamlessly")
+    image_name: bpy.props.StringProperty(name="Image", default="MGAN Texture",
+                                         description="Image to create or update")
+    float_buffer: bpy.props.BoolProperty(name="Float buffer", default=False,
+                                         description="Store as a 32-bit float (scene-linear) image")
+    add_to_material: bpy.props.BoolProperty(
+        name="Add to material", default=True,
+        description="Wire an Image Texture node into the active material's Principled BSDF Base Color")
+    stylise_render: bpy.props.BoolProperty(
+        name="Stylise rendered frames", default=False,
+        description="Send every rendered frame through a preset and write <frame>_mgan.png beside it")
+    stylise_preset: bpy.props.EnumProperty(name="Style preset", items=preset_items)
+    train_image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
+                                           description="Image to train a new preset from")
+    train_name: bpy.props.StringProperty(name="Preset name", default="my-texture")
+    train_steps: bpy.props.IntProperty(name="Steps", default=1200, min=1, max=1000000)
+    train_exemplar_size: bpy.props.IntProperty(name="Exemplar size", default=256, min=16, max=4096,
+                                               subtype="PIXEL")
+    train_crop: bpy.props.IntProperty(name="Crop", default=128, min=32, max=1024, step=8, subtype="PIXEL")
+    train_batch: bpy.props.IntProperty(name="Batch", default=4, min=1, max=64)
+    timeout: bpy.props.FloatProperty(name="Deadline", default=600.0, min=1.0, subtype="TIME_ABSOLUTE",
+                                     description="Seconds to wait for the engine's result")

@@ -1,0 +1,306 @@
+"""The add-on in real Blender (the `bpy` module, headless): the built extension zip goes in
+through Blender's own extension machinery, then generates textures from a real engine.
+
+Each scenario runs in a fresh Python process (bpy can be loaded once per process, and
+Blender's libraries stay apart from torch's) with its own Blender user folder
+(BLENDER_USER_RESOURCES), and prints one JSON line of findings for the test to check.
+
+Headless Blender has no event loop, so modal operators and timers never run: the tests
+call `bpy.ops.mgan.generate()` (EXEC), which steps the very same EngineJob in a blocking
+loop; only the timer that steps it in the UI is not exercised here."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from tests.engine_proc import EngineProcess, engine_home
+
+if importlib.util.find_spec("bpy") is None:  # importing bpy here would load Blender into pytest
+    pytest.skip("bpy is not installed (pip install '.[test]')", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+MODULE = "bl_ext.user_default.mgan_textures"
+
+PRELUDE = """
+import json, sys, time
+import bpy, addon_utils
+import numpy as np
+MODULE = "bl_ext.user_default.mgan_textures"
+args = json.loads(sys.argv[1])
+def install():
+    result = bpy.ops.extensions.package_install_files(filepath=args["zip"], repo="user_default",
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"}, result
+    return sys.modules[MODULE]
+def emit(**found):
+    print("RESULT " + json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("build_addon", ROOT / "tools" / "build_addon.py")
+    build_addon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_addon)
+    return build_addon.build(tmp_path_factory.mktemp("dist"), ROOT / "build" / "wheels", "pyzmq>=25")
+
+
+def run_blender(tmp_path, script: str, timeout: float = 300, env: dict | None = None, **args) -> dict:
+    """Run ``script`` (after PRELUDE) in a fresh headless Blender; its RESULT line as a dict."""
+    path = tmp_path / f"blender_{time.monotonic_ns()}.py"
+    path.write_text(PRELUDE + textwrap.dedent(script))
+    env = dict(os.environ, **(env or {}), BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
+    env.pop("PYTHONPATH", None)  # the add-on must work from its zip alone, not from this checkout
+    proc = subprocess.run([sys.executable, str(path), json.dumps({k: str(v) if not isinstance(v, (int, float, bool))
+                                                                  else v for k, v in args.items()})],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(f"blender script failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zip):
+    found = run_blender(tmp_path, """
+        mod = install()
+        cycles = []
+        for _ in range(2):
+            addon_utils.disable(MODULE, default_set=True)
+            off = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
+                   hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
+                   [h.__name__ for h in bpy.app.handlers.render_write] == ["on_render_write"])
+            addon_utils.enable(MODULE, default_set=True)
+            on = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
+                  hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
+                  [h.__name__ for h in bpy.app.handlers.render_write] == ["on_render_write"])
+            cycles.append([off, on])
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+
+        class Layout:  # stands in for UILayout (panels cannot draw without a window)
+            def __init__(self):
+                self.calls = []
+            def __getattr__(self, name):
+                def call(*a, **kw):
+                    self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text")])
+                    return self
+                return call
+        panels, state = sys.modules[MODULE + ".panels"], sys.modules[MODULE + ".properties"].STATE
+        drawn = []
+        for running in (False, True):
+            state.running = running
+            layout = Layout()
+            panels.draw_panel(layout, bpy.context)
+            panels.draw_training(layout, bpy.context)
+            drawn.append(layout.calls)
+        state.running = False
+        settings = bpy.context.scene.mgan
+        props = sorted({c[1][0] for calls in drawn for c in calls if c[0] == "prop"})
+        emit(cycles=cycles, props_missing=[p for p in props if not hasattr(settings, p)], n_props=len(props),
+             drawn_ops=sorted({c[1][0] for calls in drawn for c in calls if c[0] == "operator"}), endpoint=prefs.endpoint, auto_start=prefs.auto_start,
+             wire=sys.modules[MODULE + ".connection"].client.__name__,
+             torch=[m for m in sys.modules if m == "torch" or m.startswith("torch.")],
+             classes=[c.__name__ for c in mod.classes], ops=sorted(dir(bpy.ops.mgan)),
+             user_repo=[r.directory for r in bpy.context.preferences.extensions.repos if r.module == "user_default"][0],
+             site_packages=sorted(p.name for p in __import__("pathlib").Path(
+                 bpy.utils.user_resource("EXTENSIONS"), ".local", "lib", "python3.11", "site-packages").iterdir()))
+    """, zip=addon_zip)
+    assert found["cycles"] == [[[False] * 5, [True] * 5]] * 2
+    assert found["endpoint"] == "tcp://127.0.0.1:5757" and found["auto_start"] is False
+    assert found["wire"] == MODULE + ".wire.client"  # the bundled copy, not the checkout's engine
+    assert found["torch"] == []
+    assert found["user_repo"].startswith(str(tmp_path))
+    assert any(name.startswith("pyzmq-") and name.endswith(".dist-info") for name in found["site_packages"])
+    assert {"generate", "cancel", "refresh", "start_engine", "stop_engine", "train"} <= set(found["ops"])
+    assert found["classes"][0] == "MGAN_AddonPreferences"
+    assert found["props_missing"] == [] and found["n_props"] >= 12
+    assert set(found["drawn_ops"]) == {"mgan.refresh", "mgan.generate", "mgan.cancel", "mgan.train"}
+    assert {"mgan." + op for op in found["ops"]} >= set(found["drawn_ops"])
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    home = engine_home(tmp_path_factory.mktemp("engine"))
+    proc = EngineProcess(home, "tcp://127.0.0.1:*").start()
+    yield proc
+    proc.kill()
+
+
+GENERATE = """
+    mod = install()
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.endpoint = args["endpoint"]
+    bpy.ops.mesh.primitive_plane_add()
+    obj = bpy.context.object
+    material = bpy.data.materials.new("Test material")
+    material.use_nodes = True
+    obj.data.materials.append(material)
+    obj.active_material = material
+    assert bpy.ops.mgan.refresh() == {"FINISHED"}
+    s = bpy.context.scene.mgan
+    s.preset, s.width, s.height, s.seed, s.tileable = "tiny", args["width"], args["height"], args["seed"], True
+    out = {}
+    for float_buffer in (False, True):
+        s.float_buffer, s.image_name = float_buffer, "MGAN float" if float_buffer else "MGAN byte"
+        t0 = time.monotonic()
+        assert bpy.ops.mgan.generate() == {"FINISHED"}
+        image = bpy.data.images[s.image_name]
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        np.save(args["out"] + f"/{int(float_buffer)}.npy", pixels)
+        out[str(int(float_buffer))] = dict(size=list(image.size), colorspace=image.colorspace_settings.name,
+                                           is_float=image.is_float, packed=image.packed_file is not None,
+                                           seconds=time.monotonic() - t0)
+    # Blender's own colour management, to check the add-on's sRGB decoding against
+    from mathutils import Color
+    probe = [i / 255 for i in range(256)]
+    blender_linear = [Color((v, v, v)).from_srgb_to_scene_linear()[0] for v in probe]
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    tex = [n for n in nodes if n.type == "TEX_IMAGE"]
+    wired = [(l.from_node.name, l.from_socket.name, l.to_node.type, l.to_socket.name) for l in links
+             if l.to_socket.name == "Base Color"]
+    emit(images=out, blender_linear=blender_linear, n_tex=len(tex), tex_image=tex[0].image.name,
+         extension=tex[0].extension, wired=wired, tex_name=tex[0].name,
+         hello=bpy.context.preferences.addons[MODULE].preferences.endpoint)
+"""
+
+
+def test_generate_writes_the_engines_pixels_and_wires_the_material(tmp_path, addon_zip, engine):
+    from engine.client import EngineClient
+
+    width, height, seed = 40, 24, 11  # not square: a transposed image cannot pass
+    found = run_blender(tmp_path, GENERATE, zip=addon_zip, endpoint=engine.connect_address(), width=width,
+                        height=height, seed=seed, out=tmp_path)
+    with EngineClient(engine.connect_address()) as c:
+        expected = np.array(c.synthesize("tiny", width, height, seed=seed, tileable=True))
+    assert expected.shape == (height, width, 3) and expected.std() > 0  # rows differ: orientation is visible
+
+    byte = found["images"]["0"]
+    assert byte["size"] == [width, height] and byte["colorspace"] == "sRGB" and not byte["is_float"]
+    assert byte["packed"]
+    rgba = np.load(tmp_path / "0.npy").reshape(height, width, 4)
+    assert np.array_equal(np.rint(rgba[::-1, :, :3] * 255).astype(np.uint8), expected)  # bottom-up in Blender
+    assert np.all(rgba[:, :, 3] == 1.0)
+
+    flt = found["images"]["1"]
+    assert flt["size"] == [width, height] and flt["is_float"]
+    linear = np.load(tmp_path / "1.npy").reshape(height, width, 4)[::-1, :, :3]
+    blender_linear = np.asarray(found["blender_linear"], dtype=np.float32)
+    np.testing.assert_allclose(linear, blender_linear[expected], atol=2e-4)  # scene-linear, as Blender decodes sRGB
+
+    # one texture node (the second run updated it), repeat, into the Principled BSDF's Base Color
+    assert found["n_tex"] == 1 and found["tex_image"] == "MGAN float" and found["extension"] == "REPEAT"
+    assert found["wired"] == [[found["tex_name"], "Color", "BSDF_PRINCIPLED", "Base Color"]]
+
+
+def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
+    found = run_blender(tmp_path, """
+        install()
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.endpoint = args["endpoint"]
+        errors = {}
+        for op in ("refresh", "generate"):
+            t0 = time.monotonic()
+            try:
+                result = getattr(bpy.ops.mgan, op)()
+            except RuntimeError as exc:  # how bpy.ops surfaces an operator's report({'ERROR'})
+                result = str(exc)
+            errors[op] = [result if isinstance(result, str) else sorted(result), time.monotonic() - t0]
+        s = bpy.context.scene.mgan
+        conn = sys.modules[MODULE + ".connection"]
+        conn.LINK.presets = [{"name": "tiny"}]  # as if the engine had been up a moment ago
+        s.preset = "tiny"
+        t0 = time.monotonic()
+        try:
+            result = bpy.ops.mgan.generate()
+        except RuntimeError as exc:
+            result = str(exc)
+        errors["generate_with_preset"] = [result if isinstance(result, str) else sorted(result),
+                                          time.monotonic() - t0]
+        # Blender keeps working: other operators run, the add-on is idle again
+        bpy.ops.mesh.primitive_cube_add()
+        emit(errors=errors, cube=bpy.context.object.name, idle=bpy.ops.mgan.generate.poll(),
+             running=sys.modules[MODULE + ".properties"].STATE.running)
+    """, zip=addon_zip, endpoint=f"ipc://{tmp_path}/nobody.sock")
+    errors = found["errors"]
+    refresh_msg, refresh_s = errors["refresh"]
+    assert "did not answer hello" in refresh_msg and "is it running" in refresh_msg and refresh_s < 10
+    assert "no preset chosen" in errors["generate"][0]
+    msg, seconds = errors["generate_with_preset"]
+    assert "did not answer hello within 3 s" in msg and "nobody.sock" in msg
+    assert 2.5 < seconds < 10  # the quick hello deadline, not the 600 s compute deadline
+    assert "Traceback" not in msg
+    assert found["cube"].startswith("Cube") and found["idle"] is True and found["running"] is False
+
+
+def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip):
+    home = engine_home(tmp_path / "engine")
+    found = run_blender(tmp_path, """
+        install()
+        proc_mod = sys.modules[MODULE + ".engine_process"]
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.endpoint, prefs.python_executable, prefs.project_folder = args["endpoint"], args["python"], args["root"]
+        prefs.auto_start = True  # the preference's update starts the engine
+        proc = proc_mod._process
+        t0 = time.monotonic()
+        while bpy.ops.mgan.refresh.poll() and time.monotonic() - t0 < 120:
+            try:
+                if bpy.ops.mgan.refresh() == {"FINISHED"}:
+                    break
+            except RuntimeError:
+                time.sleep(0.5)
+        s = bpy.context.scene.mgan
+        s.preset, s.width, s.height, s.add_to_material = "tiny", 16, 16, False
+        generated = sorted(bpy.ops.mgan.generate())
+        alive_before = proc.poll() is None
+        addon_utils.disable(MODULE, default_set=True)  # unregister stops the engine
+        emit(generated=generated, alive_before=alive_before, returncode=proc.poll(),
+             size=list(bpy.data.images["MGAN Texture"].size))
+    """, timeout=400, zip=addon_zip, endpoint=f"ipc://{tmp_path}/auto.sock", python=sys.executable, root=ROOT,
+                        env={"MGAN_HOME": str(home), "MGAN_PRESETS": str(home / "presets")})
+    assert found["generated"] == ["FINISHED"] and found["size"] == [16, 16]
+    assert found["alive_before"] is True
+    assert found["returncode"] is not None  # the process has exited
+
+
+def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, engine):
+    from PIL import Image
+
+    from engine.client import EngineClient
+
+    frames = tmp_path / "frames"
+    found = run_blender(tmp_path, """
+        install()
+        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+        assert bpy.ops.mgan.refresh() == {"FINISHED"}
+        scene = bpy.context.scene
+        scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        scene.render.engine = "CYCLES"
+        scene.cycles.samples, scene.cycles.device = 4, "CPU"
+        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+        scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
+        scene.render.filepath = args["frames"] + "/frame_"
+        scene.frame_start, scene.frame_end = 1, 3
+        cube = bpy.data.objects["Cube"]
+        for frame, x in ((1, -1.5), (3, 1.5)):  # frames that differ
+            cube.location.x = x
+            cube.keyframe_insert("location", frame=frame)
+        bpy.ops.render.render(animation=True)
+        emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write])
+    """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames)
+    assert found["handlers"] == ["on_render_write"]
+    rendered = [np.asarray(Image.open(frames / f"frame_{n:04d}.png").convert("RGB")) for n in (1, 2, 3)]
+    assert not np.array_equal(rendered[0], rendered[2])
+    with EngineClient(engine.connect_address()) as c:
+        for n, frame in zip((1, 2, 3), rendered):
+            stylised = np.asarray(Image.open(frames / f"frame_{n:04d}_mgan.png").convert("RGB"))
+            assert stylised.shape == (48, 64, 3)
+            np.testing.assert_array_equal(stylised, c.stylize("tiny", frame)[0])
