@@ -304,3 +304,36 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
             stylised = np.asarray(Image.open(frames / f"frame_{n:04d}_mgan.png").convert("RGB"))
             assert stylised.shape == (48, 64, 3)
             np.testing.assert_array_equal(stylised, c.stylize("tiny", frame)[0])
+
+
+def test_train_preset_from_an_image(tmp_path, addon_zip, engine):
+    from tests.conftest import skimage_image
+
+    exemplar = skimage_image("gravel.png")
+    name = f"gravel-{time.monotonic_ns() % 10**9}"  # the engine fixture is shared by the module
+    found = run_blender(tmp_path, """
+        install()
+        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+        op_train = sys.modules[MODULE + ".op_train"]
+        state = sys.modules[MODULE + ".properties"].STATE
+        s = bpy.context.scene.mgan
+        s.train_image = bpy.data.images.load(args["exemplar"])
+        sent_file_bytes = op_train.exemplar_bytes(s.train_image) == open(args["exemplar"], "rb").read()
+        generated = bpy.data.images.new("painted", 40, 24)
+        png = op_train.exemplar_bytes(generated)
+        s.train_name, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch = args["name"], 3, 64, 32, 2
+        assert bpy.ops.mgan.train() == {"FINISHED"}
+        watch = op_train.TrainWatch(args["endpoint"], state.train_job)  # what the UI timer steps
+        t0 = time.monotonic()
+        while not watch.step() and time.monotonic() - t0 < 600:
+            time.sleep(0.2)
+        bpy.ops.mgan.refresh()
+        conn = sys.modules[MODULE + ".connection"]
+        emit(sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record,
+             message=state.train_message, presets=[p["name"] for p in conn.LINK.presets])
+    """, timeout=700, zip=addon_zip, endpoint=engine.connect_address(), exemplar=exemplar, name=name)
+    assert found["sent_file_bytes"] is True
+    assert bytes(found["png_magic"]) == b"\x89PNG\r\n\x1a\n"
+    assert found["record"]["state"] == "done", found["record"]
+    assert found["record"]["name"] == name and found["record"]["result"]["steps"] == 3
+    assert name in found["presets"] and f"training '{name}': done 3/3" == found["message"]
