@@ -128,6 +128,13 @@ class MGAN_OT_generate(bpy.types.Operator):
         self._stop_timer(context)
         return self._finish(context)
 
+    def cancel(self, context):
+        # Blender ends modal operators itself (a file is opened, the window closes)
+        self._stop_timer(context)
+        if self._job is not None:
+            self._job.cancel()
+        STATE.running = False
+
     def _stop_timer(self, context) -> None:
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
