@@ -61,7 +61,8 @@ class MGAN_OT_generate(bpy.types.Operator):
         settings = context.scene.mgan
         rgb = self._job.reply.payloads[0]
         image = write_image(settings.image_name, rgb, settings.float_buffer)
-        STATE.message = f"{image.name}: {rgb.shape[1]}x{rgb.shape[0]} in {self._job.reply.header.get('seconds', 0):.1f} s"
+        seconds = self._job.reply.header.get("seconds", 0)
+        STATE.message = f"{image.name}: {rgb.shape[1]}x{rgb.shape[0]} in {seconds:.1f} s"
         if settings.add_to_material:
             obj = context.object if hasattr(context, "object") else None
             material = obj.active_material if obj is not None else None

@@ -52,7 +52,8 @@ class TrainWatch:
         self.record = reply.header.get("job") or {}
         progress = self.record.get("progress") or {}
         state = self.record.get("state", "?")
-        STATE.train_message = f"training '{self.record.get('name')}': {state} {progress.get('done', 0)}/{progress.get('total', '?')}"
+        done, total = progress.get("done", 0), progress.get("total", "?")
+        STATE.train_message = f"training '{self.record.get('name')}': {state} {done}/{total}"
         if state == "failed":
             STATE.train_message += f": {self.record.get('error')}"
         return state in FINISHED_STATES

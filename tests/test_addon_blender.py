@@ -60,12 +60,13 @@ def run_blender(tmp_path, script: str, timeout: float = 300, env: dict | None = 
     path.write_text(PRELUDE + textwrap.dedent(script))
     env = dict(os.environ, **(env or {}), BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
     env.pop("PYTHONPATH", None)  # the add-on must work from its zip alone, not from this checkout
-    proc = subprocess.run([sys.executable, str(path), json.dumps({k: str(v) if not isinstance(v, (int, float, bool))
-                                                                  else v for k, v in args.items()})],
+    as_json = {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in args.items()}
+    proc = subprocess.run([sys.executable, str(path), json.dumps(as_json)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise AssertionError(f"blender script failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"blender script failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -105,7 +106,8 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
         settings = bpy.context.scene.mgan
         props = sorted({c[1][0] for calls in drawn for c in calls if c[0] == "prop"})
         emit(cycles=cycles, props_missing=[p for p in props if not hasattr(settings, p)], n_props=len(props),
-             drawn_ops=sorted({c[1][0] for calls in drawn for c in calls if c[0] == "operator"}), endpoint=prefs.endpoint, auto_start=prefs.auto_start,
+             drawn_ops=sorted({c[1][0] for calls in drawn for c in calls if c[0] == "operator"}),
+             endpoint=prefs.endpoint, auto_start=prefs.auto_start,
              wire=sys.modules[MODULE + ".connection"].client.__name__,
              torch=[m for m in sys.modules if m == "torch" or m.startswith("torch.")],
              classes=[c.__name__ for c in mod.classes], ops=sorted(dir(bpy.ops.mgan)),
