@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # As tests/test_train_e2e.py: seconds per step on a small CPU.
 TINY = {"exemplar_size": 64, "crop": 32, "batch": 2, "checkpoint_every": 4, "preview_every": 100,
         "licence": "CC0", "source": "scikit-image gravel.png"}
-STEPS = 8
+STEPS = 60  # long enough that the kill lands mid-run, even on a fast machine
 DEADLINE = 3.0
 
 
