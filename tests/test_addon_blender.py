@@ -339,3 +339,70 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, engine):
     assert found["record"]["state"] == "done", found["record"]
     assert found["record"]["name"] == name and found["record"]["result"]["steps"] == 3
     assert name in found["presets"] and f"training '{name}': done 3/3" == found["message"]
+
+
+KILLED_MID_JOB = """
+    import pathlib
+    install()
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.endpoint = args["endpoint"]
+    assert bpy.ops.mgan.refresh() == {"FINISHED"}
+    s = bpy.context.scene.mgan
+    s.preset, s.width, s.height, s.timeout = "tiny", 4096, 4096, args["deadline"]
+    flags = pathlib.Path(args["flags"])
+    (flags / "started").write_text("")
+    t0 = time.monotonic()
+    try:
+        first = bpy.ops.mgan.generate()
+    except RuntimeError as exc:  # the operator's report({'ERROR'})
+        first = str(exc)
+    first_s = time.monotonic() - t0
+    bpy.ops.mesh.primitive_cube_add()  # Blender keeps working
+    while not (flags / "restarted").exists():
+        time.sleep(0.2)
+    s.width, s.height, s.image_name = 32, 16, "after restart"
+    second = bpy.ops.mgan.generate()
+    image = bpy.data.images["after restart"]
+    emit(first=first if isinstance(first, str) else sorted(first), first_s=first_s,
+         cube=bpy.context.object.name, second=sorted(second), size=list(image.size))
+"""
+
+
+def test_engine_killed_mid_job_is_a_clear_error_and_a_restart_recovers(tmp_path, addon_zip):
+    home = engine_home(tmp_path / "home")
+    first = EngineProcess(home, "tcp://127.0.0.1:*").start()
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    deadline = 5.0
+    path = tmp_path / "killed.py"
+    path.write_text(PRELUDE + textwrap.dedent(KILLED_MID_JOB))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
+    env.pop("PYTHONPATH", None)
+    args = json.dumps({"zip": str(addon_zip), "endpoint": first.connect_address(), "flags": str(flags),
+                       "deadline": deadline})
+    blender = subprocess.Popen([sys.executable, str(path), args], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        t0 = time.monotonic()
+        while not (flags / "started").exists():
+            assert blender.poll() is None and time.monotonic() - t0 < 120, blender.communicate()
+            time.sleep(0.1)
+        time.sleep(1.0)  # the 4096x4096 synthesis is under way
+        first.kill()
+        second = EngineProcess(home, first.endpoint).start()  # the same address
+        (flags / "restarted").write_text("")
+        out, err = blender.communicate(timeout=300)
+    finally:
+        if blender.poll() is None:
+            blender.kill()
+        if second is not None:
+            second.kill()
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    assert blender.returncode == 0 and lines, f"{out[-3000:]}\n{err[-3000:]}"
+    found = json.loads(lines[-1][len("RESULT "):])
+    assert isinstance(found["first"], str) and "did not answer synthesize" in found["first"], found
+    assert "Traceback" not in found["first"]
+    assert found["first_s"] < deadline + 3.0  # reported within its deadline, not hung
+    assert found["cube"].startswith("Cube")
+    assert found["second"] == ["FINISHED"] and found["size"] == [32, 16]
