@@ -12,6 +12,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self._last = 0.0
+        self._drawn = False
 
     def update(self, n: int, **figures: float) -> None:
         self.n = n
@@ -19,6 +20,7 @@ class Progress:
         if not self.enabled or (now - self._last < 0.5 and n < self.total):
             return
         self._last = now
+        self._drawn = True
         done = n - self.start_n
         rate = done / max(now - self.t0, 1e-9)
         eta = (self.total - n) / rate if rate > 0 else float("inf")
@@ -30,7 +32,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self._drawn:
             self.stream.write("\n")
             self.stream.flush()
 
