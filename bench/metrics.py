@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from engine.vgg import get_vgg19
+from training.texture import gram
 
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -25,13 +26,9 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 def grams(img: np.ndarray) -> dict[str, torch.Tensor]:
     vgg = get_vgg19("relu4_1")
     feats = vgg(to_tensor(img), TAPS)
-    out = {}
-    for t, f in feats.items():
-        f = f[..., 1:-1, 1:-1]  # drop the wrapped border ring
-        n, c, h, w = f.shape
-        flat = f.reshape(c, h * w)
-        out[t] = flat @ flat.T / (h * w)
-    return out
+    # The training loss's own Gram (training.texture.gram), on features without the
+    # wrapped border ring.
+    return {t: gram(f[..., 1:-1, 1:-1])[0] for t, f in feats.items()}
 
 
 def gram_distance(img: np.ndarray, target: dict[str, torch.Tensor]) -> float:

@@ -27,6 +27,7 @@ from engine.noise import brown_noise  # noqa: E402
 from engine.presets import BUILTIN_DIR, list_presets  # noqa: E402
 from engine.synth import Synthesizer, to_uint8  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
+from training.texture import gram  # noqa: E402
 
 WIN = 128
 
@@ -59,10 +60,7 @@ def gatys(exemplar: np.ndarray, size: int, steps: int, seed: int = 0) -> np.ndar
         feats = vgg(x, TAPS)
         loss = 0.0
         for t in TAPS:
-            f = feats[t]
-            n, c, h, w = f.shape
-            flat = f.reshape(c, h * w)
-            g = flat @ flat.T / (h * w)
+            g = gram(feats[t])[0]
             loss = loss + ((g - target[t]) ** 2).sum() / (target[t] ** 2).sum()
         loss.backward()
         return loss
@@ -82,7 +80,6 @@ def main() -> None:
     ap.add_argument("--gatys-steps", type=int, default=300)
     ap.add_argument("--presets", help="comma-separated names (default: every built-in texture preset)")
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     presets = [p for p in list_presets() if p.kind == "texture" and p.path.parent == BUILTIN_DIR]
     if args.presets:
         presets = [p for p in presets if p.name in args.presets.split(",")]

@@ -191,8 +191,11 @@ class TextureTrainer:
         return torch.cat(out)
 
     # ---- losses -------------------------------------------------------------------------
-    def _texture_losses(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        feats = self.vgg(img.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
+    def _features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.vgg(img.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
+
+    def _texture_losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Gram + colour loss, hinge loss from D as it is now) of a batch and its features."""
         l_gram = img.new_zeros(())
         for t in GRAM_TAPS:
             target = self.target_gram[t]
@@ -200,13 +203,13 @@ class TextureTrainer:
         mean, std = img.float().mean((2, 3)), img.float().std((2, 3))
         l_color = ((mean - self.mean_rgb) ** 2).mean() + ((std - self.std_rgb) ** 2).mean()
         l_adv = hinge_g_loss(self.D(feats["relu3_1"].float()))
-        return l_gram + self.config.color_weight * l_color, l_adv, feats
+        return l_gram + self.config.color_weight * l_color, l_adv
 
     def _rebalance(self, noise: torch.Tensor) -> None:
         """Set the hinge weight so its image gradient is adv_ratio x the Gram gradient."""
         with autocast_for(self.device, self.config.precision):
             img = self.G(noise).float().detach().requires_grad_(True)
-            l_tex, l_adv, _ = self._texture_losses(img)
+            l_tex, l_adv = self._texture_losses(img, self._features(img))
         g_tex, = torch.autograd.grad(l_tex, img, retain_graph=True)
         g_adv, = torch.autograd.grad(l_adv, img)
         ratio = g_tex.norm() / g_adv.norm().clamp_min(1e-12)
@@ -218,20 +221,17 @@ class TextureTrainer:
         noise = self._sample_noise()
         if self.step % cfg.balance_every == 0:
             self._rebalance(noise)
-        # D step: real exemplar patches vs G's current patches.
+        # One forward of G and VGG serves both steps: D sees the batch detached, then G's
+        # losses use the same features with the just-updated D.
         with autocast_for(self.device, cfg.precision):
-            with torch.no_grad():
-                fake_img = self.G(noise).float()
-                fake_r31 = self.vgg(fake_img.contiguous(memory_format=torch.channels_last),
-                                    ("relu3_1",))["relu3_1"].float()
-            l_d = hinge_d_loss(self.D(self._sample_real()), self.D(fake_r31))
+            img = self.G(noise).float()
+            feats = self._features(img)
+            l_d = hinge_d_loss(self.D(self._sample_real()), self.D(feats["relu3_1"].detach().float()))
         self.opt_d.zero_grad(set_to_none=True)
         l_d.backward()
         self.opt_d.step()
-        # G step.
         with autocast_for(self.device, cfg.precision):
-            img = self.G(noise).float()
-            l_tex, l_adv, _ = self._texture_losses(img)
+            l_tex, l_adv = self._texture_losses(img, feats)
             loss = l_tex + self.adv_weight.to(self.device) * l_adv
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
