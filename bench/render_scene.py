@@ -18,14 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SCENE = r'''
-import sys, bpy
-floor_png, sphere_png, out = sys.argv[sys.argv.index("--") + 1:]
+import math, sys, bpy
+args = sys.argv[sys.argv.index("--") + 1:]
+floor_png, sphere_png, out = args[:3]
+frames, width, height, samples = (int(a) for a in (args[3:] or (0, 960, 540, 24)))
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 scene.render.engine = "CYCLES"
 scene.cycles.device = "CPU"
-scene.cycles.samples = 24
-scene.render.resolution_x, scene.render.resolution_y = 960, 540
+scene.cycles.samples = samples
+scene.cycles.seed = 0
+scene.render.resolution_x, scene.render.resolution_y = width, height
 scene.render.filepath = out
 
 def material(name, png, repeat):
@@ -59,8 +62,44 @@ world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
 scene.world = world
 bpy.ops.object.camera_add(location=(0, -7.0, 2.4), rotation=(1.33, 0, 0))
 scene.camera = bpy.context.object
-bpy.ops.render.render(write_still=True)
+if frames:  # a short moving shot: the camera orbits the sphere by 2 degrees a frame
+    cam = scene.camera
+    scene.frame_start, scene.frame_end = 1, frames
+    for f in range(1, frames + 1):
+        a = math.radians(2.0 * (f - 1))
+        cam.location = (7.0 * math.sin(a), -7.0 * math.cos(a), 2.4)
+        cam.rotation_euler = (1.33, 0, a)
+        cam.keyframe_insert("location", frame=f)
+        cam.keyframe_insert("rotation_euler", frame=f)
+    scene.render.filepath = out.rstrip("/") + "/frame_"
+    bpy.ops.render.render(animation=True)
+else:
+    bpy.ops.render.render(write_still=True)
 '''
+
+
+def _render(preset: str, sphere_preset: str, texture_size: int, args: list[str]) -> None:
+    """Synthesize the two textures, then run the scene script in Blender with ``args``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pngs = []
+        for p in (preset, sphere_preset):
+            png = Path(tmp) / f"{p}.png"
+            subprocess.run([sys.executable, "-m", "engine.cli", "synth", "--preset", p, "--size",
+                            f"{texture_size}x{texture_size}", "--seed", "7", "-o", str(png), "-q"],
+                           cwd=ROOT, check=True)
+            pngs.append(str(png))
+        script = Path(tmp) / "scene.py"
+        script.write_text(SCENE)
+        subprocess.run([sys.executable, str(script), "--", *pngs, *args], check=True, cwd=tmp,
+                       stdout=subprocess.DEVNULL)
+
+
+def render_frames(out_dir: Path, frames: int = 8, size: tuple[int, int] = (384, 216), samples: int = 16,
+                  preset: str = "gravel", sphere_preset: str = "brick") -> list[Path]:
+    """Render a short orbiting shot of the scene into ``out_dir`` (frame_0001.png ...)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _render(preset, sphere_preset, 512, [str(out_dir), str(frames), str(size[0]), str(size[1]), str(samples)])
+    return sorted(out_dir.glob("frame_*.png"))
 
 
 def main() -> None:
@@ -69,17 +108,7 @@ def main() -> None:
     ap.add_argument("--sphere-preset", default="brick")
     ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "render.png"))
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pngs = []
-        for preset in (args.preset, args.sphere_preset):
-            png = Path(tmp) / f"{preset}.png"
-            subprocess.run([sys.executable, "-m", "engine.cli", "synth", "--preset", preset, "--size", "1024x1024",
-                            "--seed", "7", "-o", str(png), "-q"], cwd=ROOT, check=True)
-            pngs.append(str(png))
-        script = Path(tmp) / "scene.py"
-        script.write_text(SCENE)
-        subprocess.run([sys.executable, str(script), "--", *pngs, args.output], check=True,
-                       cwd=tmp, stdout=subprocess.DEVNULL)
+    _render(args.preset, args.sphere_preset, 1024, [args.output])
     print(f"wrote {args.output}")
 
 

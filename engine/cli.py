@@ -1,4 +1,5 @@
-"""The ``mgan`` command: train presets, synthesize textures, list presets."""
+"""The ``mgan`` command: train presets, synthesize textures, stylise frames, run MDAN,
+list presets, serve the engine."""
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,23 @@ def _noise_from_args(args, defaults):
     return NoiseParams.from_dict(d)
 
 
-def cmd_synth(args) -> int:
+def _save_output(image, args) -> Path:
+    """Write ``args.output`` (and the 2x2 repeat to ``args.tiled`` if asked)."""
     from PIL import Image
 
+    from engine.synth import tile_2x2
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out)
+    if args.tiled:
+        Image.fromarray(tile_2x2(image)).save(args.tiled)
+    return out
+
+
+def cmd_synth(args) -> int:
     from engine.progress import Progress
-    from engine.synth import Synthesizer, parse_size, tile_2x2, to_uint8
+    from engine.synth import Synthesizer, parse_size, to_uint8
 
     h, w = parse_size(args.size)
     period = None
@@ -57,11 +70,7 @@ def cmd_synth(args) -> int:
     image = to_uint8(synth.synthesize((h, w), seed=args.seed, noise=noise, period=period,
                                       tile=args.tile, progress=progress))
     bar.close()
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(out)
-    if args.tiled:
-        Image.fromarray(tile_2x2(image)).save(args.tiled)
+    out = _save_output(image, args)
     if not args.quiet:
         print(f"wrote {out} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
@@ -85,7 +94,25 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def _run_trainer(trainer, args) -> int:
+    try:
+        folder = trainer.run(resume=args.resume, fresh=args.fresh, stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        return 130
+    if folder is None:
+        print(f"stopped at step {trainer.step}; continue with --resume")
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.style or args.content_dir:
+        if not (args.style and args.content_dir):
+            raise ValueError("style training needs both --style IMAGE and --content-dir FOLDER")
+        if args.image:
+            raise ValueError("give either an exemplar image (texture preset) or --style/--content-dir (style preset)")
+        return cmd_train_style(args)
+    if not args.image:
+        raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
     from engine.noise import NoiseParams
     from engine.presets import check_name, data_dir, user_dir
     from training.texture import TextureTrainer, TrainConfig
@@ -105,12 +132,82 @@ def cmd_train(args) -> int:
                              source=args.source or str(Path(args.image).resolve()),
                              licence=args.licence or "unknown", device=args.device,
                              show_progress=not args.quiet)
-    try:
-        folder = trainer.run(resume=args.resume, fresh=args.fresh, stop_after=args.stop_after)
-    except KeyboardInterrupt:
-        return 130
-    if folder is None:
-        print(f"stopped at step {trainer.step}; continue with --resume")
+    return _run_trainer(trainer, args)
+
+
+def cmd_train_style(args) -> int:
+    from engine.presets import check_name, data_dir, user_dir
+    from training.style import StyleConfig, StyleTrainer
+
+    name = check_name(args.name)
+    cfg = StyleConfig()
+    for key in ("steps", "batch", "crop", "checkpoint_every", "preview_every", "seed", "precision",
+                "lr_g", "lr_d", "adv_ratio", "content_size", "inverter_steps"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.exemplar_size is not None:
+        cfg.exemplar_size = args.exemplar_size
+    if args.mdan_steps is not None:
+        cfg.mdan["steps"] = args.mdan_steps
+    run = Path(args.run_dir) if args.run_dir else data_dir() / "runs" / name
+    trainer = StyleTrainer(args.style, args.content_dir, name, run, cfg,
+                           preset_dir=Path(args.out) if args.out else user_dir(),
+                           source=args.source or str(Path(args.style).resolve()),
+                           licence=args.licence or "unknown",
+                           content_source=args.content_source or str(Path(args.content_dir).resolve()),
+                           content_licence=args.content_licence or "unknown",
+                           device=args.device, show_progress=not args.quiet)
+    return _run_trainer(trainer, args)
+
+
+def cmd_mdan(args) -> int:
+    from engine.synth import parse_size, to_uint8
+    from training.exemplar import load_exemplar
+    from training.mdan import MDAN, MDANConfig
+
+    cfg = MDANConfig()
+    for key in ("steps", "content_weight", "tv_weight", "seed", "precision", "style_size", "lr", "lr_d"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    size = None
+    if args.content:
+        if args.size:
+            cfg.size = int(args.size)
+    elif args.size:
+        size = parse_size(args.size)
+    t0 = time.perf_counter()
+    mdan = MDAN(args.style, cfg, device=args.device)
+    content = None
+    if args.content:
+        content = load_exemplar(args.content, cfg.size)[0].permute(1, 2, 0).numpy()
+    what = f"mdan {Path(args.content).name}" if content is not None else "mdan texture"
+    out, history = mdan.run(content, size=size, progress=not args.quiet, desc=what)
+    image = to_uint8(out)
+    path = _save_output(image, args)
+    if not args.quiet:
+        first, last = history[0], history[-1]
+        print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "
+              f"{time.perf_counter() - t0:.1f} s; loss {first['loss']:.3g} -> {last['loss']:.3g})")
+    return 0
+
+
+def cmd_stylize(args) -> int:
+    from engine.sequence import collect_frames, stylize_frames
+    from engine.synth import Synthesizer
+
+    frames = collect_frames(args.inputs)
+    out_dir = Path(args.output)
+    synth = Synthesizer.load(args.preset, device=args.device, precision=args.precision)
+    if synth.preset.kind != "style" and not args.any_kind:
+        raise ValueError(f"preset {synth.preset.name!r} is a {synth.preset.kind} preset; stylize with a "
+                         "style preset (see `mgan presets`), or pass --any-kind to decode with it anyway")
+    t0 = time.perf_counter()
+    written = stylize_frames(synth, frames, out_dir, tile=args.tile, temporal=args.temporal,
+                             overwrite=args.overwrite, progress=not args.quiet)
+    if not args.quiet:
+        print(f"wrote {len(written)} frame(s) to {out_dir} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -169,8 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_presets)
 
-    s = sub.add_parser("train", help="train a texture preset from one exemplar image")
-    s.add_argument("image")
+    s = sub.add_parser("train", help="train a texture preset from one exemplar image, or a style "
+                                      "preset from --style and --content-dir")
+    s.add_argument("image", nargs="?", help="the exemplar of a texture preset")
+    s.add_argument("--style", help="style image (style preset)")
+    s.add_argument("--content-dir", help="folder of content photos to learn the style on (style preset)")
+    s.add_argument("--content-size", type=int, help="content photos' longest side (style; default 384)")
+    s.add_argument("--mdan-steps", type=int, help="MDAN steps per content photo (style; default 125)")
+    s.add_argument("--inverter-steps", type=int, help="first steps that teach G to invert VGG19 (style)")
+    s.add_argument("--content-source", help="where the content photos come from (recorded in the preset)")
+    s.add_argument("--content-licence", help="the content photos' licence (recorded in the preset)")
     s.add_argument("--name", required=True)
     s.add_argument("--steps", type=int)
     s.add_argument("--batch", type=int)
@@ -195,6 +300,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     noise_args(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("mdan", help="MDAN, the iterative method: stylise a photo (or synthesize "
+                                     "a texture from noise without --content); slow, the quality reference")
+    s.add_argument("--style", required=True, help="style (or texture) image")
+    s.add_argument("--content", help="content photo; without it a seamless texture is synthesized")
+    s.add_argument("--size", help="output longest side with --content (default 384); WIDTHxHEIGHT "
+                                  "(multiples of 16) without")
+    s.add_argument("--style-size", type=int, help="style image longest side (default 384)")
+    s.add_argument("--steps", type=int, help="optimisation steps (default 125)")
+    s.add_argument("--content-weight", type=float)
+    s.add_argument("--tv-weight", type=float)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--lr-d", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--tiled", help="also write the result repeated 2x2 (useful without --content)")
+    s.add_argument("--device")
+    s.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_mdan)
+
+    s = sub.add_parser("stylize", help="stylise photos or rendered frames with a style preset "
+                                        "(one forward pass each, any size)")
+    s.add_argument("--preset", required=True, help="style preset name or folder")
+    s.add_argument("inputs", nargs="+", help="image files, folders of frames, or globs ('frames/*.png')")
+    s.add_argument("-o", "--output", required=True, help="output folder (files keep their names)")
+    s.add_argument("--temporal", type=float, default=0.0,
+                   help="frame sequences: 0..1, how strongly unchanged pixels keep the previous "
+                        "stylised frame (reduces flicker; 0 = off)")
+    s.add_argument("--tile", type=int, default=1024, help="decode tile side in px (bounds memory)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.add_argument("--any-kind", action="store_true", help="allow a texture preset")
+    s.add_argument("--device")
+    s.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_stylize)
 
     s = sub.add_parser("engine", help="serve synthesis and training over ZeroMQ (docs/protocol.md)")
     s.add_argument("--bind", default="tcp://127.0.0.1:5757",

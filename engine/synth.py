@@ -162,6 +162,15 @@ class Synthesizer:
         return decoded
 
 
+def pad_photo(x: torch.Tensor, m: int = TILE_HALO) -> torch.Tensor:
+    """Mirror-pad an (N,3,H,W) photo by ``m`` px (then up to multiples of 8 at the bottom
+    right): how a non-periodic image is given context before the wrap-around encoder."""
+    h, w = x.shape[-2:]
+    ph, pw = _round8(h + 2 * m), _round8(w + 2 * m)
+    return torch.nn.functional.pad(x, (m, pw - w - m, m, ph - h - m),
+                                   mode="reflect" if min(h, w) > m else "replicate")
+
+
 def stylize_image(synth: "Synthesizer", image: np.ndarray, tile: int = DEFAULT_TILE, progress=None) -> np.ndarray:
     """(H,W,3) float [0,1] photo or frame -> (H,W,3) float [0,1]: G decodes the image's own
     relu4_1 features. A photo does not wrap around, so it is mirror-padded by the tile halo
@@ -169,9 +178,7 @@ def stylize_image(synth: "Synthesizer", image: np.ndarray, tile: int = DEFAULT_T
     h, w = image.shape[:2]
     check_size(max(h, 8), max(w, 8))
     m = TILE_HALO
-    ph, pw = _round8(h + 2 * m), _round8(w + 2 * m)
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
-    x = torch.nn.functional.pad(x, (m, pw - w - m, m, ph - h - m), mode="reflect" if min(h, w) > m else "replicate")
+    x = pad_photo(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None])
     out = synth.decode_tiled(x[0].numpy(), tile=tile, progress=progress)
     return np.ascontiguousarray(out[m:m + h, m:m + w])
 

@@ -49,3 +49,53 @@ def augment(x: torch.Tensor, mode: str = "flips") -> list[torch.Tensor]:
     if mode == "dihedral":
         return flips + [f.transpose(2, 3) for f in flips]
     raise ValueError(f"unknown augmentation {mode!r}; known: none, flips, dihedral")
+
+
+def _inner_rect(w: int, h: int, angle: float) -> tuple[int, int]:
+    """Largest axis-aligned rectangle inside a w x h image rotated by ``angle`` radians."""
+    import math
+
+    if w <= 0 or h <= 0:
+        return 0, 0
+    long_side, short_side = max(w, h), min(w, h)
+    s, c = abs(math.sin(angle)), abs(math.cos(angle))
+    if short_side <= 2.0 * s * c * long_side or abs(s - c) < 1e-10:
+        x = 0.5 * short_side
+        wr, hr = (x / s, x / c) if w >= h else (x / c, x / s)
+    else:
+        cos_2a = c * c - s * s
+        wr, hr = (w * c - h * s) / cos_2a, (h * c - w * s) / cos_2a
+    return int(wr), int(hr)
+
+
+def affine_variants(images: list[np.ndarray], angles=(-10.0, 0.0, 10.0), scales=(1 / 1.1, 1.0, 1.1),
+                    flip: bool = True, multiple: int = 8) -> list[list[np.ndarray]]:
+    """The paper's data expansion: every (rotation, scale, horizontal flip) of a group of
+    aligned (H,W,3) float images (a content photo and its stylised target move together).
+    Rotated images are cropped to their largest inner rectangle, so no blank corners enter
+    training; sides are cut down to a multiple of ``multiple``. Returns one list per variant."""
+    out = []
+    for fl in ((False, True) if flip else (False,)):
+        for a in angles:
+            for s in scales:
+                group = []
+                for img in images:
+                    h, w = img.shape[:2]
+                    chans = []
+                    for ch in range(img.shape[2]):
+                        p = Image.fromarray(np.ascontiguousarray(img[..., ch], dtype=np.float32), mode="F")
+                        if fl:
+                            p = p.transpose(Image.FLIP_LEFT_RIGHT)
+                        if a:
+                            p = p.rotate(a, resample=Image.BICUBIC)
+                            iw, ih = _inner_rect(w, h, np.deg2rad(a))
+                            left, top = (w - iw) // 2 + 1, (h - ih) // 2 + 1
+                            p = p.crop((left, top, left + iw - 2, top + ih - 2))
+                        if s != 1.0:
+                            p = p.resize((max(1, round(p.width * s)), max(1, round(p.height * s))), Image.BICUBIC)
+                        chans.append(np.asarray(p, dtype=np.float32))
+                    arr = np.clip(np.stack(chans, -1), 0.0, 1.0)
+                    hh, ww = arr.shape[0] // multiple * multiple, arr.shape[1] // multiple * multiple
+                    group.append(np.ascontiguousarray(arr[:hh, :ww]))
+                out.append(group)
+    return out

@@ -145,20 +145,26 @@ class TextureTrainer:
             raise ValueError(f"exemplar too small for {cfg.crop}px crops at exemplar_size "
                              f"{cfg.exemplar_size}; lower --crop or raise --exemplar-size")
         self.noise_params = NoiseParams.from_dict(cfg.noise)
-        self.step = 0
-        self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.pool_seed_next = 0
         self.pool = torch.cat([self._pool_field() for _ in range(cfg.pool_size)])
-        self.G = Generator(GeneratorConfig.from_dict(cfg.generator)).to(dev)
         # G's input is relu4_1 of noise: standardise it by the pool's statistics (fixed
         # buffers saved in the preset), so G starts with O(1) activations.
-        self.G.set_feature_stats(self.pool.mean((0, 2, 3)), self.pool.std((0, 2, 3)))
-        self.G.init_output(self.mean_rgb)
+        self._build_models(self.pool.mean((0, 2, 3)), self.pool.std((0, 2, 3)), self.mean_rgb)
+
+    def _build_models(self, feat_mean: torch.Tensor, feat_std: torch.Tensor, mean_rgb: torch.Tensor) -> None:
+        """G (input standardised by fixed statistics, starting flat at ``mean_rgb``), D and
+        their optimisers; shared with style training."""
+        cfg, dev = self.config, self.device
+        self.G = Generator(GeneratorConfig.from_dict(cfg.generator)).to(dev)
+        self.G.set_feature_stats(feat_mean, feat_std)
+        self.G.init_output(mean_rgb)
         self.G = self.G.to(memory_format=torch.channels_last)
         self.D = PatchDiscriminator().to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
     def _pool_field(self) -> torch.Tensor:
         """relu4_1 of one new periodic noise field (a pure function of the run seed and index)."""
@@ -191,8 +197,10 @@ class TextureTrainer:
         return torch.cat(out)
 
     # ---- losses -------------------------------------------------------------------------
+    feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
+
     def _features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.vgg(img.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
+        return self.vgg(img.contiguous(memory_format=torch.channels_last), self.feature_taps)
 
     def _texture_losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(Gram + colour loss, hinge loss from D as it is now) of a batch and its features."""
@@ -205,42 +213,60 @@ class TextureTrainer:
         l_adv = hinge_g_loss(self.D(feats["relu3_1"].float()))
         return l_gram + self.config.color_weight * l_color, l_adv
 
-    def _rebalance(self, noise: torch.Tensor) -> None:
-        """Set the hinge weight so its image gradient is adv_ratio x the Gram gradient."""
+    # ---- the step, shared with style training (training/style.py overrides the hooks) ----
+    main_name = "tex"   # the name of the main loss in progress figures
+
+    def _sample_batch(self):
+        return self._sample_noise()
+
+    def _generate(self, batch) -> torch.Tensor:
+        return self.G(batch).float()
+
+    def _real_relu3_1(self, batch) -> torch.Tensor:
+        return self._sample_real()
+
+    def _losses(self, img, feats, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._texture_losses(img, feats)
+
+    def _rebalance(self, batch) -> None:
+        """Set the hinge weight so its image gradient is adv_ratio x the main loss's gradient."""
         with autocast_for(self.device, self.config.precision):
-            img = self.G(noise).float().detach().requires_grad_(True)
-            l_tex, l_adv = self._texture_losses(img, self._features(img))
-        g_tex, = torch.autograd.grad(l_tex, img, retain_graph=True)
+            img = self._generate(batch).detach().requires_grad_(True)
+            l_main, l_adv = self._losses(img, self._features(img), batch)
+        g_main, = torch.autograd.grad(l_main, img, retain_graph=True)
         g_adv, = torch.autograd.grad(l_adv, img)
-        ratio = g_tex.norm() / g_adv.norm().clamp_min(1e-12)
+        ratio = g_main.norm() / g_adv.norm().clamp_min(1e-12)
         target = self.config.adv_ratio * ratio.detach().cpu()
         self.adv_weight = target if self.adv_weight == 0 else 0.7 * self.adv_weight + 0.3 * target
 
     def train_step(self) -> dict[str, float]:
         cfg = self.config
-        noise = self._sample_noise()
+        batch = self._sample_batch()
         if self.step % cfg.balance_every == 0:
-            self._rebalance(noise)
+            self._rebalance(batch)
         # One forward of G and VGG serves both steps: D sees the batch detached, then G's
         # losses use the same features with the just-updated D.
         with autocast_for(self.device, cfg.precision):
-            img = self.G(noise).float()
+            img = self._generate(batch)
             feats = self._features(img)
-            l_d = hinge_d_loss(self.D(self._sample_real()), self.D(feats["relu3_1"].detach().float()))
+            l_d = hinge_d_loss(self.D(self._real_relu3_1(batch)), self.D(feats["relu3_1"].detach().float()))
         self.opt_d.zero_grad(set_to_none=True)
         l_d.backward()
         self.opt_d.step()
         with autocast_for(self.device, cfg.precision):
-            l_tex, l_adv = self._texture_losses(img, feats)
-            loss = l_tex + self.adv_weight.to(self.device) * l_adv
+            l_main, l_adv = self._losses(img, feats, batch)
+            loss = l_main + self.adv_weight.to(self.device) * l_adv
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
         self.step += 1
-        if self.step % cfg.pool_refresh_every == 0:
+        self._after_step()
+        return {self.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
+
+    def _after_step(self) -> None:
+        if self.step % self.config.pool_refresh_every == 0:
             i = int(torch.randint(0, self.pool.shape[0], (1,), generator=self.rng))
             self.pool[i:i + 1] = self._pool_field()
-        return {"tex": l_tex.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
 
     # ---- checkpoints --------------------------------------------------------------------
     @property
@@ -258,12 +284,18 @@ class TextureTrainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
-            "torch_rng": torch.get_rng_state(), "pool": self.pool, "pool_seed_next": self.pool_seed_next,
-            "elapsed": self.elapsed,
+            "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self._extra_state(),
         }
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)  # atomic: a kill never leaves a half file
+
+    def _extra_state(self) -> dict:
+        return {"pool": self.pool, "pool_seed_next": self.pool_seed_next}
+
+    def _load_extra_state(self, state: dict) -> None:
+        self.pool = state["pool"].to(self.device)
+        self.pool_seed_next = int(state["pool_seed_next"])
 
     def load_checkpoint(self) -> None:
         try:
@@ -286,8 +318,7 @@ class TextureTrainer:
         self.adv_weight = state["adv_weight"].cpu()
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
-        self.pool = state["pool"].to(self.device)
-        self.pool_seed_next = int(state["pool_seed_next"])
+        self._load_extra_state(state)
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
 
@@ -311,17 +342,20 @@ class TextureTrainer:
         Image.fromarray(self.render()).save(path)
         return path
 
+    def _meta(self) -> dict:
+        """What the preset records besides its name and training figures."""
+        return {"kind": "texture", "noise": self.noise_params.to_dict(),
+                "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
+                             "source": self.source, "licence": self.licence}}
+
     def export(self) -> Path:
         from PIL import Image
 
         meta = {
-            "name": self.name, "kind": "texture",
+            "name": self.name, **self._meta(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "noise": self.noise_params.to_dict(),
             "training": {**asdict(self.config), "steps_done": self.step, "device": str(self.device),
                          "train_seconds": round(self.elapsed, 1), "torch": torch.__version__},
-            "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
-                         "source": self.source, "licence": self.licence},
         }
         thumb = Image.fromarray(self.render(128))
         G = self.G.to(memory_format=torch.contiguous_format)

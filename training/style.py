@@ -1,0 +1,321 @@
+"""MGAN style training (paper section 3.2): a style image + content photos -> a style preset.
+
+1. MDAN (training/mdan.py) stylises every content photo once. Its targets are cached in
+   ``<run>/targets`` (PNG, with a manifest of what made them, and MDAN's discriminator, so
+   a resumed run neither redoes finished targets nor restarts D on the next one).
+2. Every (content, target) pair is expanded the paper's way (rotations -10/0/+10 degrees,
+   scales 1.1^-1/0/1, horizontal flip: 18 variants). VGG19 relu4_1 of each mirror-padded
+   content variant is computed once, exactly as ``mgan stylize`` computes it at inference.
+3. G is trained on aligned crops: pixel MSE to the MDAN target, plus the relu3_1 hinge
+   term of the patch discriminator (real patches: the targets'), its weight re-balanced to
+   ``adv_ratio`` x the pixel gradient. The first ``inverter_steps`` steps train G to invert
+   VGG19 (the content crop itself is the target, no adversarial term): the paper's
+   autoencoder start, which it found stabilises training.
+
+Everything else (G, D, the step, the rebalancing, checkpoints, previews, Ctrl-C/SIGTERM,
+resume, export) is TextureTrainer's: this class only swaps the data and the losses.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.progress import Progress
+from engine.synth import TILE_HALO, Synthesizer, autocast_for, pad_photo, stylize_image, to_uint8
+from engine.vgg import get_vgg19
+
+from .exemplar import affine_variants, file_sha256, load_exemplar
+from .mdan import MDAN, MDANConfig, fit_size
+from .texture import TextureTrainer, TrainConfig
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+MARGIN_CELLS = 2        # relu4_1 cells of context around a crop (G's receptive field is ~1.6)
+PAIR_AUGMENTS = ("paper", "flip", "none")
+
+
+@dataclass
+class StyleConfig(TrainConfig):
+    steps: int = 1500
+    exemplar_size: int = 384        # the style image's longest side
+    content_size: int = 384         # content photos' longest side (the paper's 384)
+    adv_ratio: float = 0.5          # hinge gradient / pixel-MSE gradient on the image
+    inverter_steps: int = 200       # G first learns to invert VGG19 relu4_1 (no adversarial term)
+    pair_augment: str = "paper"     # 18 rotations x scales x flips, "flip" (2) or "none"
+    mdan: dict = field(default_factory=lambda: asdict(MDANConfig()))
+
+    def validate(self) -> "StyleConfig":
+        super().validate()
+        if not 64 <= self.content_size <= 4096:
+            raise ValueError(f"content_size must be 64..4096, got {self.content_size}")
+        if self.inverter_steps < 0:
+            raise ValueError("inverter_steps must be >= 0")
+        if self.pair_augment not in PAIR_AUGMENTS:
+            raise ValueError(f"pair_augment must be one of {', '.join(PAIR_AUGMENTS)}")
+        MDANConfig(**self.mdan).validate()
+        return self
+
+    def mdan_config(self) -> MDANConfig:
+        cfg = MDANConfig(**self.mdan)
+        cfg.size, cfg.style_size = self.content_size, self.exemplar_size
+        cfg.precision = self.precision
+        return cfg
+
+
+def content_files(content) -> list[Path]:
+    """A folder (its images, sorted), one file, or a list of files."""
+    items = [content] if isinstance(content, (str, os.PathLike)) else list(content)
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"content {p} does not exist")
+    if not files:
+        raise ValueError(f"no content images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {content}")
+    return files
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(path.stem + ".tmp.png")
+    Image.fromarray(to_uint8(image)).save(tmp)
+    os.replace(tmp, path)
+
+
+def _load_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+class StyleTrainer(TextureTrainer):
+    main_name = "pix"
+    feature_taps = ("relu3_1",)
+
+    def __init__(self, style: str | Path, content, name: str, run_dir: Path, config: StyleConfig,
+                 preset_dir: Path | None = None, source: str = "", licence: str = "",
+                 content_source: str = "", content_licence: str = "", device: str | None = None,
+                 log=print, show_progress: bool = True):
+        super().__init__(style, name, run_dir, config, preset_dir=preset_dir, source=source,
+                         licence=licence, device=device, log=log, show_progress=show_progress)
+        if not self.exemplar_path.is_file():
+            raise FileNotFoundError(f"style image {self.exemplar_path} does not exist")
+        self.content_paths = content_files(content)
+        self.content_source, self.content_licence = content_source, content_licence
+        self.should_stop = None
+
+    # ---- MDAN targets ----------------------------------------------------------------------
+    @property
+    def targets_dir(self) -> Path:
+        return self.run_dir / "targets"
+
+    def _targets_manifest(self) -> dict:
+        return {"style_sha256": file_sha256(self.exemplar_path),
+                "mdan": json.dumps(asdict(self.config.mdan_config()), sort_keys=True),
+                "content_sha256": [file_sha256(p) for p in self.content_paths]}
+
+    def mdan_targets(self, contents: list[np.ndarray]) -> list[np.ndarray]:
+        """MDAN-stylised targets, one per content photo, cached in ``targets_dir``."""
+        folder = self.targets_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = self._targets_manifest()
+        mpath = folder / "manifest.json"
+        try:
+            old = json.loads(mpath.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            old = None
+        if old is not None and {k: old.get(k) for k in ("style_sha256", "mdan")} != \
+                {k: manifest[k] for k in ("style_sha256", "mdan")}:
+            self.log(f"cached MDAN targets in {folder} were made from another style or settings; redoing them")
+            for f in folder.glob("*"):
+                f.unlink()
+            old = None
+        mpath.write_text(json.dumps(manifest, indent=1))
+        paths = [folder / f"{i:04d}_{sha[:16]}.png" for i, sha in enumerate(manifest["content_sha256"])]
+        targets: list[np.ndarray | None] = []
+        for path, content in zip(paths, contents):
+            try:
+                t = _load_png(path) if path.is_file() else None
+            except OSError:
+                t = None  # a damaged cache file is simply redone
+            targets.append(t if t is not None and t.shape == content.shape else None)
+        missing = [i for i, t in enumerate(targets) if t is None]
+        if not missing:
+            self.log(f"MDAN targets: all {len(targets)} cached in {folder}")
+            return targets  # type: ignore[return-value]
+        mcfg = self.config.mdan_config()
+        mdan = MDAN(self.exemplar_path, mcfg, device=str(self.device))
+        dpath = folder / "mdan_d.pt"
+        if dpath.is_file():
+            try:  # D carried over from the images already done (the paper's reuse finding)
+                mdan.load_state_dict(torch.load(dpath, map_location=self.device, weights_only=True))
+            except Exception as exc:
+                self.log(f"MDAN discriminator state {dpath} unreadable ({exc}); starting D afresh")
+        total = len(missing) * mcfg.steps
+        bar = Progress(total, f"mdan targets ({len(missing)} of {len(targets)})", enabled=self.show_progress)
+        done = 0
+        for n, i in enumerate(missing):
+            def on_step(step, steps, figures, base=n * mcfg.steps):
+                bar.update(base + step, img=float(n + 1), loss=figures["loss"])
+                if self.should_stop is not None and self.should_stop():
+                    raise KeyboardInterrupt
+            try:
+                out, _ = mdan.run(contents[i], on_step=on_step)
+            except KeyboardInterrupt:
+                bar.close()
+                self.log(f"interrupted during MDAN targets: {len(targets) - len(missing) + done} of "
+                         f"{len(targets)} cached; continue with --resume")
+                raise
+            targets[i] = out
+            _save_png(paths[i], out)
+            tmp = dpath.with_suffix(".tmp")
+            torch.save(mdan.state_dict(), tmp)
+            os.replace(tmp, dpath)
+            done += 1
+        bar.close()
+        return targets  # type: ignore[return-value]
+
+    # ---- set-up -----------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        cfg, dev = self.config, self.device
+        torch.manual_seed(cfg.seed)
+        self.rng = torch.Generator().manual_seed(cfg.seed)
+        self.vgg = get_vgg19("relu4_1", dev)
+        self.exemplar = load_exemplar(self.exemplar_path, cfg.exemplar_size)
+        contents = [load_exemplar(p, cfg.content_size)[0].permute(1, 2, 0).numpy() for p in self.content_paths]
+        targets = self.mdan_targets(contents)
+        self.preview_content = fit_size(contents[0], 256)
+        self.example_pair = (contents[0], targets[0])
+        if cfg.pair_augment == "paper":
+            groups = [g for c, t in zip(contents, targets) for g in affine_variants([c, t])]
+        elif cfg.pair_augment == "flip":
+            groups = [g for c, t in zip(contents, targets) for g in ([c, t], [c[:, ::-1], t[:, ::-1]])]
+        else:
+            groups = [[c, t] for c, t in zip(contents, targets)]
+        groups = [g for g in groups if min(g[0].shape[:2]) >= cfg.crop]
+        if not groups:
+            raise ValueError(f"content photos too small for {cfg.crop}px crops at content_size "
+                             f"{cfg.content_size}; lower --crop or raise --content-size")
+        self.pairs = []
+        s1 = torch.zeros(512, dtype=torch.float64)
+        s2 = torch.zeros(512, dtype=torch.float64)
+        n = 0
+        m = TILE_HALO
+        with torch.no_grad(), autocast_for(dev, cfg.precision):
+            for content, target in groups:
+                c = torch.from_numpy(np.ascontiguousarray(content.transpose(2, 0, 1)))[None].to(dev)
+                c = pad_photo(c, m)  # exactly as stylize_image pads a photo
+                f = self.vgg(c.contiguous(memory_format=torch.channels_last))["relu4_1"].float()
+                s1 += f.sum((0, 2, 3)).double().cpu()
+                s2 += (f ** 2).sum((0, 2, 3)).double().cpu()
+                n += f.shape[-1] * f.shape[-2]
+                t = torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))[None]
+                cc = torch.from_numpy(np.ascontiguousarray(content.transpose(2, 0, 1)))[None]
+                self.pairs.append((f.to(torch.bfloat16), t.to(dev), cc.to(dev)))
+        mb = sum(f.numel() * 2 for f, _, _ in self.pairs) / 2 ** 20
+        self.log(f"{len(self.content_paths)} content photos -> {len(self.pairs)} training pairs "
+                 f"(relu4_1 cache {mb:.0f} MB)")
+        mean = (s1 / n).float()
+        std = (s2 / n - (s1 / n) ** 2).clamp_min(0).sqrt().float()
+        self.mean_rgb = torch.stack([t.mean((0, 2, 3)) for _, t, _ in self.pairs]).mean(0)
+        self._build_models(mean.to(dev), std.to(dev), self.mean_rgb)
+
+    # ---- data and losses (hooks of TextureTrainer.train_step) ------------------------------------
+    def _sample_batch(self):
+        cfg = self.config
+        c8, mc, halo = cfg.crop // 8, MARGIN_CELLS, TILE_HALO // 8
+        feats, targets = [], []
+        inverting = self.step < cfg.inverter_steps
+        for _ in range(cfg.batch):
+            f, t, c = self.pairs[int(torch.randint(0, len(self.pairs), (1,), generator=self.rng))]
+            h8, w8 = t.shape[-2] // 8, t.shape[-1] // 8
+            cy = int(torch.randint(0, h8 - c8 + 1, (1,), generator=self.rng))
+            cx = int(torch.randint(0, w8 - c8 + 1, (1,), generator=self.rng))
+            y0, x0 = cy + halo - mc, cx + halo - mc
+            feats.append(f[..., y0:y0 + c8 + 2 * mc, x0:x0 + c8 + 2 * mc].float())
+            src = c if inverting else t
+            targets.append(src[..., cy * 8:cy * 8 + cfg.crop, cx * 8:cx * 8 + cfg.crop])
+        return (torch.cat(feats).contiguous(memory_format=torch.channels_last), torch.cat(targets))
+
+    def _generate(self, batch) -> torch.Tensor:
+        p = MARGIN_CELLS * 8
+        return self.G(batch[0]).float()[..., p:-p, p:-p]
+
+    def _real_relu3_1(self, batch) -> torch.Tensor:
+        with torch.no_grad():
+            return self.vgg(batch[1].contiguous(memory_format=torch.channels_last), ("relu3_1",))["relu3_1"].float()
+
+    def _losses(self, img, feats, batch):
+        from .discriminator import hinge_g_loss
+
+        l_pix = F.mse_loss(img, batch[1])
+        return l_pix, hinge_g_loss(self.D(feats["relu3_1"].float()))
+
+    def _rebalance(self, batch) -> None:
+        if self.step < self.config.inverter_steps:
+            self.adv_weight = torch.tensor(0.0)  # the inverter start has no adversarial term
+            return
+        super()._rebalance(batch)
+
+    def train_step(self) -> dict[str, float]:
+        if self.step == self.config.inverter_steps and self.step % self.config.balance_every:
+            self._rebalance(self._sample_batch())  # switch the hinge term on right away
+        return super().train_step()
+
+    def _after_step(self) -> None:
+        pass
+
+    # ---- checkpoints, previews, export --------------------------------------------------------
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    def _fingerprint(self) -> dict:
+        shas = [file_sha256(self.exemplar_path)] + [file_sha256(p) for p in self.content_paths]
+        return {**super()._fingerprint(), "exemplar_sha256": ",".join(shas)}
+
+    def stylize(self, image: np.ndarray) -> np.ndarray:
+        was = self.G.training
+        self.G.eval()
+        try:
+            return stylize_image(Synthesizer(None, self.G, self.device, self.config.precision), image)
+        finally:
+            self.G.train(was)
+
+    def render(self, size: int = 256, seed: int = 0) -> np.ndarray:
+        """The first content photo (longest side ``size``) stylised by the current G."""
+        return to_uint8(self.stylize(fit_size(self.preview_content, size)))
+
+    def _meta(self) -> dict:
+        style = {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
+                 "source": self.source, "licence": self.licence}
+        return {"kind": "style", "exemplar": style, "style": style,
+                "content": {"files": [{"file": p.name, "sha256": file_sha256(p)} for p in self.content_paths],
+                            "source": self.content_source, "licence": self.content_licence}}
+
+    def export(self) -> Path:
+        folder = super().export()
+        # The first content photo and its MDAN target, for side-by-side views.
+        content, target = self.example_pair
+        _save_png(folder / "content_example.png", content)
+        _save_png(folder / "mdan_example.png", target)
+        return folder
+
+    def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None,
+            on_step=None, should_stop=None) -> Path | None:
+        self.should_stop = should_stop
+        return super().run(resume=resume, fresh=fresh, stop_after=stop_after, on_step=on_step,
+                           should_stop=should_stop)
