@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
-PRESETS := $(notdir $(patsubst %/preset.json,%,$(wildcard presets/*/preset.json)))
+PRESETS := $(notdir $(patsubst %/preset.json,%,$(shell grep -l '"kind": "texture"' presets/*/preset.json)))
+STYLES := $(notdir $(patsubst %/preset.json,%,$(shell grep -l '"kind": "style"' presets/*/preset.json)))
 DEMO_SIZE ?= 1024x1024
 
 .PHONY: setup test-setup demo test bench addon clean
@@ -33,7 +34,10 @@ demo: setup
 	@for p in $(PRESETS); do \
 	  $(BIN)/mgan synth --preset $$p --size $(DEMO_SIZE) --seed 7 -o out/$$p.png --tiled out/$$p-2x2.png || exit 1; \
 	done
-	@echo "textures written to out/"
+	@for s in $(STYLES); do \
+	  $(BIN)/mgan stylize --preset $$s docs/render.png docs/style/frames/frame_0004.png -o out/$$s --overwrite || exit 1; \
+	done
+	@echo "textures (and stylised renders) written to out/"
 
 test: test-setup
 	$(BIN)/python -m pytest -q tests
@@ -42,6 +46,7 @@ bench: test-setup
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/stylize_bench.py
 
 # The Blender extension: dist/mgan_textures-<version>.zip (addon/ + engine/client.py,
 # protocol.py, security.py + a pyzmq wheel for Blender's Python 3.11, linux x86_64).

@@ -10,12 +10,28 @@ _preset_items: list[tuple[str, str, str]] = []
 NO_PRESET = "NONE"
 
 
+_style_items: list[tuple[str, str, str]] = []
+
+
+def _items(first_kind: str) -> list[tuple[str, str, str]]:
+    """The engine's presets, those of ``first_kind`` first (so the default fits the panel)."""
+    presets = [p for p in LINK.presets if isinstance(p.get("name"), str)]
+    presets.sort(key=lambda p: p.get("kind", "texture") != first_kind)
+    items = [(p["name"], p["name"], f"{p.get('kind', 'texture')}: {p.get('exemplar', {}).get('source', '')}")
+             for p in presets]
+    return items or [(NO_PRESET, "No presets", "Connect to the engine (Refresh) to list its presets")]
+
+
 def preset_items(self, context):
     global _preset_items
-    items = [(p["name"], p["name"], f"{p.get('kind', 'texture')}: {p.get('exemplar', {}).get('source', '')}")
-             for p in LINK.presets if isinstance(p.get("name"), str)]
-    _preset_items = items or [(NO_PRESET, "No presets", "Connect to the engine (Refresh) to list its presets")]
+    _preset_items = _items("texture")
     return _preset_items
+
+
+def style_preset_items(self, context):
+    global _style_items
+    _style_items = _items("style")
+    return _style_items
 
 
 class RunState:
@@ -52,7 +68,7 @@ class MGAN_Settings(bpy.types.PropertyGroup):
     stylise_render: bpy.props.BoolProperty(
         name="Stylise rendered frames", default=False,
         description="Send every rendered frame through a preset and write <frame>_mgan.png beside it")
-    stylise_preset: bpy.props.EnumProperty(name="Style preset", items=preset_items)
+    stylise_preset: bpy.props.EnumProperty(name="Style preset", items=style_preset_items)
     train_image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
                                            description="Image to train a new preset from")
     train_name: bpy.props.StringProperty(name="Preset name", default="my-texture")

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (PresetError, WeightsMissingError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (PresetError, WeightsMissingError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"mgan: error: {exc}", file=sys.stderr)
         return 2
 

@@ -117,7 +117,9 @@ class Synthesizer:
         if h % 8 or w % 8:
             raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
         tile = max(8, tile // 8 * 8)
-        if h <= tile and w <= tile:
+        # One window when it is not much bigger than a tile: splitting a canvas just over
+        # the tile side (a 1024 px photo plus its mirror margin) would decode ~4x its area.
+        if (h <= tile and w <= tile) or (h * w <= 1.5 * tile * tile and max(h, w) <= 1.5 * tile):
             return self.decode(torch.from_numpy(canvas)[None])[0].permute(1, 2, 0).cpu().numpy()
         out = np.empty((h, w, 3), np.float32)
         ys, xs = range(0, h, tile), range(0, w, tile)

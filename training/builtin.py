@@ -66,7 +66,7 @@ STYLES = (
         "scikit-image data: astronaut.png (Eileen Collins, NASA Great Images), chelsea.png "
         "(Chelsea the cat, by Stefan van der Walt), rocket.jpg (DSCOVR launch, SpaceX); "
         "docs/render.png (this project's Blender render of its own textures)",
-        "astronaut and rocket: public domain; chelsea: CC0 1.0; render.png: this project's licence"),
+        "astronaut and rocket: public domain; chelsea: CC0 1.0; render.png: MIT, as this project"),
 )
 
 

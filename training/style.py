@@ -46,6 +46,7 @@ class StyleConfig(TrainConfig):
     content_size: int = 384         # content photos' longest side (the paper's 384)
     adv_ratio: float = 0.5          # hinge gradient / pixel-MSE gradient on the image
     inverter_steps: int = 200       # G first learns to invert VGG19 relu4_1 (no adversarial term)
+    feature_weight: float = 1.0     # relu2_1/relu3_1 feature MSE to the target (sharpness; 0 = the paper's pixel loss only)
     pair_augment: str = "paper"     # 18 rotations x scales x flips, "flip" (2) or "none"
     mdan: dict = field(default_factory=lambda: asdict(MDANConfig()))
 
@@ -100,8 +101,8 @@ def _load_png(path: Path) -> np.ndarray:
 
 
 class StyleTrainer(TextureTrainer):
-    main_name = "pix"
-    feature_taps = ("relu3_1",)
+    main_name = "rec"   # pixel + feature reconstruction of the MDAN target
+    feature_taps = ("relu2_1", "relu3_1")
 
     def __init__(self, style: str | Path, content, name: str, run_dir: Path, config: StyleConfig,
                  preset_dir: Path | None = None, source: str = "", licence: str = "",
@@ -195,7 +196,7 @@ class StyleTrainer(TextureTrainer):
         self.exemplar = load_exemplar(self.exemplar_path, cfg.exemplar_size)
         contents = [load_exemplar(p, cfg.content_size)[0].permute(1, 2, 0).numpy() for p in self.content_paths]
         targets = self.mdan_targets(contents)
-        self.preview_content = fit_size(contents[0], 256)
+        self.preview_content = contents[0]
         self.example_pair = (contents[0], targets[0])
         if cfg.pair_augment == "paper":
             groups = [g for c, t in zip(contents, targets) for g in affine_variants([c, t])]
@@ -246,21 +247,26 @@ class StyleTrainer(TextureTrainer):
             feats.append(f[..., y0:y0 + c8 + 2 * mc, x0:x0 + c8 + 2 * mc].float())
             src = c if inverting else t
             targets.append(src[..., cy * 8:cy * 8 + cfg.crop, cx * 8:cx * 8 + cfg.crop])
-        return (torch.cat(feats).contiguous(memory_format=torch.channels_last), torch.cat(targets))
+        targets = torch.cat(targets)
+        with torch.no_grad(), autocast_for(self.device, cfg.precision):
+            target_feats = {t: f.float() for t, f in self._features(targets).items()}
+        return (torch.cat(feats).contiguous(memory_format=torch.channels_last), targets, target_feats)
 
     def _generate(self, batch) -> torch.Tensor:
         p = MARGIN_CELLS * 8
         return self.G(batch[0]).float()[..., p:-p, p:-p]
 
     def _real_relu3_1(self, batch) -> torch.Tensor:
-        with torch.no_grad():
-            return self.vgg(batch[1].contiguous(memory_format=torch.channels_last), ("relu3_1",))["relu3_1"].float()
+        return batch[2]["relu3_1"]  # D's real patches are the MDAN targets' own
 
     def _losses(self, img, feats, batch):
         from .discriminator import hinge_g_loss
 
-        l_pix = F.mse_loss(img, batch[1])
-        return l_pix, hinge_g_loss(self.D(feats["relu3_1"].float()))
+        loss = F.mse_loss(img, batch[1])
+        if self.config.feature_weight:
+            for t, target in batch[2].items():
+                loss = loss + self.config.feature_weight * ((feats[t].float() - target) ** 2).mean() / (target ** 2).mean()
+        return loss, hinge_g_loss(self.D(feats["relu3_1"].float()))
 
     def _rebalance(self, batch) -> None:
         if self.step < self.config.inverter_steps:
@@ -295,9 +301,11 @@ class StyleTrainer(TextureTrainer):
         finally:
             self.G.train(was)
 
-    def render(self, size: int = 256, seed: int = 0) -> np.ndarray:
-        """The first content photo (longest side ``size``) stylised by the current G."""
-        return to_uint8(self.stylize(fit_size(self.preview_content, size)))
+    def render(self, size: int | None = None, seed: int = 0) -> np.ndarray:
+        """The first content photo stylised by the current G at training scale (then scaled
+        to a longest side of ``size``: stylising a smaller photo would change the look)."""
+        out = self.stylize(self.preview_content)
+        return to_uint8(fit_size(out, size) if size else out)
 
     def _meta(self) -> dict:
         style = {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
