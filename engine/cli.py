@@ -178,18 +178,45 @@ def cmd_mdan(args) -> int:
     elif args.size:
         size = parse_size(args.size)
     t0 = time.perf_counter()
-    mdan = MDAN(args.style, cfg, device=args.device)
-    content = None
+    contents = []
     if args.content:
-        content = load_exemplar(args.content, cfg.size)[0].permute(1, 2, 0).numpy()
-    what = f"mdan {Path(args.content).name}" if content is not None else "mdan texture"
-    out, history = mdan.run(content, size=size, progress=not args.quiet, desc=what)
-    image = to_uint8(out)
-    path = _save_output(image, args)
+        from engine.sequence import collect_frames
+
+        contents = collect_frames(args.content)
+        if len(contents) > 1 and Path(args.output).suffix:
+            raise ValueError("with several --content images, -o is a folder (outputs keep their names)")
+    if args.warm_start and len(contents) < 2:
+        raise ValueError("--warm-start needs a sequence of --content frames")
+    mdan = MDAN(args.style, cfg, device=args.device)
+    if len(contents) <= 1:
+        content = load_exemplar(contents[0], cfg.size)[0].permute(1, 2, 0).numpy() if contents else None
+        what = f"mdan {contents[0].name}" if contents else "mdan texture"
+        out, history = mdan.run(content, size=size, progress=not args.quiet, desc=what)
+        image = to_uint8(out)
+        path = _save_output(image, args)
+        if not args.quiet:
+            first, last = history[0], history[-1]
+            print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "
+                  f"{time.perf_counter() - t0:.1f} s; loss {first['loss']:.3g} -> {last['loss']:.3g})")
+        return 0
+    # A sequence: one D carries over from image to image (the paper's finding); with
+    # --warm-start each frame also starts from the previous result (less flicker).
+    from PIL import Image
+
+    from engine.sequence import check_destinations
+
+    out_dir = Path(args.output)
+    check_destinations(contents, out_dir, args.overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prev = None
+    for i, f in enumerate(contents):
+        content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
+        init = prev if args.warm_start and prev is not None and prev.shape == content.shape else None
+        out, _ = mdan.run(content, init=init, progress=not args.quiet, desc=f"mdan {i + 1}/{len(contents)} {f.name}")
+        Image.fromarray(to_uint8(out)).save(out_dir / f.name)
+        prev = out
     if not args.quiet:
-        first, last = history[0], history[-1]
-        print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "
-              f"{time.perf_counter() - t0:.1f} s; loss {first['loss']:.3g} -> {last['loss']:.3g})")
+        print(f"wrote {len(contents)} images to {out_dir} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -304,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("mdan", help="MDAN, the iterative method: stylise a photo (or synthesize "
                                      "a texture from noise without --content); slow, the quality reference")
     s.add_argument("--style", required=True, help="style (or texture) image")
-    s.add_argument("--content", help="content photo; without it a seamless texture is synthesized")
+    s.add_argument("--content", nargs="+", help="content photo(s), folders or globs; without it a "
+                                                 "seamless texture is synthesized")
+    s.add_argument("--warm-start", action="store_true",
+                   help="frame sequences: start each frame from the previous result (less flicker)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs in the -o folder")
     s.add_argument("--size", help="output longest side with --content (default 384); WIDTHxHEIGHT "
                                   "(multiples of 16) without")
     s.add_argument("--style-size", type=int, help="style image longest side (default 384)")

@@ -89,6 +89,23 @@ def flicker(outputs: list[np.ndarray], sources: list[np.ndarray]) -> float:
     return float(d_out / max(d_src, 1e-12))
 
 
+def check_destinations(frames: list[Path], out_dir: Path, overwrite: bool) -> None:
+    """Before anything is written: no output may replace an input, two inputs may not share
+    a name, and an existing output is replaced only with ``overwrite``."""
+    inputs = {f.resolve() for f in frames}
+    names: dict[str, Path] = {}
+    for f in frames:
+        dst = Path(out_dir) / f.name
+        if dst.name in names:
+            raise ValueError(f"two inputs are named {f.name} ({names[dst.name]} and {f}); "
+                             "stylise them into separate folders")
+        names[dst.name] = f
+        if dst.resolve() in inputs:
+            raise ValueError(f"output {dst} would overwrite an input frame; choose another -o folder")
+        if dst.exists() and not overwrite:
+            raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+
+
 def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, temporal: float = 0.0,
                    overwrite: bool = False, progress: bool = True, keep: bool = False):
     """Stylise ``frames`` into ``out_dir`` (same file names). Checks every destination before
@@ -102,18 +119,7 @@ def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, t
     if not 0.0 <= temporal <= 1.0:
         raise ValueError(f"temporal must be in 0..1, got {temporal}")
     out_dir = Path(out_dir)
-    inputs = {f.resolve() for f in frames}
-    names: dict[str, Path] = {}
-    for f in frames:
-        dst = out_dir / f.name
-        if dst.name in names:
-            raise ValueError(f"two inputs are named {f.name} ({names[dst.name]} and {f}); "
-                             "stylise them into separate folders")
-        names[dst.name] = f
-        if dst.resolve() in inputs:
-            raise ValueError(f"output {dst} would overwrite an input frame; choose another -o folder")
-        if dst.exists() and not overwrite:
-            raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+    check_destinations(frames, out_dir, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = Progress(len(frames), f"stylize {synth.preset.name if synth.preset else ''}", enabled=progress)
     written, kept = [], []

@@ -90,3 +90,24 @@ def test_mdan_cli(tmp_path):
     r = run_cli("mdan", "--style", str(tmp_path / "nope.png"), "--content", str(skimage_image("chelsea.png")),
                 "-o", str(out))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_mdan_cli_sequence_with_warm_start(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    src = np.asarray(Image.open(skimage_image("chelsea.png")).convert("RGB"))[:96, :128]
+    for i in range(3):
+        Image.fromarray(np.roll(src, 3 * i, axis=1)).save(frames / f"f{i + 1}.png")
+    out = tmp_path / "out"
+    args = ["mdan", "--style", str(skimage_image("coffee.png")), "--content", str(frames), "--size", "64",
+            "--style-size", "128", "--steps", "4", "--warm-start", "-o", str(out)]
+    r = run_cli(*args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "mdan 3/3 f3.png" in r.stderr and "wrote 3 images" in r.stdout
+    assert [p.name for p in sorted(out.iterdir())] == ["f1.png", "f2.png", "f3.png"]
+    r = run_cli(*args)                                      # outputs are never silently replaced
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    r = run_cli(*args[:-1], str(frames), "--overwrite")     # and inputs never
+    assert r.returncode == 2 and "overwrite an input" in r.stderr
+    r = run_cli("mdan", "--style", str(skimage_image("coffee.png")), "--warm-start", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "sequence" in r.stderr
