@@ -57,3 +57,15 @@ def run_cli(*args, env=None, **kw):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, **kw)
+
+
+def shifted_frames(folder: Path, n: int, h: int, w: int, shift: int, name: str = "frame_{:04d}.png") -> Path:
+    """``n`` frames of a photo (Chelsea, CC0) panning ``shift`` px a frame, as PNG files."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    src = np.asarray(Image.open(skimage_image("chelsea.png")).convert("RGB"))[:h, :w]
+    for i in range(n):
+        Image.fromarray(np.roll(src, shift * i, axis=1)).save(folder / name.format(i + 1))
+    return folder

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli, skimage_image
+from tests.conftest import run_cli, shifted_frames, skimage_image
 
 
 def _photo(name, size):
@@ -93,11 +93,7 @@ def test_mdan_cli(tmp_path):
 
 
 def test_mdan_cli_sequence_with_warm_start(tmp_path):
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    src = np.asarray(Image.open(skimage_image("chelsea.png")).convert("RGB"))[:96, :128]
-    for i in range(3):
-        Image.fromarray(np.roll(src, 3 * i, axis=1)).save(frames / f"f{i + 1}.png")
+    frames = shifted_frames(tmp_path / "frames", 3, 96, 128, 3, name="f{}.png")
     out = tmp_path / "out"
     args = ["mdan", "--style", str(skimage_image("coffee.png")), "--content", str(frames), "--size", "64",
             "--style-size", "128", "--steps", "4", "--warm-start", "-o", str(out)]

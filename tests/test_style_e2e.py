@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, run_cli, skimage_image
+from tests.conftest import ROOT, run_cli, shifted_frames, skimage_image
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +93,7 @@ def test_style_train_kill_resume_stylize(isolated_home, tmp_path):
     assert entry["kind"] == "style" and entry["exemplar"]["licence"] == "CC0"
 
     # 4. Stylise a folder of frames; each output equals the in-process pipeline's.
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    src = np.asarray(Image.open(skimage_image("chelsea.png")).convert("RGB"))[:150, :200]
-    for i in range(3):
-        Image.fromarray(np.roll(src, 4 * i, axis=1)).save(frames / f"frame_{i + 1:04d}.png")
+    frames = shifted_frames(tmp_path / "frames", 3, 150, 200, 4)
     out_dir = tmp_path / "styled"
     r = run_cli("stylize", "--preset", "tiny-style", str(frames), "-o", str(out_dir), env=env, timeout=300)
     assert r.returncode == 0, r.stderr
