@@ -1,12 +1,13 @@
-"""The add-on's one link to the engine: engine/client.py and engine/protocol.py, bundled
+"""The add-on's one link to the engine: engine/client.py and engine/protocol.py (and the
+numpy-only engine/sequence.py for the temporal filter), bundled
 into ``wire/`` by tools/build_addon.py (or the repository's ``engine`` package when the
 add-on runs from a source checkout). One client per address, used on the main thread."""
 from __future__ import annotations
 
 try:
-    from .wire import client, protocol  # the built extension
+    from .wire import client, protocol, sequence  # the built extension
 except ImportError:  # a source checkout with the repository on sys.path
-    from engine import client, protocol  # noqa: F401
+    from engine import client, protocol, sequence  # noqa: F401
 
 EngineClient, EngineError, EngineTimeout = client.EngineClient, client.EngineError, client.EngineTimeout
 

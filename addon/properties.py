@@ -69,6 +69,10 @@ class MGAN_Settings(bpy.types.PropertyGroup):
         name="Stylise rendered frames", default=False,
         description="Send every rendered frame through a preset and write <frame>_mgan.png beside it")
     stylise_preset: bpy.props.EnumProperty(name="Style preset", items=style_preset_items)
+    stylise_temporal: bpy.props.FloatProperty(
+        name="Temporal smoothing", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+        description="Where a rendered pixel barely changed since the previous frame, keep up to this share "
+                    "of the previous stylised frame (less flicker; 0 = every frame on its own)")
     train_image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
                                            description="Image to train a new preset from")
     train_name: bpy.props.StringProperty(name="Preset name", default="my-texture")

@@ -59,6 +59,29 @@ def run_cli(*args, env=None, **kw):
                           capture_output=True, text=True, **kw)
 
 
+def start_cli(home: Path, *args):
+    """The ``mgan`` command in the background with its own MGAN_HOME (to be killed)."""
+    import subprocess
+
+    env = dict(os.environ, MGAN_HOME=str(home))
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(cond, proc, timeout: float = 300, what: str = "the condition"):
+    """Poll ``cond()`` while ``proc`` runs; a process that exits first or a timeout fails."""
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited before {what}: {proc.communicate()}")
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.1)
+
+
 def shifted_frames(folder: Path, n: int, h: int, w: int, shift: int, name: str = "frame_{:04d}.png") -> Path:
     """``n`` frames of a photo (Chelsea, CC0) panning ``shift`` px a frame, as PNG files."""
     import numpy as np

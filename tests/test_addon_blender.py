@@ -78,11 +78,13 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
             addon_utils.disable(MODULE, default_set=True)
             off = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
                    hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
-                   [h.__name__ for h in bpy.app.handlers.render_write] == ["on_render_write"])
+                   [h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init]
+                  == ["on_render_write", "on_render_init"])
             addon_utils.enable(MODULE, default_set=True)
             on = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
                   hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
-                  [h.__name__ for h in bpy.app.handlers.render_write] == ["on_render_write"])
+                  [h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init]
+                  == ["on_render_write", "on_render_init"])
             cycles.append([off, on])
         prefs = bpy.context.preferences.addons[MODULE].preferences
 
@@ -273,10 +275,12 @@ def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip)
     assert found["returncode"] is not None  # the process has exited
 
 
-def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, engine):
+@pytest.mark.parametrize("temporal", [0.0, 0.8])
+def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, engine, temporal):
     from PIL import Image
 
     from engine.client import EngineClient
+    from engine.sequence import temporal_blend
 
     frames = tmp_path / "frames"
     found = run_blender(tmp_path, """
@@ -285,6 +289,7 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
         assert bpy.ops.mgan.refresh() == {"FINISHED"}
         scene = bpy.context.scene
         scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        scene.mgan.stylise_temporal = args["temporal"]
         scene.render.engine = "CYCLES"
         scene.cycles.samples, scene.cycles.device = 4, "CPU"
         scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
@@ -296,16 +301,29 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
             cube.location.x = x
             cube.keyframe_insert("location", frame=frame)
         bpy.ops.render.render(animation=True)
-        emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write])
-    """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames)
-    assert found["handlers"] == ["on_render_write"]
+        emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init])
+    """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames, temporal=temporal)
+    assert found["handlers"] == ["on_render_write", "on_render_init"]
     rendered = [np.asarray(Image.open(frames / f"frame_{n:04d}.png").convert("RGB")) for n in (1, 2, 3)]
     assert not np.array_equal(rendered[0], rendered[2])
+    prev_out = prev_src = None
+    blended = 0
     with EngineClient(engine.connect_address()) as c:
         for n, frame in zip((1, 2, 3), rendered):
             stylised = np.asarray(Image.open(frames / f"frame_{n:04d}_mgan.png").convert("RGB"))
             assert stylised.shape == (48, 64, 3)
-            np.testing.assert_array_equal(stylised, c.stylize("tiny", frame)[0])
+            plain = c.stylize("tiny", frame)[0]
+            if temporal == 0:
+                np.testing.assert_array_equal(stylised, plain)
+                continue
+            # The engine's frame through the CLI's filter, against the previous frame of the job.
+            src = frame.astype(np.float32) / 255
+            expect = temporal_blend(plain.astype(np.float32) / 255, src, prev_out, prev_src, temporal)
+            prev_out, prev_src = expect, src
+            assert np.abs(stylised.astype(int) - (expect * 255 + 0.5).astype(int)).max() <= 1
+            blended += int((np.abs(stylised.astype(int) - plain.astype(int)) > 1).sum())
+    if temporal:
+        assert blended > 100  # the filter did act (where the background stayed still)
 
 
 def test_train_preset_from_an_image(tmp_path, addon_zip, engine):

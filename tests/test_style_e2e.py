@@ -1,17 +1,13 @@
 """Style presets end to end through the CLI: MDAN targets, kill -9 during the targets and
 during training, resume (targets are not redone), then stylise frames with the preset."""
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, run_cli, shifted_frames, skimage_image
+from tests.conftest import run_cli, shifted_frames, skimage_image, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -32,23 +28,6 @@ def _args(content, *extra):
             "--content-source", "scikit-image", "--content-licence", "CC0 / public domain", *extra]
 
 
-def _start(home, *args):
-    env = dict(os.environ, MGAN_HOME=str(home))
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait(cond, proc, timeout=300):
-    t0 = time.monotonic()
-    while not cond():
-        if proc.poll() is not None:
-            raise AssertionError(f"exited early: {proc.communicate()}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-
-
 def test_style_train_kill_resume_stylize(isolated_home, tmp_path):
     content = _content_dir(tmp_path)
     run = isolated_home / "runs" / "tiny-style"
@@ -56,16 +35,16 @@ def test_style_train_kill_resume_stylize(isolated_home, tmp_path):
     env = {"MGAN_HOME": str(isolated_home)}
 
     # 1. Killed while MDAN makes the targets: finished targets stay cached.
-    proc = _start(isolated_home, *_args(content, "--mdan-steps", "60"))
-    _wait(lambda: len(list(targets.glob("0*.png"))) >= 1, proc)
+    proc = start_cli(isolated_home, *_args(content, "--mdan-steps", "60"))
+    wait_until(lambda: len(list(targets.glob("0*.png"))) >= 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     cached = {p.name: p.stat().st_mtime_ns for p in targets.glob("0*.png")}
     assert 1 <= len(cached) < 3 and not (run / "checkpoint.pt").exists()
 
     # 2. Resumed, then killed during G's training after a checkpoint.
-    proc = _start(isolated_home, *_args(content, "--mdan-steps", "60", "--resume"))
-    _wait(lambda: (run / "checkpoint.pt").exists(), proc)
+    proc = start_cli(isolated_home, *_args(content, "--mdan-steps", "60", "--resume"))
+    wait_until(lambda: (run / "checkpoint.pt").exists(), proc)
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
     assert f"({3 - len(cached)} of 3)" in err           # only the missing targets were made

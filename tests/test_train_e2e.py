@@ -1,8 +1,5 @@
 """End to end through the CLI: train a tiny preset, kill -9 it, resume, synthesize from it."""
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -10,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, run_cli, skimage_image
+from tests.conftest import run_cli, skimage_image, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -19,21 +16,11 @@ TINY = ["--exemplar-size", "64", "--crop", "32", "--batch", "2", "--checkpoint-e
 
 
 def _start(home, *args):
-    env = dict(os.environ, MGAN_HOME=str(home))
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "train", str(skimage_image("gravel.png")),
-                             "--name", "tiny", *TINY, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli(home, "train", str(skimage_image("gravel.png")), "--name", "tiny", *TINY, *args)
 
 
 def _wait_for(path, proc, timeout=180):
-    t0 = time.monotonic()
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"training exited early: {proc.communicate()}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            raise AssertionError("no checkpoint within the timeout")
-        time.sleep(0.2)
+    wait_until(path.exists, proc, timeout, what="checkpoint")
 
 
 def test_train_kill9_resume_synthesize(isolated_home, tmp_path):

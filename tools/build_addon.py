@@ -1,7 +1,7 @@
 """Build the Blender extension zip: dist/mgan_textures-<version>.zip.
 
-addon/ + the torch-free wire modules of the engine (client, protocol, and security, which
-the client imports) copied into ``wire/`` + pyzmq wheels for Blender's Python (3.11,
+addon/ + the torch-free modules of the engine (client, protocol, security, which the
+client imports, and sequence, for the temporal filter on rendered frames) copied into ``wire/`` + pyzmq wheels for Blender's Python (3.11,
 linux x86_64), listed in the manifest's ``wheels``. The engine modules are copied at
 build time, never kept twice in git."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WIRE_MODULES = ("client.py", "protocol.py", "security.py")
+WIRE_MODULES = ("client.py", "protocol.py", "security.py", "sequence.py")
 PLATFORM, PYTHON_VERSION = "manylinux_2_28_x86_64", "3.11"
 
 
@@ -54,7 +54,7 @@ def build(out_dir: Path, wheel_cache: Path, pyzmq: str) -> Path:
         z.writestr("blender_manifest.toml", manifest)
         for path in sorted((ROOT / "addon").glob("*.py")):
             z.write(path, path.name)
-        z.writestr("wire/__init__.py", '"""Copies of engine/client.py, protocol.py, security.py (build time)."""\n')
+        z.writestr("wire/__init__.py", '"""Copies of engine/client.py, protocol.py, security.py, sequence.py (build time)."""\n')
         for name in WIRE_MODULES:
             z.write(ROOT / "engine" / name, f"wire/{name}")
         for wheel in wheels:
