@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384, help="longest side for the MDAN vs MGAN comparison")
     ap.add_argument("--out", default=str(ROOT / "docs" / "style"))
     args = ap.parse_args()
+    from bench.machine import describe
+
+    print(describe())
 
     import skimage
 

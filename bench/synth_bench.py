@@ -103,12 +103,10 @@ def main() -> None:
         print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout)))
         return
 
-    import torch
-
+    from bench.machine import describe
     from engine.synth import _cpu_has_fast_bf16
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 native: "
-          f"{_cpu_has_fast_bf16()}, GLIBC_TUNABLES={'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'}")
+    print(describe())
     per_px = conv_flops(args.preset)
     mm = {p: matmul_gflops(p) for p in ("fp32", "bf16")}
     print(f"conv work: {per_px / 1e6:.2f} MFLOP per output pixel; "

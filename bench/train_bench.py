@@ -19,6 +19,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--image", default=str(ROOT / "presets" / "gravel" / "exemplar.png"))
     args = ap.parse_args()
+    from bench.machine import describe
+
+    print(describe())
 
     import torch
 

@@ -162,11 +162,13 @@ class MDAN:
     # ---- one image -----------------------------------------------------------------------
     def run(self, content: np.ndarray | None = None, size: tuple[int, int] | None = None,
             steps: int | None = None, init: np.ndarray | None = None, seed: int | None = None,
-            progress: bool = False, on_step=None, desc: str = "mdan") -> tuple[np.ndarray, list[dict]]:
+            progress: bool = False, on_step=None, desc: str = "mdan",
+            snapshots: tuple[int, ...] = ()) -> tuple[np.ndarray, list[dict]]:
         """Stylise ``content`` ((H,W,3) float [0,1], scaled to ``config.size``), or, without
         content, synthesise a periodic texture of ``size`` = (H, W) from brown noise.
         ``init`` (same size as the scaled content) replaces the starting image, e.g. the
-        previous frame's result. Returns the (H,W,3) float result and per-step figures."""
+        previous frame's result. Returns the (H,W,3) float result and per-step figures; the
+        figures of the steps named in ``snapshots`` also hold the image then ("image")."""
         cfg, dev = self.config, self.device
         steps = cfg.steps if steps is None else steps
         periodic = content is None
@@ -212,6 +214,8 @@ class MDAN:
             figures = {"loss": loss.item(), "style": l_style.item(), "content": l_content.item(),
                        "tv": l_tv.item(), "d": l_d.item()}
             history.append(figures)
+            if i + 1 in snapshots:
+                figures["image"] = x.detach().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
             bar.update(i + 1, loss=figures["loss"], d=figures["d"])
             if on_step is not None:
                 on_step(i + 1, steps, figures)
