@@ -6,9 +6,11 @@ The paper's initialisation finding: a D already trained on earlier images makes 
 images converge in fewer steps, which is why ``mgan train`` (its MDAN targets) and
 ``mgan mdan`` on a sequence keep one D throughout. Here D is first trained on one photo
 (astronaut), then each test photo is stylised twice from the same start: once with a fresh
-D, once with the carried-over D. The figure is D-independent: the relative relu3_1 Gram
-distance of the image to the style (lower = more like the style) after k steps, and the
-luminance correlation with the content photo (how much structure is kept).
+D, once with the carried-over D. The figures are D-independent, after k steps: the relative
+relu3_1 Gram distance of the image to the style (a VGG-side view), the sliced Wasserstein
+distance between its 8x8 pixel patches and the style's (a pixel-side, Markovian view; lower
+= more like the style for both), and the luminance correlation with the content photo at
+the end (how much structure is kept).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def main() -> None:
 
     import skimage
 
+    from bench.metrics import patch_swd
     from engine.presets import preset_from_arg
     from training.mdan import MDAN, MDANConfig, fit_size, to_tensor
 
@@ -59,10 +62,11 @@ def main() -> None:
 
     print(f"\n## MDAN with a fresh D vs a D carried over from another image "
           f"({args.size} px, style {args.preset})\n")
-    print("relu3_1 Gram distance to the style after k steps (lower = more style); "
-          "last column: luminance correlation with the content\n")
-    print("| photo | D | " + " | ".join(f"k={k}" for k in checkpoints) + " | corr |")
-    print("|---|---|" + "---:|" * (len(checkpoints) + 1))
+    print("Gram = relu3_1 Gram distance, SWD = 8x8 patch sliced Wasserstein distance, to the style "
+          "after k steps (lower = more style); corr = luminance correlation with the content\n")
+    print("| photo | D | " + " | ".join(f"Gram k={k}" for k in checkpoints) + " | "
+          + " | ".join(f"SWD k={k}" for k in checkpoints) + " | corr |")
+    print("|---|---|" + "---:|" * (2 * len(checkpoints) + 1))
     ratios = []
     for name in ("chelsea.png", "rocket.jpg", "camera.png"):
         content = photo(name)
@@ -72,14 +76,17 @@ def main() -> None:
             if label == "carried":
                 mdan.load_state_dict(copy.deepcopy(carried))
             out, history = mdan.run(content, progress=True, desc=f"{name} {label} D", snapshots=checkpoints)
-            dist = [mdan.style_distance(to_tensor(history[k - 1]["image"])) for k in checkpoints]
-            row[label] = dist
-            print(f"| {name} | {label} | " + " | ".join(f"{d:.3f}" for d in dist)
-                  + f" | {_lum_corr(out, content):.2f} |", flush=True)
-        ratios.append([c / f for c, f in zip(row["carried"], row["fresh"])])
+            snaps = [history[k - 1]["image"] for k in checkpoints]
+            dist = [mdan.style_distance(to_tensor(x)) for x in snaps]
+            swd = [patch_swd(x, mdan.style) for x in snaps]
+            row[label] = (dist, swd)
+            print(f"| {name} | {label} | " + " | ".join(f"{d:.3f}" for d in dist) + " | "
+                  + " | ".join(f"{d:.2f}" for d in swd) + f" | {_lum_corr(out, content):.2f} |", flush=True)
+        ratios.append([[c / f for c, f in zip(row["carried"][m], row["fresh"][m])] for m in (0, 1)])
     mean = np.mean(ratios, 0)
-    print("\ncarried / fresh, mean over the photos: "
-          + ", ".join(f"k={k}: {r:.2f}" for k, r in zip(checkpoints, mean)))
+    for m, label in enumerate(("Gram", "SWD")):
+        print(f"\ncarried / fresh {label}, mean over the photos: "
+              + ", ".join(f"k={k}: {r:.2f}" for k, r in zip(checkpoints, mean[m])))
 
 
 if __name__ == "__main__":
