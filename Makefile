@@ -48,6 +48,7 @@ bench: test-setup
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/stylize_bench.py
 	$(BIN)/python bench/mdan_reuse.py
+	$(BIN)/python bench/style_ablation.py
 
 # The Blender extension: dist/mgan_textures-<version>.zip (addon/ + engine/client.py,
 # protocol.py, security.py + a pyzmq wheel for Blender's Python 3.11, linux x86_64).

@@ -202,9 +202,7 @@ def cmd_mdan(args) -> int:
         return 0
     # A sequence: one D carries over from image to image (the paper's finding); with
     # --warm-start each frame also starts from the previous result (less flicker).
-    from PIL import Image
-
-    from engine.sequence import check_destinations
+    from engine.sequence import check_destinations, save_frame
 
     out_dir = Path(args.output)
     check_destinations(contents, out_dir, args.overwrite)
@@ -214,7 +212,7 @@ def cmd_mdan(args) -> int:
         content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
         init = prev if args.warm_start and prev is not None and prev.shape == content.shape else None
         out, _ = mdan.run(content, init=init, progress=not args.quiet, desc=f"mdan {i + 1}/{len(contents)} {f.name}")
-        Image.fromarray(to_uint8(out)).save(out_dir / f.name)
+        save_frame(out_dir / f.name, to_uint8(out))
         prev = out
     if not args.quiet:
         print(f"wrote {len(contents)} images to {out_dir} ({time.perf_counter() - t0:.1f} s)")

@@ -106,13 +106,21 @@ def check_destinations(frames: list[Path], out_dir: Path, overwrite: bool) -> No
             raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
 
 
+def save_frame(dst: Path, image: np.ndarray) -> None:
+    """Write (H,W,3) uint8 ``image`` to ``dst`` atomically: a killed run never leaves a
+    half-written frame under the final name."""
+    from PIL import Image
+
+    tmp = dst.with_name(f".{dst.stem}.tmp{dst.suffix}")
+    Image.fromarray(image).save(tmp)
+    os.replace(tmp, dst)
+
+
 def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, temporal: float = 0.0,
                    overwrite: bool = False, progress: bool = True, keep: bool = False):
     """Stylise ``frames`` into ``out_dir`` (same file names). Checks every destination before
     writing anything: an input is never overwritten, nor an existing output unless
     ``overwrite``. Returns the written paths (and the float outputs with ``keep``)."""
-    from PIL import Image
-
     from engine.progress import Progress
     from engine.synth import stylize_image, to_uint8
 
@@ -130,9 +138,7 @@ def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, t
         out = temporal_blend(out, src, prev_out, prev_src, temporal)
         prev_out, prev_src = out, src
         dst = out_dir / f.name
-        tmp = dst.with_name(f".{dst.stem}.tmp{dst.suffix}")
-        Image.fromarray(to_uint8(out)).save(tmp)
-        os.replace(tmp, dst)
+        save_frame(dst, to_uint8(out))
         written.append(dst)
         if keep:
             kept.append(out)
