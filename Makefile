@@ -49,6 +49,7 @@ bench: test-setup
 	$(BIN)/python bench/stylize_bench.py
 	$(BIN)/python bench/mdan_reuse.py
 	$(BIN)/python bench/style_ablation.py
+	$(BIN)/python bench/temporal_filter.py
 
 # The Blender extension: dist/mgan_textures-<version>.zip (addon/ + engine/client.py,
 # protocol.py, security.py + a pyzmq wheel for Blender's Python 3.11, linux x86_64).

@@ -21,7 +21,8 @@ SCENE = r'''
 import math, sys, bpy
 args = sys.argv[sys.argv.index("--") + 1:]
 floor_png, sphere_png, out = args[:3]
-frames, width, height, samples = (int(a) for a in (args[3:] or (0, 960, 540, 24)))
+frames, width, height, samples = (int(a) for a in (args[3:7] or (0, 960, 540, 24)))
+shot = args[7] if len(args) > 7 else "orbit"
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 scene.render.engine = "CYCLES"
@@ -62,15 +63,23 @@ world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
 scene.world = world
 bpy.ops.object.camera_add(location=(0, -7.0, 2.4), rotation=(1.33, 0, 0))
 scene.camera = bpy.context.object
-if frames:  # a short moving shot: the camera orbits the sphere by 2 degrees a frame
-    cam = scene.camera
+if frames:  # a short shot: the camera orbits 2 degrees a frame, or stays and the sphere rolls
+    cam, sphere = scene.camera, bpy.data.objects["Sphere"]
     scene.frame_start, scene.frame_end = 1, frames
     for f in range(1, frames + 1):
-        a = math.radians(2.0 * (f - 1))
-        cam.location = (7.0 * math.sin(a), -7.0 * math.cos(a), 2.4)
-        cam.rotation_euler = (1.33, 0, a)
-        cam.keyframe_insert("location", frame=f)
-        cam.keyframe_insert("rotation_euler", frame=f)
+        if shot == "orbit":
+            a = math.radians(2.0 * (f - 1))
+            cam.location = (7.0 * math.sin(a), -7.0 * math.cos(a), 2.4)
+            cam.rotation_euler = (1.33, 0, a)
+            cam.keyframe_insert("location", frame=f)
+            cam.keyframe_insert("rotation_euler", frame=f)
+        else:  # locked-off camera; the sphere rolls 0.15 units (0.15 rad) a frame, and the
+            # render noise changes every frame (as in a quick animation render)
+            scene.cycles.use_animated_seed = True
+            sphere.location = (-1.0 + 0.15 * (f - 1), 0.5, 1.0)
+            sphere.rotation_euler = (0, 0.15 * (f - 1), 0)
+            sphere.keyframe_insert("location", frame=f)
+            sphere.keyframe_insert("rotation_euler", frame=f)
     scene.render.filepath = out.rstrip("/") + "/frame_"
     bpy.ops.render.render(animation=True)
 else:
@@ -95,10 +104,13 @@ def _render(preset: str, sphere_preset: str, texture_size: int, args: list[str])
 
 
 def render_frames(out_dir: Path, frames: int = 8, size: tuple[int, int] = (384, 216), samples: int = 16,
-                  preset: str = "gravel", sphere_preset: str = "brick") -> list[Path]:
-    """Render a short orbiting shot of the scene into ``out_dir`` (frame_0001.png ...)."""
+                  preset: str = "gravel", sphere_preset: str = "brick", shot: str = "orbit") -> list[Path]:
+    """Render a short shot of the scene into ``out_dir`` (frame_0001.png ...): ``orbit``, the
+    camera circling the sphere, or ``locked``, a still camera and a rolling sphere."""
+    if shot not in ("orbit", "locked"):
+        raise ValueError(f"shot must be 'orbit' or 'locked', got {shot!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _render(preset, sphere_preset, 512, [str(out_dir), str(frames), str(size[0]), str(size[1]), str(samples)])
+    _render(preset, sphere_preset, 512, [str(out_dir), str(frames), str(size[0]), str(size[1]), str(samples), shot])
     return sorted(out_dir.glob("frame_*.png"))
 
 
