@@ -201,21 +201,41 @@ def cmd_mdan(args) -> int:
                   f"{time.perf_counter() - t0:.1f} s; loss {first['loss']:.3g} -> {last['loss']:.3g})")
         return 0
     # A sequence: one D carries over from image to image (the paper's finding); with
-    # --warm-start each frame also starts from the previous result (less flicker).
-    from engine.sequence import check_destinations, save_frame
+    # --warm-start each frame also starts from the previous result (less flicker). After
+    # every frame, D's state is saved beside the outputs, so --resume loses nothing.
+    import torch
 
+    from engine.sequence import check_destinations, read_frame, save_frame
+
+    if args.resume and args.overwrite:
+        raise ValueError("--resume keeps finished frames and --overwrite redoes them: pick one")
     out_dir = Path(args.output)
-    check_destinations(contents, out_dir, args.overwrite)
+    check_destinations(contents, out_dir, args.overwrite or args.resume)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prev = None
+    state_path = out_dir / ".mdan_state.pt"
+    if args.resume and state_path.is_file():
+        try:
+            mdan.load_state_dict(torch.load(state_path, map_location=mdan.device, weights_only=True))
+        except Exception as exc:  # a damaged state: D starts afresh, the frames are kept
+            print(f"mgan: MDAN state {state_path} unreadable ({exc}); D starts afresh", file=sys.stderr)
+    prev, skipped = None, 0
     for i, f in enumerate(contents):
+        dst = out_dir / f.name
         content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
+        if args.resume and dst.is_file():
+            prev, skipped = read_frame(dst), skipped + 1
+            continue
         init = prev if args.warm_start and prev is not None and prev.shape == content.shape else None
         out, _ = mdan.run(content, init=init, progress=not args.quiet, desc=f"mdan {i + 1}/{len(contents)} {f.name}")
-        save_frame(out_dir / f.name, to_uint8(out))
+        save_frame(dst, to_uint8(out))
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(mdan.state_dict(), tmp)
+        os.replace(tmp, state_path)
         prev = out
+    state_path.unlink(missing_ok=True)  # the sequence is complete
     if not args.quiet:
-        print(f"wrote {len(contents)} images to {out_dir} ({time.perf_counter() - t0:.1f} s)")
+        kept = f"; kept {skipped} finished" if skipped else ""
+        print(f"wrote {len(contents) - skipped} images to {out_dir}{kept} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -335,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warm-start", action="store_true",
                    help="frame sequences: start each frame from the previous result (less flicker)")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs in the -o folder")
+    s.add_argument("--resume", action="store_true",
+                   help="sequences: keep the frames already in the -o folder and continue after them "
+                        "(with the discriminator as it was)")
     s.add_argument("--size", help="output longest side with --content (default 384); WIDTHxHEIGHT "
                                   "(multiples of 16) without")
     s.add_argument("--style-size", type=int, help="style image longest side (default 384)")

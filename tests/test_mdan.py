@@ -107,3 +107,30 @@ def test_mdan_cli_sequence_with_warm_start(tmp_path):
     assert r.returncode == 2 and "overwrite an input" in r.stderr
     r = run_cli("mdan", "--style", str(skimage_image("coffee.png")), "--warm-start", "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "sequence" in r.stderr
+
+
+def test_mdan_sequence_killed_resumes_without_redoing_frames(tmp_path, isolated_home):
+    import signal
+
+    from tests.conftest import start_cli, wait_until
+
+    frames = shifted_frames(tmp_path / "frames", 3, 96, 128, 3, name="f{}.png")
+    out = tmp_path / "out"
+    args = ["mdan", "--style", str(skimage_image("coffee.png")), "--content", str(frames), "--size", "64",
+            "--style-size", "128", "--steps", "40", "--warm-start", "-o", str(out)]
+    proc = start_cli(isolated_home, *args)
+    wait_until(lambda: (out / "f1.png").exists() and (out / ".mdan_state.pt").exists(), proc, what="frame 1")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in out.glob("f*.png")}
+    assert "f1.png" in done and len(done) < 3
+
+    r = run_cli(*args, "--resume", "--overwrite")
+    assert r.returncode == 2 and "pick one" in r.stderr
+    r = run_cli(*args, "--resume", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"kept {len(done)} finished" in r.stdout and f"wrote {3 - len(done)} images" in r.stdout
+    for name, mtime in done.items():                       # finished frames were not redone
+        assert (out / name).stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in out.glob("f*.png")) == ["f1.png", "f2.png", "f3.png"]
+    assert not (out / ".mdan_state.pt").exists()           # a complete sequence leaves no state behind
