@@ -8,11 +8,12 @@ stands still, the sphere rolls across the floor, and Cycles' noise seed changes 
 with ``--temporal`` S. Figures, over consecutive frame pairs:
 
 - flicker: mean |out(t) - out(t-1)| / mean |src(t) - src(t-1)|, the whole frame;
-- still-region flicker: the same where nothing moves (the source's 3x3 mean change < 0.05,
-  i.e. only render noise);
-- lag: mean |filtered - per-frame| where the scene moves, / mean |per-frame(t) -
-  per-frame(t-1)| there (0 = the moving sphere is not smeared; 1 = as far behind as a
-  whole frame).
+- still flicker: the same more than 32 px from anything that moves (the source's 3x3 mean
+  change >= 0.05 there), where only render noise changes;
+- trail: within 32 px of motion, where the source is still but G's output moves with the
+  object: mean |filtered - per-frame| / mean |per-frame(t) - per-frame(t-1)| (0 = the
+  stylised halo follows the object; near 1 = the old halo stays behind);
+- lag: the same where the scene moves (0 = the moving sphere is not smeared).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-STILL = 0.05
+STILL = 0.05   # a 3x3 mean source change at least this large: the scene moves there
+NEAR = 32      # px around motion that count as its neighbourhood
 
 
 def _box3(a: np.ndarray) -> np.ndarray:
@@ -46,7 +48,7 @@ def main() -> None:
 
     from bench.render_scene import render_frames
     from engine.presets import preset_from_arg
-    from engine.sequence import flicker, temporal_blend
+    from engine.sequence import MOTION_RADIUS, flicker, temporal_blend
     from engine.synth import Synthesizer, stylize_image, to_uint8
 
     folder = Path(args.dir)
@@ -57,35 +59,42 @@ def main() -> None:
     sources = [np.asarray(Image.open(f).convert("RGB"), np.float32) / 255 for f in frames]
     synth = Synthesizer.load(preset_from_arg(args.preset))
     plain = [stylize_image(synth, s) for s in sources]
+    from engine.sequence import _box_sum
+
     changes = [_box3(np.abs(a - b).mean(-1)) for a, b in zip(sources[1:], sources)]
-    still = [c < STILL for c in changes]
-    moving = [~s for s in still]
+    moving = [c >= STILL for c in changes]
+    near_any = [_box_sum(m.astype(np.float32), NEAR) > 0.5 for m in moving]
+    far = [~n for n in near_any]
+    ring = [n & ~m for n, m in zip(near_any, moving)]
+
+    def rel(outs, masks):
+        return float(np.mean([np.abs(o - p).mean(-1)[m].mean() / np.abs(p - q).mean(-1)[m].mean()
+                              for o, p, q, m in zip(outs[1:], plain[1:], plain, masks)]))
 
     def figures(outs):
         d_out = [np.abs(a - b).mean(-1) for a, b in zip(outs[1:], outs)]
         d_src = [np.abs(a - b).mean(-1) for a, b in zip(sources[1:], sources)]
-        still_f = np.mean([o[m].mean() for o, m in zip(d_out, still)]) / np.mean(
-            [s[m].mean() for s, m in zip(d_src, still)])
-        lag = np.mean([np.abs(o - p).mean(-1)[m].mean() / np.abs(p - q).mean(-1)[m].mean()
-                       for o, p, q, m in zip(outs[1:], plain[1:], plain, moving)])
-        return flicker(outs, sources), float(still_f), float(lag)
+        still_f = np.mean([o[m].mean() for o, m in zip(d_out, far)]) / np.mean(
+            [s[m].mean() for s, m in zip(d_src, far)])
+        return flicker(outs, sources), float(still_f), rel(outs, ring), rel(outs, moving)
 
     h, w = sources[0].shape[:2]
     share = np.mean([m.mean() for m in moving])
     print(f"\n## Temporal filter on a locked-off shot ({len(sources)} frames {w}x{h}, sphere rolling, "
           f"render noise re-seeded every frame; {share:.0%} of the pixels move per frame)\n")
-    print("| stylisation | flicker | still-region flicker | lag where it moves |\n|---|---:|---:|---:|")
+    print("| stylisation | flicker | still flicker | trail | lag |\n|---|---:|---:|---:|---:|")
     rows = {"MGAN per frame": plain}
-    for strength in (0.5, 0.8, 1.0):
+    for strength, radius in ((0.5, MOTION_RADIUS), (0.8, MOTION_RADIUS), (1.0, MOTION_RADIUS), (0.8, 0)):
         smooth, prev_o, prev_s = [], None, None
         for s, o in zip(sources, plain):
-            prev_o = temporal_blend(o, s, prev_o, prev_s, strength)
+            prev_o = temporal_blend(o, s, prev_o, prev_s, strength, radius=radius)
             prev_s = s
             smooth.append(prev_o)
-        rows[f"MGAN --temporal {strength}"] = smooth
+        label = f"MGAN --temporal {strength}" + (" (no motion radius)" if radius == 0 else "")
+        rows[label] = smooth
     for label, outs in rows.items():
-        f, sf, lag = figures(outs)
-        print(f"| {label} | {f:.2f} | {sf:.2f} | {lag:.3f} |")
+        f, sf, trail, lag = figures(outs)
+        print(f"| {label} | {f:.2f} | {sf:.2f} | {trail:.2f} | {lag:.3f} |")
     mid = len(sources) // 2
     strip = np.concatenate([to_uint8(x) for x in (sources[mid], plain[mid], rows["MGAN --temporal 0.8"][mid])], 1)
     Image.fromarray(strip).save(folder.parent / "locked_strip.png")

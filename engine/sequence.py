@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-MOTION_SCALE = 0.03   # mean |source change| (0..1) at which the previous frame's share halves (~)
+MOTION_SCALE = 0.03      # mean |source change| (0..1) at which the previous frame's share halves (~)
+MOTION_THRESHOLD = 0.08  # a source change this large is motion, not render noise
+MOTION_RADIUS = 16       # px around motion that always follow the new frame (G's halo there moves too)
 
 
 def _natural_key(path: Path):
@@ -66,16 +68,30 @@ def read_frame(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read frame {path}: {exc}") from None
 
 
+def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
+    """Sum of ``a`` over the (2r+1)^2 window around each pixel (edges clamped), in O(1) a pixel."""
+    for axis in (0, 1):
+        p = np.pad(a, [(r + 1, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        c = np.cumsum(p, axis=axis, dtype=np.float64)
+        n = a.shape[axis]
+        a = np.take(c, np.arange(2 * r + 1, 2 * r + 1 + n), axis=axis) - np.take(c, np.arange(n), axis=axis)
+    return a
+
+
 def temporal_blend(out: np.ndarray, src: np.ndarray, prev_out: np.ndarray | None,
-                   prev_src: np.ndarray | None, strength: float) -> np.ndarray:
+                   prev_src: np.ndarray | None, strength: float, radius: int = MOTION_RADIUS) -> np.ndarray:
     """Keep ``strength`` x exp(-(change / MOTION_SCALE)^2) of the previous stylised frame per
-    pixel, where ``change`` is the source's mean absolute change there (3x3 box-blurred)."""
+    pixel, where ``change`` is the source's mean absolute change there (3x3 box-blurred);
+    nothing within ``radius`` px of motion (change > MOTION_THRESHOLD), where G's output moves
+    with the object even if the source pixel itself is still: keeping it would leave a trail."""
     if strength <= 0 or prev_out is None or prev_src is None or prev_out.shape != out.shape:
         return out
     change = np.abs(src - prev_src).mean(-1)
-    pad = np.pad(change, 1, mode="edge")
-    change = sum(pad[dy:dy + change.shape[0], dx:dx + change.shape[1]] for dy in range(3) for dx in range(3)) / 9
-    keep = (min(strength, 1.0) * np.exp(-(change / MOTION_SCALE) ** 2))[..., None].astype(np.float32)
+    change = _box_sum(change, 1) / 9
+    keep = min(strength, 1.0) * np.exp(-(change / MOTION_SCALE) ** 2)
+    if radius > 0:
+        keep[_box_sum((change > MOTION_THRESHOLD).astype(np.float32), radius) > 0.5] = 0.0
+    keep = keep[..., None].astype(np.float32)
     return keep * prev_out + (1 - keep) * out
 
 

@@ -292,7 +292,7 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
         scene.mgan.stylise_temporal = args["temporal"]
         scene.render.engine = "CYCLES"
         scene.cycles.samples, scene.cycles.device = 4, "CPU"
-        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
         scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
         scene.render.filepath = args["frames"] + "/frame_"
         scene.frame_start, scene.frame_end = 1, 3
@@ -311,7 +311,7 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
     with EngineClient(engine.connect_address()) as c:
         for n, frame in zip((1, 2, 3), rendered):
             stylised = np.asarray(Image.open(frames / f"frame_{n:04d}_mgan.png").convert("RGB"))
-            assert stylised.shape == (48, 64, 3)
+            assert stylised.shape == (96, 128, 3)
             plain = c.stylize("tiny", frame)[0]
             if temporal == 0:
                 np.testing.assert_array_equal(stylised, plain)

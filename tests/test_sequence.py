@@ -58,7 +58,7 @@ def test_stylize_frames_sequence(tmp_path, tiny_preset):
     synth = Synthesizer.load(tiny_preset)
     src_dir = tmp_path / "frames"
     src_dir.mkdir()
-    seq = _moving_square_sequence()
+    seq = _moving_square_sequence(size=160)  # room for still background beyond the motion radius
     for i, f in enumerate(seq):
         _save(src_dir / f"f_{i + 1:03d}.png", f)
     frames = collect_frames([str(src_dir)])
@@ -80,7 +80,7 @@ def test_stylize_frames_sequence(tmp_path, tiny_preset):
 
     _, smooth = stylize_frames(synth, frames, tmp_path / "out2", progress=False, keep=True, temporal=0.8)
     f_plain, f_smooth = flicker(plain, sources), flicker(smooth, sources)
-    assert f_smooth < 0.8 * f_plain
+    assert f_smooth < 0.8 * f_plain, (f_smooth, f_plain)
     # The moving square is not frozen: where it arrives, the output follows the new frame.
     new = (slice(30, 50), slice(10 + 6 * 5 + 14, 30 + 6 * 5))
     assert np.abs(smooth[5][new] - plain[5][new]).mean() < 0.2 * np.abs(plain[5][new] - plain[4][new]).mean()
@@ -92,3 +92,23 @@ def test_temporal_blend_is_off_without_history():
     assert temporal_blend(a, a, np.zeros_like(a), a, 0.0) is a
     # Unchanged source: keep `strength` of the previous output.
     np.testing.assert_allclose(temporal_blend(a, a, np.zeros_like(a), a, 0.5), 0.5 * a, rtol=1e-6)
+
+
+def test_temporal_blend_leaves_no_trail_next_to_motion():
+    """Still source pixels near a moving object follow the new frame (G's halo around the
+    object moves with it); far from it the previous frame is kept; render-noise-sized
+    changes alone do not count as motion."""
+    from engine.sequence import MOTION_RADIUS
+
+    rng = np.random.default_rng(2)
+    prev_src = np.full((96, 96, 3), 0.5, np.float32) + rng.normal(0, 0.005, (96, 96, 3)).astype(np.float32)
+    src = prev_src + rng.normal(0, 0.005, (96, 96, 3)).astype(np.float32)   # only noise changes...
+    src[40:56, 40:56] = 0.9                                                   # ...and a square appears
+    prev_out, out = np.zeros((96, 96, 3), np.float32), np.ones((96, 96, 3), np.float32)
+    blended = temporal_blend(out, src, prev_out, prev_src, 0.8)
+    near = (slice(40 - MOTION_RADIUS + 2, 40 - 2), slice(44, 52))   # still source, within the radius
+    far = (slice(0, 10), slice(0, 10))
+    assert np.array_equal(blended[near], out[near])                  # follows the new frame
+    assert blended[far].mean() < 0.35                                # keeps most of the previous one
+    trail = temporal_blend(out, src, prev_out, prev_src, 0.8, radius=0)
+    assert trail[near].mean() < 0.5                                  # without the radius: a trail
