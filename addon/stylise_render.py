@@ -41,7 +41,7 @@ class PreviousFrame:
         the one just before, of the same preset and size; remembered for the next."""
         src = src_u8.astype(np.float32) / 255
         out = out_u8.astype(np.float32) / 255
-        if strength > 0 and self.frame == frame - 1 and self.preset == preset:
+        if self.frame == frame - 1 and self.preset == preset:
             out = sequence.temporal_blend(out, src, self.out, self.src, strength)
         self.frame, self.preset, self.src, self.out = frame, preset, src, out
         return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -61,7 +61,7 @@ def stylise_file(frame_file: str, preset: str, endpoint: str, timeout: float,
     job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": preset, "dtype": "uint8"}, [rgb],
                     timeout=timeout).start().run()
     result = job.reply.payloads[0]
-    if frame is not None:
+    if frame is not None and temporal > 0:
         result = PREVIOUS.blend(frame, preset, rgb, result, temporal)
     out = stylised_path(frame_file)
     save_png(out, result)

@@ -66,6 +66,8 @@ scene.camera = bpy.context.object
 if frames:  # a short shot: the camera orbits 2 degrees a frame, or stays and the sphere rolls
     cam, sphere = scene.camera, bpy.data.objects["Sphere"]
     scene.frame_start, scene.frame_end = 1, frames
+    # locked: render noise changes every frame, as in a quick animation render
+    scene.cycles.use_animated_seed = shot == "locked"
     for f in range(1, frames + 1):
         if shot == "orbit":
             a = math.radians(2.0 * (f - 1))
@@ -73,9 +75,7 @@ if frames:  # a short shot: the camera orbits 2 degrees a frame, or stays and th
             cam.rotation_euler = (1.33, 0, a)
             cam.keyframe_insert("location", frame=f)
             cam.keyframe_insert("rotation_euler", frame=f)
-        else:  # locked-off camera; the sphere rolls 0.15 units (0.15 rad) a frame, and the
-            # render noise changes every frame (as in a quick animation render)
-            scene.cycles.use_animated_seed = True
+        else:  # locked-off camera; the sphere rolls 0.15 units (0.15 rad) a frame
             sphere.location = (-1.0 + 0.15 * (f - 1), 0.5, 1.0)
             sphere.rotation_euler = (0, 0.15 * (f - 1), 0)
             sphere.keyframe_insert("location", frame=f)

@@ -78,7 +78,7 @@ def main() -> None:
     import skimage
 
     from engine.presets import preset_from_arg
-    from engine.sequence import flicker, temporal_blend
+    from engine.sequence import filter_sequence, flicker
     from engine.synth import Synthesizer, stylize_image, to_uint8
     from engine.vgg import get_vgg19
     from training.mdan import MDAN, MDANConfig
@@ -140,11 +140,7 @@ def main() -> None:
     frames = frames[:args.frames]
     sources = [_photo(f) for f in frames]
     mgan_frames = [stylize_image(synth, s) for s in sources]
-    smooth, prev_o, prev_s = [], None, None
-    for s, o in zip(sources, mgan_frames):
-        prev_o = temporal_blend(o, s, prev_o, prev_s, 0.8)
-        prev_s = s
-        smooth.append(prev_o)
+    smooth = filter_sequence(mgan_frames, sources, 0.8)
     fcfg = MDANConfig(steps=args.mdan_steps, size=max(sources[0].shape[:2]), style_size=args.size)
     mdan_seq = MDAN(style_path, fcfg)
     per_frame, warm, prev = [], [], None

@@ -31,11 +31,6 @@ STILL = 0.05   # a 3x3 mean source change at least this large: the scene moves t
 NEAR = 32      # px around motion that count as its neighbourhood
 
 
-def _box3(a: np.ndarray) -> np.ndarray:
-    p = np.pad(a, 1, mode="edge")
-    return sum(p[dy:dy + a.shape[0], dx:dx + a.shape[1]] for dy in range(3) for dx in range(3)) / 9
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="espresso")
@@ -48,7 +43,7 @@ def main() -> None:
 
     from bench.render_scene import render_frames
     from engine.presets import preset_from_arg
-    from engine.sequence import MOTION_RADIUS, flicker, temporal_blend
+    from engine.sequence import MOTION_RADIUS, box_sum, filter_sequence, flicker
     from engine.synth import Synthesizer, stylize_image, to_uint8
 
     folder = Path(args.dir)
@@ -59,11 +54,9 @@ def main() -> None:
     sources = [np.asarray(Image.open(f).convert("RGB"), np.float32) / 255 for f in frames]
     synth = Synthesizer.load(preset_from_arg(args.preset))
     plain = [stylize_image(synth, s) for s in sources]
-    from engine.sequence import _box_sum
-
-    changes = [_box3(np.abs(a - b).mean(-1)) for a, b in zip(sources[1:], sources)]
+    changes = [box_sum(np.abs(a - b).mean(-1), 1) / 9 for a, b in zip(sources[1:], sources)]
     moving = [c >= STILL for c in changes]
-    near_any = [_box_sum(m.astype(np.float32), NEAR) > 0.5 for m in moving]
+    near_any = [box_sum(m.astype(np.float32), NEAR) > 0.5 for m in moving]
     far = [~n for n in near_any]
     ring = [n & ~m for n, m in zip(near_any, moving)]
 
@@ -85,13 +78,8 @@ def main() -> None:
     print("| stylisation | flicker | still flicker | trail | lag |\n|---|---:|---:|---:|---:|")
     rows = {"MGAN per frame": plain}
     for strength, radius in ((0.5, MOTION_RADIUS), (0.8, MOTION_RADIUS), (1.0, MOTION_RADIUS), (0.8, 0)):
-        smooth, prev_o, prev_s = [], None, None
-        for s, o in zip(sources, plain):
-            prev_o = temporal_blend(o, s, prev_o, prev_s, strength, radius=radius)
-            prev_s = s
-            smooth.append(prev_o)
         label = f"MGAN --temporal {strength}" + (" (no motion radius)" if radius == 0 else "")
-        rows[label] = smooth
+        rows[label] = filter_sequence(plain, sources, strength, radius)
     for label, outs in rows.items():
         f, sf, trail, lag = figures(outs)
         print(f"| {label} | {f:.2f} | {sf:.2f} | {trail:.2f} | {lag:.3f} |")

@@ -203,8 +203,6 @@ def cmd_mdan(args) -> int:
     # A sequence: one D carries over from image to image (the paper's finding); with
     # --warm-start each frame also starts from the previous result (less flicker). After
     # every frame, D's state is saved beside the outputs, so --resume loses nothing.
-    import torch
-
     from engine.sequence import check_destinations, read_frame, save_frame
 
     if args.resume and args.overwrite:
@@ -213,24 +211,19 @@ def cmd_mdan(args) -> int:
     check_destinations(contents, out_dir, args.overwrite or args.resume)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / ".mdan_state.pt"
-    if args.resume and state_path.is_file():
-        try:
-            mdan.load_state_dict(torch.load(state_path, map_location=mdan.device, weights_only=True))
-        except Exception as exc:  # a damaged state: D starts afresh, the frames are kept
-            print(f"mgan: MDAN state {state_path} unreadable ({exc}); D starts afresh", file=sys.stderr)
+    if args.resume:
+        mdan.load_state(state_path, log=lambda m: print(f"mgan: {m}", file=sys.stderr))
     prev, skipped = None, 0
     for i, f in enumerate(contents):
         dst = out_dir / f.name
-        content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
         if args.resume and dst.is_file():
             prev, skipped = read_frame(dst), skipped + 1
             continue
+        content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
         init = prev if args.warm_start and prev is not None and prev.shape == content.shape else None
         out, _ = mdan.run(content, init=init, progress=not args.quiet, desc=f"mdan {i + 1}/{len(contents)} {f.name}")
         save_frame(dst, to_uint8(out))
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(mdan.state_dict(), tmp)
-        os.replace(tmp, state_path)
+        mdan.save_state(state_path)
         prev = out
     state_path.unlink(missing_ok=True)  # the sequence is complete
     if not args.quiet:

@@ -68,7 +68,7 @@ def read_frame(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read frame {path}: {exc}") from None
 
 
-def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
+def box_sum(a: np.ndarray, r: int) -> np.ndarray:
     """Sum of ``a`` over the (2r+1)^2 window around each pixel (edges clamped), in O(1) a pixel."""
     for axis in (0, 1):
         p = np.pad(a, [(r + 1, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
@@ -87,12 +87,23 @@ def temporal_blend(out: np.ndarray, src: np.ndarray, prev_out: np.ndarray | None
     if strength <= 0 or prev_out is None or prev_src is None or prev_out.shape != out.shape:
         return out
     change = np.abs(src - prev_src).mean(-1)
-    change = _box_sum(change, 1) / 9
+    change = box_sum(change, 1) / 9
     keep = min(strength, 1.0) * np.exp(-(change / MOTION_SCALE) ** 2)
     if radius > 0:
-        keep[_box_sum((change > MOTION_THRESHOLD).astype(np.float32), radius) > 0.5] = 0.0
+        keep[box_sum((change > MOTION_THRESHOLD).astype(np.float32), radius) > 0.5] = 0.0
     keep = keep[..., None].astype(np.float32)
     return keep * prev_out + (1 - keep) * out
+
+
+def filter_sequence(outputs: list[np.ndarray], sources: list[np.ndarray], strength: float,
+                    radius: int = MOTION_RADIUS) -> list[np.ndarray]:
+    """``temporal_blend`` over a whole sequence held in memory (what ``stylize_frames`` does
+    frame by frame): each output blended with the previous filtered one."""
+    filtered, prev_out, prev_src = [], None, None
+    for out, src in zip(outputs, sources):
+        prev_out, prev_src = temporal_blend(out, src, prev_out, prev_src, strength, radius), src
+        filtered.append(prev_out)
+    return filtered
 
 
 def flicker(outputs: list[np.ndarray], sources: list[np.ndarray]) -> float:

@@ -1,14 +1,14 @@
 """Build the Blender extension zip: dist/mgan_textures-<version>.zip.
 
 addon/ + the torch-free modules of the engine (client, protocol, security, which the
-client imports, and sequence, for the temporal filter on rendered frames) copied into ``wire/`` + pyzmq wheels for Blender's Python (3.11,
-linux x86_64), listed in the manifest's ``wheels``. The engine modules are copied at
+client imports, and sequence, for the temporal filter on rendered frames) copied into
+``wire/`` + pyzmq wheels for Blender's Python (3.11, linux x86_64), listed in the
+manifest's ``wheels``. The engine modules are copied at
 build time, never kept twice in git."""
 from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 import zipfile

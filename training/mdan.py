@@ -242,5 +242,26 @@ class MDAN:
         self.rng.set_state(state["rng"])
         self.images_done = int(state["images_done"])
 
+    def save_state(self, path) -> None:
+        """Write D's state to ``path`` atomically (a kill never leaves half a file)."""
+        import os
+
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load_state(self, path, log=print) -> bool:
+        """Continue from the D saved at ``path``, if there is one. A damaged file is reported
+        through ``log`` and D starts afresh: the state is never worth losing the run for.
+        Loaded with weights_only=True: nothing is unpickled."""
+        if not path.is_file():
+            return False
+        try:
+            self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+            return True
+        except Exception as exc:
+            log(f"MDAN discriminator state {path} unreadable ({exc}); D starts afresh")
+            return False
+
     def describe(self) -> dict:
         return asdict(self.config)

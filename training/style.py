@@ -158,11 +158,7 @@ class StyleTrainer(TextureTrainer):
         mcfg = self.config.mdan_config()
         mdan = MDAN(self.exemplar_path, mcfg, device=str(self.device))
         dpath = folder / "mdan_d.pt"
-        if dpath.is_file():
-            try:  # D carried over from the images already done (the paper's reuse finding)
-                mdan.load_state_dict(torch.load(dpath, map_location=self.device, weights_only=True))
-            except Exception as exc:
-                self.log(f"MDAN discriminator state {dpath} unreadable ({exc}); starting D afresh")
+        mdan.load_state(dpath, log=self.log)  # D carried over from the images already done (the paper's reuse finding)
         total = len(missing) * mcfg.steps
         bar = Progress(total, f"mdan targets ({len(missing)} of {len(targets)})", enabled=self.show_progress)
         done = 0
@@ -180,9 +176,7 @@ class StyleTrainer(TextureTrainer):
                 raise
             targets[i] = out
             _save_png(paths[i], out)
-            tmp = dpath.with_suffix(".tmp")
-            torch.save(mdan.state_dict(), tmp)
-            os.replace(tmp, dpath)
+            mdan.save_state(dpath)
             done += 1
         bar.close()
         return targets  # type: ignore[return-value]
