@@ -56,7 +56,8 @@ def main() -> None:
     from engine.presets import open_preset
     from engine.synth import Synthesizer, stylize_image, to_uint8
     from training.mdan import MDAN, fit_size, to_tensor
-    from training.style import StyleConfig, StyleTrainer
+    from training.loop import Trainer
+    from training.style import StyleConfig, StyleTask
 
     data = Path(skimage.__file__).parent / "data"
     work = Path(tempfile.mkdtemp(prefix="mgan-ablation-"))
@@ -72,8 +73,8 @@ def main() -> None:
         run = work / f"run-{weight}"
         if weight == 0.0:  # the same MDAN targets: made once, by the first run
             shutil.copytree(work / "run-1.0" / "targets", run / "targets")
-        trainer = StyleTrainer(data / STYLE, content_dir, f"ablation-{int(weight)}", run, cfg,
-                               preset_dir=work / "presets", source="scikit-image", licence="CC0")
+        task = StyleTask(data / STYLE, content_dir, cfg, source="scikit-image", licence="CC0")
+        trainer = Trainer(task, f"ablation-{int(weight)}", run, preset_dir=work / "presets")
         info = open_preset(trainer.run())
         results[label] = (info, float(info.meta["training"]["train_seconds"]))
 

@@ -26,7 +26,8 @@ def main() -> None:
     import torch
 
     from engine.presets import BUILTIN_DIR, list_presets
-    from training.texture import TextureTrainer, TrainConfig
+    from training.loop import Trainer
+    from training.texture import TextureTask, TrainConfig
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| precision | batch x crop | s / step | steps / min |")
@@ -35,9 +36,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(steps=args.steps + 5, precision=precision, checkpoint_every=10_000,
                               preview_every=10_000)
-            t = TextureTrainer(args.image, "bench", Path(tmp) / "run", cfg, preset_dir=Path(tmp),
-                               show_progress=False, log=lambda *a: None)
-            t._prepare()
+            t = Trainer(TextureTask(args.image, cfg), "bench", Path(tmp) / "run", preset_dir=Path(tmp),
+                        show_progress=False, log=lambda *a: None)
+            t.prepare()
             for _ in range(5):  # warm-up, includes the first loss re-balancing
                 t.train_step()
             t0 = time.perf_counter()

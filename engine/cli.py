@@ -95,7 +95,28 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def _run_trainer(trainer, args) -> int:
+def _train_config(cls, args):
+    """``cls()`` (TrainConfig or StyleConfig) with the options given on the command line:
+    every field that has a same-named option; ``--minutes`` makes the budget time, not steps."""
+    from dataclasses import fields
+
+    cfg = cls()
+    for f in fields(cfg):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(cfg, f.name, value)
+    if args.minutes is not None:
+        cfg.steps = None
+    return cfg
+
+
+def _run_trainer(task, args, name: str) -> int:
+    from engine.presets import data_dir, user_dir
+    from training.loop import Trainer
+
+    trainer = Trainer(task, name, Path(args.run_dir) if args.run_dir else data_dir() / "runs" / name,
+                      preset_dir=Path(args.out) if args.out else user_dir(), device=args.device,
+                      show_progress=not args.quiet)
     try:
         folder = trainer.run(resume=args.resume, fresh=args.fresh, stop_after=args.stop_after)
     except KeyboardInterrupt:
@@ -115,51 +136,30 @@ def cmd_train(args) -> int:
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
     from engine.noise import NoiseParams
-    from engine.presets import check_name, data_dir, user_dir
-    from training.texture import TextureTrainer, TrainConfig
+    from engine.presets import check_name
+    from training.texture import TextureTask, TrainConfig
 
     name = check_name(args.name)
-    cfg = TrainConfig()
-    for key in ("steps", "batch", "crop", "exemplar_size", "checkpoint_every", "preview_every",
-                "seed", "precision", "augment", "lr_g", "lr_d", "adv_ratio"):
-        value = getattr(args, key)
-        if value is not None:
-            setattr(cfg, key, value)
-    noise = _noise_from_args(args, NoiseParams())
-    cfg.noise = noise.to_dict()
-    run_dir = Path(args.run_dir) if args.run_dir else data_dir() / "runs" / name
-    trainer = TextureTrainer(args.image, name, run_dir, cfg,
-                             preset_dir=Path(args.out) if args.out else user_dir(),
-                             source=args.source or str(Path(args.image).resolve()),
-                             licence=args.licence or "unknown", device=args.device,
-                             show_progress=not args.quiet)
-    return _run_trainer(trainer, args)
+    cfg = _train_config(TrainConfig, args)
+    cfg.noise = _noise_from_args(args, NoiseParams()).to_dict()
+    task = TextureTask(args.image, cfg, source=args.source or str(Path(args.image).resolve()),
+                       licence=args.licence or "unknown")
+    return _run_trainer(task, args, name)
 
 
 def cmd_train_style(args) -> int:
-    from engine.presets import check_name, data_dir, user_dir
-    from training.style import StyleConfig, StyleTrainer
+    from engine.presets import check_name
+    from training.style import StyleConfig, StyleTask
 
     name = check_name(args.name)
-    cfg = StyleConfig()
-    for key in ("steps", "batch", "crop", "checkpoint_every", "preview_every", "seed", "precision",
-                "lr_g", "lr_d", "adv_ratio", "content_size", "inverter_steps"):
-        value = getattr(args, key)
-        if value is not None:
-            setattr(cfg, key, value)
-    if args.exemplar_size is not None:
-        cfg.exemplar_size = args.exemplar_size
+    cfg = _train_config(StyleConfig, args)
     if args.mdan_steps is not None:
         cfg.mdan["steps"] = args.mdan_steps
-    run = Path(args.run_dir) if args.run_dir else data_dir() / "runs" / name
-    trainer = StyleTrainer(args.style, args.content_dir, name, run, cfg,
-                           preset_dir=Path(args.out) if args.out else user_dir(),
-                           source=args.source or str(Path(args.style).resolve()),
-                           licence=args.licence or "unknown",
-                           content_source=args.content_source or str(Path(args.content_dir).resolve()),
-                           content_licence=args.content_licence or "unknown",
-                           device=args.device, show_progress=not args.quiet)
-    return _run_trainer(trainer, args)
+    task = StyleTask(args.style, args.content_dir, cfg,
+                     source=args.source or str(Path(args.style).resolve()), licence=args.licence or "unknown",
+                     content_source=args.content_source or str(Path(args.content_dir).resolve()),
+                     content_licence=args.content_licence or "unknown")
+    return _run_trainer(task, args, name)
 
 
 def cmd_mdan(args) -> int:
@@ -316,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--content-source", help="where the content photos come from (recorded in the preset)")
     s.add_argument("--content-licence", help="the content photos' licence (recorded in the preset)")
     s.add_argument("--name", required=True)
-    s.add_argument("--steps", type=int)
+    budget = s.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="train for this much training time (default: 5 "
+                                                      "minutes for a texture, 1500 steps for a style)")
+    budget.add_argument("--steps", type=int, help="train for this many steps instead")
     s.add_argument("--batch", type=int)
     s.add_argument("--crop", type=int, help="training crop side in px (multiple of 8)")
     s.add_argument("--exemplar-size", type=int, help="exemplar longest side after scaling")

@@ -153,9 +153,11 @@ _OUTPUT = {"dtype": _choice(tuple(DTYPES), "uint8"), "precision": _choice(PRECIS
            "events": _EVENTS}
 # training.texture.TrainConfig's user-facing fields. TrainConfig.validate adds the
 # cross-field rules (crop a multiple of 8); the bounds here keep a request from asking
-# for absurd memory (batch) or time.
+# for absurd memory (batch) or time. The budget is ``steps`` or ``minutes`` of training
+# time (at most one; neither: TrainConfig's default time budget).
 TRAIN_CONFIG_FIELDS = {
-    "steps": _int(1, 1_000_000), "batch": _int(1, 64), "crop": _int(32, 1024),
+    "steps": _int(1, 1_000_000), "minutes": _num(0.01, 10_080.0),
+    "batch": _int(1, 64), "crop": _int(32, 1024),
     "exemplar_size": _int(16, 4096), "augment": _choice(AUGMENTS),
     "lr_g": _num(1e-8, 1.0), "lr_d": _num(1e-8, 1.0), "adv_ratio": _num(0.0, 100.0),
     "checkpoint_every": _int(1, 1_000_000), "preview_every": _int(1, 1_000_000),
@@ -455,6 +457,9 @@ def _check_request_limits(op: str, fields: dict, payloads: list[Payload], limits
     else:
         if op == "train" and fields["resume"] and fields["fresh"]:
             raise ProtocolError(BAD_FIELD, "resume: true continues a run and fresh: true discards it; "
+                                           "send at most one of them")
+        if op == "train" and "steps" in fields and "minutes" in fields:
+            raise ProtocolError(BAD_FIELD, "steps and minutes are two budgets for the same run; "
                                            "send at most one of them")
         return
     pixels = sum(h * w for h, w in shapes)

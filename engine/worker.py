@@ -259,21 +259,24 @@ class DeviceWorker(threading.Thread):
 
     # ---- training ---------------------------------------------------------------------
     def _train(self, job: Job) -> tuple[dict, list]:
-        from training.texture import TextureTrainer, TrainConfig
+        from training.loop import Trainer
+        from training.texture import TextureTask, TrainConfig
 
         f, name = job.fields, job.fields["name"]
-        trainer = TextureTrainer(job.extra["exemplar"], name, Path(job.extra["run_dir"]),
-                                 TrainConfig(**job.extra["config"]), preset_dir=data_dir() / "presets",
-                                 source=f["source"], licence=f["licence"], device=self.device,
-                                 log=lambda msg: self.log(f"job {job.id}: {msg}"), show_progress=False)
+        task = TextureTask(job.extra["exemplar"], TrainConfig(**job.extra["config"]),
+                           source=f["source"], licence=f["licence"])
+        trainer = Trainer(task, name, Path(job.extra["run_dir"]), preset_dir=data_dir() / "presets",
+                          device=self.device, log=lambda msg: self.log(f"job {job.id}: {msg}"),
+                          show_progress=False)
         first_step: list[int] = []
 
-        def on_step(step: int, total: int, figures: dict) -> None:
+        def on_step(done: int, total: int, figures: dict) -> None:
+            # done/total: steps, or seconds of training time with a minutes budget
             if not first_step:
-                first_step.append(step)
+                first_step.append(trainer.step)
                 if f["resume"]:
-                    self.book.note(job, resumed_from=step - 1)
-            self.book.progress(job, step, total, figures)
+                    self.book.note(job, resumed_from=trainer.step - 1)
+            self.book.progress(job, done, total, figures)
             self._event(job)
             # Synthesis waiting behind this run goes now, between two steps.
             while (other := self._next_inference()) is not None:

@@ -140,6 +140,9 @@ def test_frame_kinds_per_op():
     req = P.decode_request(request("train", [png], name="a", steps=10))
     assert req.payloads[0].format == "png" and bytes(req.payloads[0].data) == png.data
     assert "at most one" in error_of(request("train", [png], name="a", resume=True, fresh=True)).message
+    assert P.decode_request(request("train", [png], name="a", minutes=2.5)).fields["minutes"] == 2.5
+    err = error_of(request("train", [png], name="a", steps=10, minutes=1))
+    assert err.code == P.BAD_FIELD and "at most one" in err.message
 
 
 def test_replies_are_checked_too():
@@ -166,7 +169,7 @@ def test_schema_mirrors_the_engine_dataclasses():
     assert P.AUGMENTS == AUGMENTS
     for name, spec in P.TRAIN_CONFIG_FIELDS.items():  # the defaults are inside the wire ranges
         default = getattr(TrainConfig(), name)
-        assert P.check_field(name, spec, default) == default
+        assert default is None or P.check_field(name, spec, default) == default
 
 
 def test_client_side_modules_import_without_torch():

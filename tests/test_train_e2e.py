@@ -1,4 +1,5 @@
 """End to end through the CLI: train a tiny preset, kill -9 it, resume, synthesize from it."""
+import json
 import signal
 import time
 
@@ -72,6 +73,34 @@ def test_ctrl_c_saves_a_checkpoint(isolated_home):
     assert "checkpoint saved at step" in out + err
     step = int(torch.load(ckpt, weights_only=True)["step"])
     assert 4 <= step < 400
+
+
+def test_time_budget_stops_in_time_and_resumes(isolated_home):
+    # 12 s of training time: far more than one step (fp32: no bf16 warm-up in the first),
+    # so the first call below stops by --stop-after, not by the budget.
+    env = {"MGAN_HOME": str(isolated_home)}
+    args = ["train", str(skimage_image("gravel.png")), "--name", "timed", *TINY, "--precision", "fp32",
+            "--minutes", "0.2"]
+    ckpt = isolated_home / "runs" / "timed" / "checkpoint.pt"
+    r = run_cli(*args, "--stop-after", "1", env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "stopped at step 1" in r.stdout
+    first = torch.load(ckpt, weights_only=True)
+    assert first["step"] == 1 and 0 < first["elapsed"] < 12.0
+
+    # Resumed with the same options: it trains until 12 s of training time are spent.
+    r = run_cli(*args, "--resume", env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resumed timed from step 1" in r.stdout
+    assert "/00:12" in r.stderr and "ETA" in r.stderr and "step=" in r.stderr  # time used / budget
+    training = json.loads((isolated_home / "presets" / "timed" / "preset.json").read_text())["training"]
+    assert training["steps"] is None and training["minutes"] == 0.2
+    assert training["steps_done"] > 1
+    assert 12.0 <= training["train_seconds"] < 12.0 + 60  # one step's overshoot at most; generous
+    assert int(torch.load(ckpt, weights_only=True)["step"]) == training["steps_done"]
+
+    r = run_cli(*args, "--steps", "2", env=env)
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr
 
 
 def test_bad_exemplar_is_a_clear_error(isolated_home, tmp_path):

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from engine.presets import BUILTIN_DIR, data_dir
 
-from .style import StyleConfig, StyleTrainer
-from .texture import TextureTrainer, TrainConfig
+from .loop import Trainer
+from .style import StyleConfig, StyleTask
+from .texture import TextureTask, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+TEXTURE_STEPS = 1200  # what the built-in texture presets were trained with
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,9 @@ def train_style(b: BuiltinStyle, steps: int | None, fresh: bool) -> None:
         if not dst.exists():  # PNG copies, so every content file is lossless and hashable
             Image.fromarray(np.asarray(Image.open(src).convert("RGB"))).save(dst)
     cfg = StyleConfig() if steps is None else StyleConfig(steps=steps)
-    trainer = StyleTrainer(data / b.style, folder, b.name, run_dir, cfg, preset_dir=BUILTIN_DIR,
-                           source=b.source, licence=b.licence, content_source=b.content_source,
-                           content_licence=b.content_licence)
-    trainer.run(resume=not fresh, fresh=fresh)
+    task = StyleTask(data / b.style, folder, cfg, source=b.source, licence=b.licence,
+                     content_source=b.content_source, content_licence=b.content_licence)
+    Trainer(task, b.name, run_dir, preset_dir=BUILTIN_DIR).run(resume=not fresh, fresh=fresh)
 
 
 def main(argv=None) -> None:
@@ -103,10 +104,10 @@ def main(argv=None) -> None:
     for b in BUILTINS:
         if args.names and b.name not in args.names:
             continue
-        cfg = TrainConfig(steps=args.steps or TrainConfig.steps, augment=b.augment, exemplar_size=b.exemplar_size)
-        trainer = TextureTrainer(data / b.file, b.name, data_dir() / "runs" / f"builtin-{b.name}", cfg,
-                                 preset_dir=BUILTIN_DIR, source=b.source, licence=b.licence)
-        trainer.run(resume=not args.fresh, fresh=args.fresh)
+        cfg = TrainConfig(steps=args.steps or TEXTURE_STEPS, augment=b.augment, exemplar_size=b.exemplar_size)
+        task = TextureTask(data / b.file, cfg, source=b.source, licence=b.licence)
+        Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
+            resume=not args.fresh, fresh=args.fresh)
     for st in STYLES:
         if not args.names or st.name in args.names:
             train_style(st, args.steps, args.fresh)

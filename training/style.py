@@ -12,8 +12,11 @@
    VGG19 (the content crop itself is the target, no adversarial term): the paper's
    autoencoder start, which it found stabilises training.
 
-Everything else (G, D, the step, the rebalancing, checkpoints, previews, Ctrl-C/SIGTERM,
-resume, export) is TextureTrainer's: this class only swaps the data and the losses.
+``StyleTask`` supplies the data and the losses; everything else (G, D, the step, the
+rebalancing, checkpoints, previews, Ctrl-C/SIGTERM, resume, budget, export) is
+training/loop.py's ``Trainer``:
+
+    Trainer(StyleTask(style, content_dir, StyleConfig()), "espresso", run_dir).run()
 """
 from __future__ import annotations
 
@@ -26,13 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.generator import Generator, GeneratorConfig
 from engine.progress import Progress
+from engine.sequence import read_frame, save_frame
 from engine.synth import TILE_HALO, Synthesizer, autocast_for, pad_photo, stylize_image, to_uint8
-from engine.vgg import get_vgg19
 
 from .exemplar import affine_variants, file_sha256, load_exemplar
+from .loop import Critic, GeneratorStart, TaskContext
 from .mdan import MDAN, MDANConfig, fit_size
-from .texture import TextureTrainer, TrainConfig
+from .texture import TrainConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 MARGIN_CELLS = 2        # relu4_1 cells of context around a crop (G's receptive field is ~1.6)
@@ -41,7 +46,7 @@ PAIR_AUGMENTS = ("paper", "flip", "none")
 
 @dataclass
 class StyleConfig(TrainConfig):
-    steps: int = 1500
+    steps: int | None = 1500        # (None: train for ``minutes`` instead)
     exemplar_size: int = 384        # the style image's longest side
     content_size: int = 384         # content photos' longest side (the paper's 384)
     adv_ratio: float = 0.5          # hinge gradient / pixel-MSE gradient on the image
@@ -85,50 +90,37 @@ def content_files(content) -> list[Path]:
     return files
 
 
-def _save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
+class StyleTask:
+    """A style image + content photos -> a style preset: MDAN targets, aligned crops, pixel
+    and feature reconstruction next to D's hinge term. Runs inside training.loop.Trainer."""
 
-    tmp = path.with_name(path.stem + ".tmp.png")
-    Image.fromarray(to_uint8(image)).save(tmp)
-    os.replace(tmp, path)
-
-
-def _load_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-
-
-class StyleTrainer(TextureTrainer):
     main_name = "rec"   # pixel + feature reconstruction of the MDAN target
     feature_taps = ("relu2_1", "relu3_1")
 
-    def __init__(self, style: str | Path, content, name: str, run_dir: Path, config: StyleConfig,
-                 preset_dir: Path | None = None, source: str = "", licence: str = "",
-                 content_source: str = "", content_licence: str = "", device: str | None = None,
-                 log=print, show_progress: bool = True):
-        super().__init__(style, name, run_dir, config, preset_dir=preset_dir, source=source,
-                         licence=licence, device=device, log=log, show_progress=show_progress)
+    def __init__(self, style: str | Path, content, config: StyleConfig, source: str = "",
+                 licence: str = "", content_source: str = "", content_licence: str = ""):
+        self.exemplar_path = Path(style)
         if not self.exemplar_path.is_file():
             raise FileNotFoundError(f"style image {self.exemplar_path} does not exist")
+        self.config = config.validate()
         self.content_paths = content_files(content)
+        self.source, self.licence = source, licence
         self.content_source, self.content_licence = content_source, content_licence
-        self.should_stop = None
+
+    @property
+    def adversarial_from(self) -> int:
+        return self.config.inverter_steps  # the inverter start has no adversarial term
 
     # ---- MDAN targets ----------------------------------------------------------------------
-    @property
-    def targets_dir(self) -> Path:
-        return self.run_dir / "targets"
-
     def _targets_manifest(self) -> dict:
         return {"style_sha256": file_sha256(self.exemplar_path),
                 "mdan": json.dumps(asdict(self.config.mdan_config()), sort_keys=True),
                 "content_sha256": [file_sha256(p) for p in self.content_paths]}
 
-    def mdan_targets(self, contents: list[np.ndarray]) -> list[np.ndarray]:
-        """MDAN-stylised targets, one per content photo, cached in ``targets_dir``."""
-        folder = self.targets_dir
+    def mdan_targets(self, contents: list[np.ndarray], ctx: TaskContext) -> list[np.ndarray]:
+        """MDAN-stylised targets, one per content photo, cached in ``<run>/targets``."""
+        log = ctx.log
+        folder = ctx.run_dir / "targets"
         folder.mkdir(parents=True, exist_ok=True)
         manifest = self._targets_manifest()
         mpath = folder / "manifest.json"
@@ -138,7 +130,7 @@ class StyleTrainer(TextureTrainer):
             old = None
         if old is not None and {k: old.get(k) for k in ("style_sha256", "mdan")} != \
                 {k: manifest[k] for k in ("style_sha256", "mdan")}:
-            self.log(f"cached MDAN targets in {folder} were made from another style or settings; redoing them")
+            log(f"cached MDAN targets in {folder} were made from another style or settings; redoing them")
             for f in folder.glob("*"):
                 f.unlink()
             old = None
@@ -147,49 +139,47 @@ class StyleTrainer(TextureTrainer):
         targets: list[np.ndarray | None] = []
         for path, content in zip(paths, contents):
             try:
-                t = _load_png(path) if path.is_file() else None
-            except OSError:
+                t = read_frame(path) if path.is_file() else None
+            except ValueError:
                 t = None  # a damaged cache file is simply redone
             targets.append(t if t is not None and t.shape == content.shape else None)
         missing = [i for i, t in enumerate(targets) if t is None]
         if not missing:
-            self.log(f"MDAN targets: all {len(targets)} cached in {folder}")
+            log(f"MDAN targets: all {len(targets)} cached in {folder}")
             return targets  # type: ignore[return-value]
         mcfg = self.config.mdan_config()
-        mdan = MDAN(self.exemplar_path, mcfg, device=str(self.device))
+        mdan = MDAN(self.exemplar_path, mcfg, device=str(ctx.device))
         dpath = folder / "mdan_d.pt"
-        mdan.load_state(dpath, log=self.log)  # D carried over from the images already done (the paper's reuse finding)
+        mdan.load_state(dpath, log=log)  # D carried over from the images already done (the paper's reuse finding)
         total = len(missing) * mcfg.steps
-        bar = Progress(total, f"mdan targets ({len(missing)} of {len(targets)})", enabled=self.show_progress)
+        bar = Progress(total, f"mdan targets ({len(missing)} of {len(targets)})", enabled=ctx.show_progress)
         done = 0
         for n, i in enumerate(missing):
             def on_step(step, steps, figures, base=n * mcfg.steps):
                 bar.update(base + step, img=float(n + 1), loss=figures["loss"])
-                if self.should_stop is not None and self.should_stop():
+                if ctx.should_stop is not None and ctx.should_stop():
                     raise KeyboardInterrupt
             try:
                 out, _ = mdan.run(contents[i], on_step=on_step)
             except KeyboardInterrupt:
                 bar.close()
-                self.log(f"interrupted during MDAN targets: {len(targets) - len(missing) + done} of "
-                         f"{len(targets)} cached; continue with --resume")
+                log(f"interrupted during MDAN targets: {len(targets) - len(missing) + done} of "
+                    f"{len(targets)} cached; continue with --resume")
                 raise
             targets[i] = out
-            _save_png(paths[i], out)
+            save_frame(paths[i], to_uint8(out))
             mdan.save_state(dpath)
             done += 1
         bar.close()
         return targets  # type: ignore[return-value]
 
     # ---- set-up -----------------------------------------------------------------------------
-    def _prepare(self) -> None:
-        cfg, dev = self.config, self.device
-        torch.manual_seed(cfg.seed)
-        self.rng = torch.Generator().manual_seed(cfg.seed)
-        self.vgg = get_vgg19("relu4_1", dev)
+    def prepare(self, ctx: TaskContext) -> GeneratorStart:
+        cfg, dev = self.config, ctx.device
+        self.device, self.vgg, self.rng = dev, ctx.vgg, ctx.rng
         self.exemplar = load_exemplar(self.exemplar_path, cfg.exemplar_size)
         contents = [load_exemplar(p, cfg.content_size)[0].permute(1, 2, 0).numpy() for p in self.content_paths]
-        targets = self.mdan_targets(contents)
+        targets = self.mdan_targets(contents, ctx)
         self.preview_content = contents[0]
         self.example_pair = (contents[0], targets[0])
         if cfg.pair_augment == "paper":
@@ -219,19 +209,21 @@ class StyleTrainer(TextureTrainer):
                 cc = torch.from_numpy(np.ascontiguousarray(content.transpose(2, 0, 1)))[None]
                 self.pairs.append((f.to(torch.bfloat16), t.to(dev), cc.to(dev)))
         mb = sum(f.numel() * 2 for f, _, _ in self.pairs) / 2 ** 20
-        self.log(f"{len(self.content_paths)} content photos -> {len(self.pairs)} training pairs "
-                 f"(relu4_1 cache {mb:.0f} MB)")
+        ctx.log(f"{len(self.content_paths)} content photos -> {len(self.pairs)} training pairs "
+                f"(relu4_1 cache {mb:.0f} MB)")
         mean = (s1 / n).float()
         std = (s2 / n - (s1 / n) ** 2).clamp_min(0).sqrt().float()
-        self.mean_rgb = torch.stack([t.mean((0, 2, 3)) for _, t, _ in self.pairs]).mean(0)
-        self._build_models(mean.to(dev), std.to(dev), self.mean_rgb)
+        mean_rgb = torch.stack([t.mean((0, 2, 3)) for _, t, _ in self.pairs]).mean(0)
+        return GeneratorStart(GeneratorConfig.from_dict(cfg.generator), mean.to(dev), std.to(dev), mean_rgb)
 
-    # ---- data and losses (hooks of TextureTrainer.train_step) ------------------------------------
-    def _sample_batch(self):
+    # ---- data and losses ------------------------------------------------------------------------
+    def sample_batch(self, step: int):
+        """(relu4_1 of content crops with MARGIN_CELLS of context, targets, the targets' VGG19
+        features); the targets are the content crops themselves while G learns to invert."""
         cfg = self.config
         c8, mc, halo = cfg.crop // 8, MARGIN_CELLS, TILE_HALO // 8
         feats, targets = [], []
-        inverting = self.step < cfg.inverter_steps
+        inverting = step < cfg.inverter_steps
         for _ in range(cfg.batch):
             f, t, c = self.pairs[int(torch.randint(0, len(self.pairs), (1,), generator=self.rng))]
             h8, w8 = t.shape[-2] // 8, t.shape[-1] // 8
@@ -243,81 +235,56 @@ class StyleTrainer(TextureTrainer):
             targets.append(src[..., cy * 8:cy * 8 + cfg.crop, cx * 8:cx * 8 + cfg.crop])
         targets = torch.cat(targets)
         with torch.no_grad(), autocast_for(self.device, cfg.precision):
-            target_feats = {t: f.float() for t, f in self._features(targets).items()}
+            target_feats = self.vgg(targets.contiguous(memory_format=torch.channels_last), self.feature_taps)
+            target_feats = {t: f.float() for t, f in target_feats.items()}
         return (torch.cat(feats).contiguous(memory_format=torch.channels_last), targets, target_feats)
 
-    def _generate(self, batch) -> torch.Tensor:
+    def generate(self, G: Generator, batch) -> torch.Tensor:
         p = MARGIN_CELLS * 8
-        return self.G(batch[0]).float()[..., p:-p, p:-p]
+        return G(batch[0]).float()[..., p:-p, p:-p]
 
-    def _real_relu3_1(self, batch) -> torch.Tensor:
+    def real_relu3_1(self, batch) -> torch.Tensor:
         return batch[2]["relu3_1"]  # D's real patches are the MDAN targets' own
 
-    def _losses(self, img, feats, batch):
-        from .discriminator import hinge_g_loss
-
+    def losses(self, img, feats, batch, critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pixel MSE + feature MSE to the target, D's hinge loss)."""
         loss = F.mse_loss(img, batch[1])
         if self.config.feature_weight:
             for t, target in batch[2].items():
                 loss = loss + self.config.feature_weight * ((feats[t].float() - target) ** 2).mean() / (target ** 2).mean()
-        return loss, hinge_g_loss(self.D(feats["relu3_1"].float()))
+        return loss, critic(feats)
 
-    def _rebalance(self, batch) -> None:
-        if self.step < self.config.inverter_steps:
-            self.adv_weight = torch.tensor(0.0)  # the inverter start has no adversarial term
-            return
-        super()._rebalance(batch)
-
-    def train_step(self) -> dict[str, float]:
-        if self.step == self.config.inverter_steps and self.step % self.config.balance_every:
-            self._rebalance(self._sample_batch())  # switch the hinge term on right away
-        return super().train_step()
-
-    def _after_step(self) -> None:
+    def after_step(self, step: int) -> None:
         pass
 
     # ---- checkpoints, previews, export --------------------------------------------------------
-    def _extra_state(self) -> dict:
+    def state(self) -> dict:
         return {}
 
-    def _load_extra_state(self, state: dict) -> None:
+    def load_state(self, state: dict) -> None:
         pass
 
-    def _fingerprint(self) -> dict:
+    def fingerprint(self) -> dict:
         shas = [file_sha256(self.exemplar_path)] + [file_sha256(p) for p in self.content_paths]
-        return {**super()._fingerprint(), "exemplar_sha256": ",".join(shas)}
+        return {"exemplar_sha256": ",".join(shas)}
 
-    def stylize(self, image: np.ndarray) -> np.ndarray:
-        was = self.G.training
-        self.G.eval()
-        try:
-            return stylize_image(Synthesizer(None, self.G, self.device, self.config.precision), image)
-        finally:
-            self.G.train(was)
-
-    def render(self, size: int | None = None, seed: int = 0) -> np.ndarray:
-        """The first content photo stylised by the current G at training scale (then scaled
-        to a longest side of ``size``: stylising a smaller photo would change the look)."""
-        out = self.stylize(self.preview_content)
+    def render(self, G: Generator, size: int | None = None) -> np.ndarray:
+        """The first content photo stylised by G at training scale (then scaled to a longest
+        side of ``size``: stylising a smaller photo would change the look)."""
+        out = stylize_image(Synthesizer(None, G, self.device, self.config.precision), self.preview_content)
         return to_uint8(fit_size(out, size) if size else out)
 
-    def _meta(self) -> dict:
+    def meta(self) -> dict:
         style = {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
                  "source": self.source, "licence": self.licence}
         return {"kind": "style", "exemplar": style, "style": style,
                 "content": {"files": [{"file": p.name, "sha256": file_sha256(p)} for p in self.content_paths],
                             "source": self.content_source, "licence": self.content_licence}}
 
-    def export(self) -> Path:
-        folder = super().export()
-        # The first content photo and its MDAN target, for side-by-side views.
+    def export_files(self, folder: Path) -> None:
+        # The style image at training scale, the first content photo and its MDAN target,
+        # for side-by-side views.
         content, target = self.example_pair
-        _save_png(folder / "content_example.png", content)
-        _save_png(folder / "mdan_example.png", target)
-        return folder
-
-    def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None,
-            on_step=None, should_stop=None) -> Path | None:
-        self.should_stop = should_stop
-        return super().run(resume=resume, fresh=fresh, stop_after=stop_after, on_step=on_step,
-                           should_stop=should_stop)
+        for name, image in (("exemplar.png", self.exemplar[0].permute(1, 2, 0).numpy()),
+                            ("content_example.png", content), ("mdan_example.png", target)):
+            save_frame(folder / name, to_uint8(image))

@@ -1,0 +1,377 @@
+"""The one MGAN training loop. A ``Trainer`` runs a *task* to a budget and exports a preset.
+
+The loop owns everything that does not depend on what is learnt: seeding, G and D and
+their optimisers, the step (D's hinge update, then G's, from one shared forward of G and
+VGG19), the re-balancing of the adversarial weight, checkpoints, Ctrl-C/SIGTERM/cancel,
+previews, the progress bar, the budget (steps, or minutes of training time) and export.
+The task (``TextureTask`` in training/texture.py, ``StyleTask`` in training/style.py)
+supplies the data, G's input statistics, the losses and what its preset records; it never
+touches D, the optimisers or the files of the run.
+
+    batch = task.sample_batch(step)
+    img   = task.generate(G, batch)               VGG19 taps: task.feature_taps
+    D     <- hinge(D(task.real_relu3_1(batch)), D(relu3_1(img)))
+    G     <- main + adv_weight * adv, where (main, adv) = task.losses(img, feats, batch, critic)
+
+Checkpoints (``checkpoint.pt``: tensors, ints, strings only; loaded with
+``weights_only=True``) are written atomically every ``checkpoint_every`` steps, when the
+budget is spent and on Ctrl-C/SIGTERM/cancel; a killed run loses at most the steps since
+the last one and ``resume`` continues. A checkpoint records what made it (inputs' hashes,
+preset name, the whole config as JSON) and is refused by a run that differs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from engine.generator import Generator, GeneratorConfig
+from engine.presets import check_name, user_dir, write_preset
+from engine.progress import Progress
+from engine.synth import autocast_for, pick_device
+from engine.vgg import get_vgg19
+
+from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
+
+# 2: the config gained ``minutes`` (and ``steps`` may be null): older checkpoints' config
+# fingerprints cannot match, so they are refused by version, with a clear message.
+CHECKPOINT_VERSION = 2
+D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
+
+Critic = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class TaskContext:
+    """What the loop lends a task while it prepares (and keeps for its sampling)."""
+    device: torch.device
+    vgg: torch.nn.Module            # VGG19 to relu4_1, frozen
+    rng: torch.Generator            # the run's sampling generator (saved in checkpoints)
+    run_dir: Path
+    log: Callable[[str], Any]
+    show_progress: bool
+    should_stop: Callable[[], bool] | None
+
+
+@dataclass
+class GeneratorStart:
+    """How G starts: its config, the fixed statistics that standardise its relu4_1 input
+    (saved in the preset, so tiling stays exact) and the flat colour it first outputs."""
+    config: GeneratorConfig
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+    mean_rgb: torch.Tensor
+
+
+class TrainingTask(Protocol):
+    """What a task supplies to the ``Trainer``."""
+    config: Any                         # a training.texture.TrainConfig (or a subclass)
+    main_name: str                      # the main loss's name in progress figures
+    feature_taps: tuple[str, ...]       # VGG19 taps of generated images the losses need (D_TAP among them)
+
+    @property
+    def adversarial_from(self) -> int:
+        """The step from which G gets the adversarial term (before it: none)."""
+
+    def prepare(self, ctx: TaskContext) -> GeneratorStart:
+        """Load and precompute the data; say how G starts."""
+
+    def sample_batch(self, step: int) -> Any: ...
+
+    def generate(self, G: Generator, batch) -> torch.Tensor:
+        """G's image for a batch, float, aligned with what the losses compare it to."""
+
+    def real_relu3_1(self, batch) -> torch.Tensor:
+        """D's real patches for this step (relu3_1 features, float)."""
+
+    def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
+               critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
+        """(main loss, adversarial loss); ``critic(feats)`` is the hinge loss from D as it is now."""
+
+    def after_step(self, step: int) -> None: ...
+
+    def state(self) -> dict:
+        """The task's own checkpoint entries (tensors, ints, strings)."""
+
+    def load_state(self, state: dict) -> None: ...
+
+    def fingerprint(self) -> dict:
+        """What identifies the task's inputs (``exemplar_sha256``) in a checkpoint."""
+
+    def meta(self) -> dict:
+        """What the preset records besides its name and training figures."""
+
+    def export_files(self, folder: Path) -> None:
+        """Extra files of the preset folder (the exemplar at training scale, examples)."""
+
+    def render(self, G: Generator, size: int | None = None) -> np.ndarray:
+        """A (H,W,3) uint8 picture of what G makes now (G is in eval mode)."""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class Trainer:
+    """One training run of ``task`` in ``run_dir``; ``run()`` trains to the budget
+    (``config.steps`` steps, or ``config.minutes`` of training time when steps is None)
+    and exports the preset ``name``."""
+
+    def __init__(self, task: TrainingTask, name: str, run_dir: Path, preset_dir: Path | None = None,
+                 device: str | None = None, log=print, show_progress: bool = True):
+        if D_TAP not in task.feature_taps:
+            raise ValueError(f"a task's feature_taps must include {D_TAP} (D's input)")
+        self.task = task
+        self.config = task.config.validate()
+        self.name = check_name(name)
+        self.run_dir = Path(run_dir)
+        self.preset_dir = Path(preset_dir) if preset_dir else user_dir()
+        self.device = pick_device(device)
+        self.log = log
+        self.show_progress = show_progress
+
+    # ---- set-up -------------------------------------------------------------------------
+    def prepare(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Seed, let the task prepare its data, build G, D and their optimisers."""
+        cfg, dev = self.config, self.device
+        torch.manual_seed(cfg.seed)
+        self.rng = torch.Generator().manual_seed(cfg.seed)
+        self.vgg = get_vgg19("relu4_1", dev)
+        start = self.task.prepare(TaskContext(dev, self.vgg, self.rng, self.run_dir, self.log,
+                                              self.show_progress, should_stop))
+        self.G = Generator(start.config).to(dev)
+        self.G.set_feature_stats(start.feat_mean, start.feat_std)
+        self.G.init_output(start.mean_rgb)
+        self.G = self.G.to(memory_format=torch.channels_last)
+        self.D = PatchDiscriminator().to(dev)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+        self.adv_weight = torch.tensor(0.0)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
+
+    # ---- the step -----------------------------------------------------------------------
+    def _features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.vgg(img.contiguous(memory_format=torch.channels_last), self.task.feature_taps)
+
+    def adversarial_loss(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The hinge loss G gets from D as it is now (the tasks' ``critic``)."""
+        return hinge_g_loss(self.D(feats[D_TAP].float()))
+
+    def _rebalance(self, batch) -> None:
+        """Set the hinge weight so its image gradient is adv_ratio x the main loss's gradient."""
+        if self.step < self.task.adversarial_from:
+            self.adv_weight = torch.tensor(0.0)
+            return
+        with autocast_for(self.device, self.config.precision):
+            img = self.task.generate(self.G, batch).detach().requires_grad_(True)
+            l_main, l_adv = self.task.losses(img, self._features(img), batch, self.adversarial_loss)
+        g_main, = torch.autograd.grad(l_main, img, retain_graph=True)
+        g_adv, = torch.autograd.grad(l_adv, img)
+        ratio = g_main.norm() / g_adv.norm().clamp_min(1e-12)
+        target = self.config.adv_ratio * ratio.detach().cpu()
+        self.adv_weight = target if self.adv_weight == 0 else 0.7 * self.adv_weight + 0.3 * target
+
+    def train_step(self) -> dict[str, float]:
+        cfg, task = self.config, self.task
+        if self.step == task.adversarial_from and self.step % cfg.balance_every:
+            self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
+        batch = task.sample_batch(self.step)
+        if self.step % cfg.balance_every == 0:
+            self._rebalance(batch)
+        # One forward of G and VGG serves both steps: D sees the batch detached, then G's
+        # losses use the same features with the just-updated D.
+        with autocast_for(self.device, cfg.precision):
+            img = task.generate(self.G, batch)
+            feats = self._features(img)
+            l_d = hinge_d_loss(self.D(task.real_relu3_1(batch)), self.D(feats[D_TAP].detach().float()))
+        self.opt_d.zero_grad(set_to_none=True)
+        l_d.backward()
+        self.opt_d.step()
+        with autocast_for(self.device, cfg.precision):
+            l_main, l_adv = task.losses(img, feats, batch, self.adversarial_loss)
+            loss = l_main + self.adv_weight.to(self.device) * l_adv
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.step += 1
+        task.after_step(self.step)
+        return {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
+
+    # ---- the budget ---------------------------------------------------------------------
+    @property
+    def budget_seconds(self) -> float | None:
+        """The time budget in training seconds, or None when the budget is steps."""
+        return None if self.config.steps is not None else self.config.minutes * 60.0
+
+    def finished(self) -> bool:
+        if self.config.steps is not None:
+            return self.step >= self.config.steps
+        return self.elapsed >= self.budget_seconds
+
+    def progress(self) -> tuple[int, int]:
+        """(done, total) in the budget's unit: steps, or whole seconds of training time."""
+        if self.config.steps is not None:
+            return self.step, self.config.steps
+        total = max(1, round(self.budget_seconds))
+        return min(int(self.elapsed), total), total
+
+    # ---- checkpoints --------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def _fingerprint(self) -> dict:
+        return {**self.task.fingerprint(), "name": self.name,
+                "config": json.dumps(asdict(self.config), sort_keys=True)}
+
+    def save_checkpoint(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": CHECKPOINT_VERSION, "step": self.step, **self._fingerprint(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
+            "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self.task.state(),
+        }
+        tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)  # atomic: a kill never leaves a half file
+
+    def load_checkpoint(self) -> None:
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise RuntimeError(f"checkpoint {self.checkpoint_path} is unreadable ({exc}); "
+                               "start over with --fresh") from None
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise RuntimeError(f"checkpoint {self.checkpoint_path} has version {state.get('version')}, "
+                               f"expected {CHECKPOINT_VERSION} (made by another version of mgan); "
+                               "start over with --fresh")
+        mine = self._fingerprint()
+        for key in mine:
+            if state.get(key) != mine[key]:
+                raise RuntimeError(f"checkpoint {self.checkpoint_path} belongs to a different run "
+                                   f"({key} differs); use the same images and options, or --fresh")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.adv_weight = state["adv_weight"].cpu()
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.task.load_state(state)
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+
+    # ---- previews and export ------------------------------------------------------------
+    def render(self, size: int | None = None) -> np.ndarray:
+        """The task's picture of the current G (its default size when None)."""
+        was = self.G.training
+        self.G.eval()
+        try:
+            return self.task.render(self.G) if size is None else self.task.render(self.G, size)
+        finally:
+            self.G.train(was)
+
+    def write_preview(self) -> Path:
+        from PIL import Image
+
+        folder = self.run_dir / "previews"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.step:06d}.png"
+        Image.fromarray(self.render()).save(path)
+        return path
+
+    def export(self) -> Path:
+        from PIL import Image
+
+        meta = {
+            "name": self.name, **self.task.meta(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "training": {**asdict(self.config), "steps_done": self.step, "device": str(self.device),
+                         "train_seconds": round(self.elapsed, 1), "torch": torch.__version__},
+        }
+        thumb = Image.fromarray(self.render(128))
+        G = self.G.to(memory_format=torch.contiguous_format)
+        folder = write_preset(self.preset_dir / self.name, meta, G, thumbnail=thumb)
+        self.task.export_files(folder)
+        return folder
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _progress_bar(self) -> Progress:
+        desc = f"train {self.name}"
+        if self.budget_seconds is None:
+            return Progress(self.config.steps, desc, start=self.step, enabled=self.show_progress)
+        return Progress(self.budget_seconds, desc, start=self.elapsed, enabled=self.show_progress, timed=True)
+
+    def run(self, resume: bool = False, fresh: bool = False, stop_after: int | None = None,
+            on_step=None, should_stop=None) -> Path | None:
+        """Train to the budget (or ``stop_after`` more steps in this call) and export the preset.
+
+        ``on_step(done, total, figures)`` is called after every step (progress events), with
+        (done, total) from ``progress()`` (a time budget adds the step to the figures);
+        ``should_stop()`` returning True checkpoints and raises KeyboardInterrupt (cancel).
+        Returns the preset folder, or None when stopped early (``stop_after``)."""
+        self.prepare(should_stop)
+        if self.checkpoint_path.exists():
+            if resume:
+                self.load_checkpoint()
+                self.log(f"resumed {self.name} from step {self.step} ({self.checkpoint_path})")
+            elif not fresh:
+                raise RuntimeError(f"run {self.run_dir} already has a checkpoint; pass --resume to "
+                                   "continue it or --fresh to start over")
+        elif resume:
+            self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
+        cfg = self.config
+        bar = self._progress_bar()
+        stop_at = None if stop_after is None else self.step + stop_after
+        timed = self.budget_seconds is not None
+
+        def on_term(signum, frame):  # a polite kill checkpoints like Ctrl-C does
+            raise _Interrupted()
+
+        old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+        try:
+            while not self.finished() and (stop_at is None or self.step < stop_at):
+                t0 = time.perf_counter()
+                figures = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                if timed:
+                    figures = {"step": self.step, **figures}
+                bar.update(self.elapsed if timed else self.step, **figures)
+                if on_step is not None:
+                    on_step(*self.progress(), figures)
+                if self.step % cfg.checkpoint_every == 0 or self.finished():
+                    self.save_checkpoint()
+                if self.step % cfg.preview_every == 0:
+                    self.write_preview()
+                if should_stop is not None and should_stop():
+                    raise _Interrupted()
+        except (KeyboardInterrupt, _Interrupted):
+            bar.close()
+            self.save_checkpoint()
+            self.log(f"interrupted: checkpoint saved at step {self.step}; continue with --resume")
+            raise KeyboardInterrupt from None
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
+        bar.close()
+        if not self.finished():
+            self.save_checkpoint()
+            return None
+        folder = self.export()
+        self.log(f"preset {self.name!r} written to {folder}")
+        return folder
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
