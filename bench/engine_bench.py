@@ -7,7 +7,7 @@ shifts both columns alike, and this script re-executes itself with the glibc mal
 tunables the ``mgan`` CLI (and so the engine) runs with: without them the in-process side
 pays for the allocator, not for the pipeline.
 
-    python bench/engine_bench.py [--preset brick] [--size 512] [--repeats 7] [--pings 300]
+    python bench/engine_bench.py [--preset bricks] [--size 512] [--repeats 7] [--pings 300]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="brick")
+    ap.add_argument("--preset", default="bricks")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--pings", type=int, default=300)

@@ -2,7 +2,10 @@
 tiled 2x2 (so any seam would show as a cross in the middle), both at the same pixel
 scale (the exemplar as the preset was trained on it).
 
-    python bench/gallery.py [--size 256] [--seed 7]
+    python bench/gallery.py [--size 512] [--seed 7]
+
+Saved as JPEG (quality 92): the pictures are for reading the README, and eight lossless
+1.5-megapixel PNGs would weigh more than all the presets together.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from engine.synth import Synthesizer, tile_2x2, to_uint8  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=256, help="side of the generated tile")
+    ap.add_argument("--size", type=int, default=512, help="side of the generated tile")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     out = ROOT / "docs" / "gallery"
@@ -42,9 +45,8 @@ def main() -> None:
         d.text((4, 4), f"exemplar ({p.name}), 1:1", fill="black")
         d.text((ex.width + gap + 4, 4), f"generated {args.size}x{args.size}, seed {args.seed}, tiled 2x2",
                fill="black")
-        canvas.save(out / f"{p.name}.png")
-        Image.fromarray(tex).save(out / f"{p.name}-texture.png")
-        print(f"wrote {out / p.name}.png")
+        canvas.save(out / f"{p.name}.jpg", quality=92)
+        print(f"wrote {out / p.name}.jpg")
 
 
 if __name__ == "__main__":

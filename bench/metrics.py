@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engine.vgg import get_vgg19
 from training.texture import gram
@@ -55,3 +56,129 @@ def patch_swd(img: np.ndarray, reference: np.ndarray, n_proj: int = 256, seed: i
     dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
     pa, pb = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
     return float(np.abs(pa - pb).mean() * 100)
+
+
+# ---- VGG-free measures of a texture against its exemplar (bench/quality.py) ----------------
+_BINOMIAL5 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    k = _BINOMIAL5.view(1, 1, 1, 5).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="reflect"), k, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="reflect"), k.transpose(2, 3), groups=x.shape[1])
+
+
+def laplacian_pyramid(img: np.ndarray, levels: int = 4) -> list[torch.Tensor]:
+    """(H,W,3) -> [(1,3,h,w)] finest first; the last level is the low-pass residual
+    (5-tap binomial filter, as Karras et al. 2018)."""
+    x = to_tensor(img)
+    out = []
+    for _ in range(levels - 1):
+        low = _blur(x)[..., ::2, ::2]
+        out.append(x - F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        x = low
+    out.append(x)
+    return out
+
+
+def pyramid_swd(img: np.ndarray, reference: np.ndarray, levels: int = 4, n_dirs: int = 512,
+                max_patches: int = 4096, seed: int = 0) -> float:
+    """Sliced Wasserstein-1 distance of 7x7 Laplacian-pyramid patches (Karras et al. 2018,
+    metrics/sliced_wasserstein.py), averaged over the levels, x1000. One change: both patch
+    sets are normalised by the *reference's* statistics (Karras normalises each set by its
+    own), so a texture with the wrong contrast is not forgiven."""
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.linspace(0, 1, 257)
+    out = []
+    for a, b in zip(laplacian_pyramid(img, levels), laplacian_pyramid(reference, levels)):
+        if min(a.shape[-2:]) < 7 or min(b.shape[-2:]) < 7:
+            continue
+        pa, pb = (F.unfold(lv, 7)[0].T for lv in (a, b))  # (L, 147)
+        pa, pb = (p[torch.from_numpy(rng.choice(len(p), max_patches, replace=False))] if len(p) > max_patches else p
+                  for p in (pa, pb))
+        mu, sd = pb.mean(0), pb.std(0).mean() + 1e-8
+        pa, pb = (pa - mu) / sd, (pb - mu) / sd
+        d = torch.randn(pa.shape[1], n_dirs, generator=gen)
+        d /= d.norm(dim=0, keepdim=True)
+        # The sets differ in size: compare their quantiles.
+        qa, qb = torch.quantile(pa @ d, q, dim=0), torch.quantile(pb @ d, q, dim=0)
+        out.append(float((qa - qb).abs().mean()) * 1000)
+    return float(np.mean(out))
+
+
+def color_distance(img: np.ndarray, reference: np.ndarray, n_dirs: int = 64, seed: int = 0) -> float:
+    """Sliced Wasserstein-1 distance of the RGB pixel distributions, in 1/255 units."""
+    gen = torch.Generator().manual_seed(seed)
+    a, b = (to_tensor(x)[0].reshape(3, -1).T for x in (img, reference))
+    d = torch.randn(3, n_dirs, generator=gen)
+    d /= d.norm(dim=0, keepdim=True)
+    q = torch.linspace(0, 1, 257)
+    return float((torch.quantile(a @ d, q, dim=0) - torch.quantile(b @ d, q, dim=0)).abs().mean()) * 255
+
+
+def radial_spectrum(img: np.ndarray, size: int = 128, n: int = 8, seed: int = 0) -> np.ndarray:
+    """Radially averaged log power spectrum of the luminance, over ``n`` Hann-windowed crops."""
+    rng = np.random.default_rng(seed)
+    lum = to_tensor(img)[0].mean(0)
+    h, w = lum.shape
+    size = min(size, h, w)
+    win = torch.hann_window(size, periodic=False)
+    win = win[:, None] * win[None]
+    fy = torch.fft.fftfreq(size)[:, None]
+    fx = torch.fft.fftfreq(size)[None]
+    radius = (torch.sqrt(fy ** 2 + fx ** 2) * size).round().long().clamp(max=size // 2)
+    power = torch.zeros(size, size)
+    for y, x in zip(rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)):
+        c = lum[y:y + size, x:x + size]
+        power += torch.fft.fft2((c - c.mean()) * win).abs() ** 2
+    radial = torch.zeros(size // 2 + 1).index_add_(0, radius.flatten(), power.flatten())
+    counts = torch.zeros(size // 2 + 1).index_add_(0, radius.flatten(), torch.ones(size * size))
+    return np.log10(radial[1:].numpy() / counts[1:].numpy() / n + 1e-12)
+
+
+def spectrum_distance(img: np.ndarray, reference: np.ndarray) -> float:
+    """Mean absolute difference of the radially averaged log10 power spectra (1 = a factor
+    of 10 in power on average), over the frequencies both images have."""
+    size = min(128, *img.shape[:2], *reference.shape[:2])
+    return float(np.abs(radial_spectrum(img, size) - radial_spectrum(reference, size)).mean())
+
+
+def seam_ratio(texture: np.ndarray) -> float:
+    """The wrap-around step (last row/column to the first) over the mean interior step:
+    about 1 for a texture that tiles, well above 1 where a seam shows."""
+    a = texture.astype(np.float32)
+    wrap = (np.abs(a[:, -1] - a[:, 0]).mean() + np.abs(a[-1] - a[0]).mean()) / 2
+    inner = (np.abs(np.diff(a, axis=1)).mean() + np.abs(np.diff(a, axis=0)).mean()) / 2
+    return float(wrap / max(inner, 1e-8))
+
+
+def seed_diversity(a: np.ndarray, b: np.ndarray, reference: np.ndarray, seed: int = 0) -> float:
+    """Mean |a - b| between textures of two seeds, over the same between two random crops of
+    the exemplar: about 1 when seeds differ as much as two places of the photo do."""
+    rng = np.random.default_rng(seed)
+    # Windows small enough that two places of the photo differ (half its side, at most 128).
+    h = w = max(8, min(128, a.shape[0], a.shape[1], reference.shape[0] // 2, reference.shape[1] // 2))
+    diffs = []
+    for _ in range(8):
+        y0, x0, y1, x1 = (int(rng.integers(0, reference.shape[0] - h + 1)), int(rng.integers(0, reference.shape[1] - w + 1)),
+                          int(rng.integers(0, reference.shape[0] - h + 1)), int(rng.integers(0, reference.shape[1] - w + 1)))
+        diffs.append(np.abs(reference[y0:y0 + h, x0:x0 + w].astype(np.float32) - reference[y1:y1 + h, x1:x1 + w]).mean())
+    ours = [np.abs(a[y:y + h, x:x + w].astype(np.float32) - b[y:y + h, x:x + w]).mean()
+            for y in range(0, a.shape[0] - h + 1, h) for x in range(0, a.shape[1] - w + 1, w)]
+    return float(np.mean(ours) / max(np.mean(diffs), 1e-8))
+
+
+@torch.no_grad()
+def copy_fraction(texture: np.ndarray, reference: np.ndarray, patch: int = 32, threshold: float = 0.04) -> float:
+    """Fraction of the texture's 32x32 patches (stride 16) whose nearest exemplar patch
+    (stride 2, RMSE in [0,1] units) is closer than ``threshold``: verbatim copies."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    t, r = to_tensor(texture).to(dev), to_tensor(reference).to(dev)
+    pt = F.unfold(t, patch, stride=patch // 2)[0].T
+    pr = F.unfold(r, patch, stride=2)[0].T
+    best = torch.full((len(pt),), float("inf"), device=dev)
+    for i in range(0, len(pr), 4096):
+        best = torch.minimum(best, torch.cdist(pt, pr[i:i + 4096]).min(1).values)
+    rmse = best.cpu() / np.sqrt(pt.shape[1])
+    return float((rmse < threshold).float().mean())

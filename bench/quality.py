@@ -1,14 +1,23 @@
-"""Quality of every built-in texture preset against references measured in the same run.
+"""Texture quality on a public benchmark set of colour photos (bench/exemplars/, not the
+built-in presets' own photos): the new recipe and the previous one, each trained for the
+same time budget, against Gatys et al.'s optimisation, all measured in one run.
 
-For each preset: the exemplar at its training scale is the reference. Candidates are
-compared by 128x128 windows (4 each) with two distances (bench/metrics.py):
-  floor     other crops of the exemplar itself
-  naive     the exemplar tiled 2x2, windows across its seams
-  gatys     Gatys et al.'s optimisation (same VGG19, Gram on relu1_1..relu4_1, L-BFGS)
-  mgan      the preset, one feed-forward pass, seamless
-Lower is better. Times are for one 256x256 image.
+Per exemplar and candidate (two 256x256 textures, seeds 1 and 2):
+  swd        Laplacian-pyramid 7x7 patch sliced Wasserstein distance (Karras et al. 2018)
+             over the exemplar's own crop-to-whole distance: 1.0 is as close as another
+             part of the photo itself (VGG-free; lower is better)
+  colour     sliced W1 distance of the RGB pixel distributions, in 1/255 units
+  spectrum   mean |difference| of radially averaged log10 power spectra
+  seam       the wrap-around step over the interior steps (1 = no seam)
+  diversity  seed 1 vs seed 2, over two places of the photo (about 1 is right; 0 = same)
+  copies     fraction of 32x32 patches that are verbatim copies of the photo (RMSE < 0.04)
+  time       training time, and seconds per 256x256 texture (Gatys: per image)
+Both recipes train on the photo at 1:1 (the new default), so the comparison is of the
+recipes; Gatys uses the same VGG19 (Gram on relu1_1..relu4_1, L-BFGS).
 
-    python bench/quality.py [--gatys-steps 300] [--presets a,b]
+    python -m bench.quality [--minutes 5] [--only rock,tiles] [--gatys-steps 300]
+    python -m bench.quality --calibrate steps.json       # steps in --minutes on this CPU
+    python -m bench.quality --steps-json steps.json --device cuda   # same budgets on a GPU
 """
 from __future__ import annotations
 
@@ -20,39 +29,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from bench.metrics import TAPS, gram_distance, grams, patch_swd  # noqa: E402
+from bench.machine import describe  # noqa: E402
+from bench.metrics import TAPS, grams  # noqa: E402
+from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd,  # noqa: E402
+                                measure, resolve_budget, textures_of, train, window_side)
 from engine.noise import brown_noise  # noqa: E402
-from engine.presets import BUILTIN_DIR, list_presets  # noqa: E402
-from engine.synth import Synthesizer, to_uint8  # noqa: E402
+from engine.synth import pick_device, to_uint8  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
-from training.texture import gram  # noqa: E402
+from training.texture import TrainConfig, gram, previous_recipe  # noqa: E402
 
-WIN = 128
-
-
-def windows(img: np.ndarray, n: int = 4, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    h, w = img.shape[:2]
-    return [img[y:y + WIN, x:x + WIN] for y, x in
-            zip(rng.integers(0, h - WIN + 1, n), rng.integers(0, w - WIN + 1, n))]
+CANDIDATES = {"new": TrainConfig(), "previous": previous_recipe(exemplar_size=None)}
 
 
-def seam_windows(img: np.ndarray) -> list[np.ndarray]:
-    """Windows of the 2x2 tiling that straddle its seams."""
-    t = np.tile(img, (2, 2, 1))
-    h, w = img.shape[:2]
-    c = WIN // 2
-    return [t[h - c:h + c, w - c:w + c], t[h - c:h + c, c:c + WIN], t[c:c + WIN, w - c:w + c],
-            t[h - c:h + c, w // 3:w // 3 + WIN]]
-
-
-def gatys(exemplar: np.ndarray, size: int, steps: int, seed: int = 0) -> np.ndarray:
-    """Gatys' texture synthesis: optimise pixels so their Grams match the exemplar's."""
-    vgg = get_vgg19("relu4_1")
-    target = grams(exemplar)
-    x = torch.from_numpy(brown_noise(seed, (size, size)))[None].requires_grad_(True)
+def gatys(exemplar: np.ndarray, size: int, steps: int, seed: int, device: torch.device) -> np.ndarray:
+    """Gatys' texture synthesis: optimise pixels (L-BFGS) so their Grams match the exemplar's."""
+    vgg = get_vgg19("relu4_1", device)
+    target = {t: g.to(device) for t, g in grams(exemplar).items()}
+    x = torch.from_numpy(brown_noise(seed, (size, size)))[None].to(device).requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
 
     def closure():
@@ -66,51 +62,76 @@ def gatys(exemplar: np.ndarray, size: int, steps: int, seed: int = 0) -> np.ndar
         return loss
 
     opt.step(closure)
-    return to_uint8(x.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy())
+    return to_uint8(x.detach().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy())
 
 
-def exemplar_of(preset) -> np.ndarray:
-    from PIL import Image
+def side_by_side(path: Path, ex: np.ndarray, images: dict[str, np.ndarray]) -> None:
+    from PIL import Image, ImageDraw
 
-    return np.asarray(Image.open(preset.path / "exemplar.png").convert("RGB"))
+    gap, top = 8, 16
+    width = ex.shape[1] + sum(im.shape[1] + gap for im in images.values())
+    height = max(ex.shape[0], *(im.shape[0] for im in images.values())) + top
+    canvas = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(canvas)
+    x = 0
+    for label, im in {"exemplar 1:1": ex, **images}.items():
+        canvas.paste(Image.fromarray(im), (x, top))
+        d.text((x + 2, 2), label, fill="black")
+        x += im.shape[1] + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, quality=90)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--only", help="comma-separated exemplar names (default: all in bench/exemplars)")
     ap.add_argument("--gatys-steps", type=int, default=300)
-    ap.add_argument("--presets", help="comma-separated names (default: every built-in texture preset)")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "quality"), help="side-by-side pictures")
+    ap.add_argument("--candidates", default="new,previous,gatys", help="which candidates to run")
+    add_budget_args(ap, minutes=5.0)
     args = ap.parse_args()
-    presets = [p for p in list_presets() if p.kind == "texture" and p.path.parent == BUILTIN_DIR]
-    if args.presets:
-        presets = [p for p in presets if p.name in args.presets.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; windows {WIN}x{WIN}, "
-          f"4 per candidate; Gatys {args.gatys_steps} L-BFGS iterations at 256x256\n")
-    print("| preset | candidate | Gram distance (VGG) | patch SWD x100 (pixels) | time / 256x256 |")
-    print("|---|---|---:|---:|---:|")
-    for p in presets:
-        ex = exemplar_of(p)
-        target = grams(ex)
-        synth = Synthesizer.load(p, device="cpu")
-        synth.synthesize((256, 256), seed=0)  # warm-up
-        t0 = time.perf_counter()
-        gen = to_uint8(synth.synthesize((256, 256), seed=1))
-        t_mgan = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        gat = gatys(ex, 256, args.gatys_steps)
-        t_gatys = time.perf_counter() - t0
-        rows = [("floor: exemplar crops", windows(ex, seed=1), "-"),
-                ("naive 2x2 tiling", seam_windows(ex), "-"),
-                ("Gatys (L-BFGS)", windows(gat, seed=2), f"{t_gatys:.1f} s"),
-                ("MGAN preset", windows(gen, seed=2), f"{t_mgan:.3f} s")]
-        for label, wins, t in rows:
-            gd = np.mean([gram_distance(w, target) for w in wins])
-            swd = np.mean([patch_swd(w, ex) for w in wins])
-            print(f"| {p.name} | {label} | {gd:.3f} | {swd:.2f} | {t} |")
-        sys.stdout.flush()
-        out = Path(__file__).resolve().parent.parent / "docs" / "gallery"
-        out.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
-        Image.fromarray(gat).save(out / f"{p.name}-gatys.png")
+    print(describe())
+    files = exemplar_files(only=args.only)
+    steps_json = resolve_budget(args, files, CANDIDATES, describe())
+    if steps_json is None:
+        return
+    print(f"Gatys: {args.gatys_steps} L-BFGS iterations at 256x256\n")
+    dev = pick_device(args.device)
+    head = "| exemplar | candidate | swd / floor | colour | spectrum | seam | diversity | copies | training | per texture |"
+    print(head)
+    print("|" + "---|" * 2 + "---:|" * 8)
+    wins = {"previous": 0, "gatys": 0}
+    for f in files:
+        rows, pictures = {}, {}
+        wanted = args.candidates.split(",")
+        for name, cfg in CANDIDATES.items():
+            if name not in wanted:
+                continue
+            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
+            tex, per = textures_of(synth)
+            side = window_side(ex)
+            floor = floor_swd(ex, side)
+            rows[name] = (measure(tex, ex, floor, side), f"{fig['seconds'] / 60:.1f} min, {fig['steps']} steps", f"{per:.3f} s")
+            pictures[name] = np.tile(tex[0], (2, 2, 1))
+        ex_new = ex  # both recipes train at 1:1, so their exemplars are the same picture
+        if "gatys" in wanted:
+            t0 = time.perf_counter()
+            gat = [gatys(ex_new, 256, args.gatys_steps, seed, dev) for seed in (1, 2)]
+            per_gatys = (time.perf_counter() - t0) / 2
+            rows["gatys"] = (measure(gat, ex_new, floor, side), "-", f"{per_gatys:.1f} s")
+            pictures["Gatys, 2x2"] = np.tile(gat[0], (2, 2, 1))
+        for name, (m, training, per) in rows.items():
+            print(f"| {f.stem} | {name} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} | "
+                  f"{m['diversity']:.2f} | {m['copies']:.2f} | {training} | {per} |", flush=True)
+        if {"new", "previous", "gatys"} <= set(rows):
+            new = rows["new"][0]["swd"]
+            wins["previous"] += new < rows["previous"][0]["swd"]
+            wins["gatys"] += new <= rows["gatys"][0]["swd"]
+        side_by_side(Path(args.out) / f"{f.stem}.jpg", ex_new,
+                     {{"new": "new recipe, 2x2", "previous": "previous recipe, 2x2"}.get(k, k): v
+                      for k, v in pictures.items()})
+    print(f"\nnew recipe's swd beats the previous recipe's on {wins['previous']} of {len(files)} exemplars, "
+          f"matches or beats Gatys' on {wins['gatys']} of {len(files)}")
 
 
 if __name__ == "__main__":

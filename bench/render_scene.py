@@ -2,7 +2,7 @@
 the README (docs/render.png). The texture repeats 2x across the floor and 3x around the
 sphere, so a seam would show as a grid of lines.
 
-    python bench/render_scene.py [--preset gravel] [--sphere-preset brick]
+    python bench/render_scene.py [--preset soil] [--sphere-preset bricks]
 
 The textures are synthesized by ``mgan synth``; Blender (the ``bpy`` module) runs in a
 child process of its own, never beside torch.
@@ -104,7 +104,7 @@ def _render(preset: str, sphere_preset: str, texture_size: int, args: list[str])
 
 
 def render_frames(out_dir: Path, frames: int = 8, size: tuple[int, int] = (384, 216), samples: int = 16,
-                  preset: str = "gravel", sphere_preset: str = "brick", shot: str = "orbit") -> list[Path]:
+                  preset: str = "soil", sphere_preset: str = "bricks", shot: str = "orbit") -> list[Path]:
     """Render a short shot of the scene into ``out_dir`` (frame_0001.png ...): ``orbit``, the
     camera circling the sphere, or ``locked``, a still camera and a rolling sphere."""
     if shot not in ("orbit", "locked"):
@@ -116,8 +116,8 @@ def render_frames(out_dir: Path, frames: int = 8, size: tuple[int, int] = (384, 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="gravel")
-    ap.add_argument("--sphere-preset", default="brick")
+    ap.add_argument("--preset", default="soil")
+    ap.add_argument("--sphere-preset", default="bricks")
     ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "render.png"))
     args = ap.parse_args()
     _render(args.preset, args.sphere_preset, 1024, [args.output])

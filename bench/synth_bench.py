@@ -4,7 +4,9 @@ Each size runs in a fresh process (so peak memory is that size's own). Achieved 
 counts the convolutions of VGG19-to-relu4_1 and G at the requested size (tiling halos are
 overhead, not counted) and is set against the same run's matrix-multiply throughput.
 
-    python bench/synth_bench.py [--preset brick] [--sizes 256,512,1024,2048,8192]
+    python bench/synth_bench.py [--preset bricks] [--sizes 256,512,1024,2048,8192] [--device cuda]
+
+On a GPU the peak memory column is the GPU's (torch.cuda.max_memory_allocated).
 """
 from __future__ import annotations
 
@@ -47,27 +49,34 @@ def conv_flops(preset: str, side: int = 256) -> float:
     return total / (side * side)  # per pixel
 
 
-def matmul_gflops(precision: str, n: int = 2048, reps: int = 10) -> float:
+def matmul_gflops(precision: str, n: int = 2048, reps: int = 10, device: str = "cpu") -> float:
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    if device == "cuda":
+        n, reps = 8192, 20
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     if precision == "bf16":
         a, b = a.bfloat16(), b.bfloat16()
     for _ in range(2):
         a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def one(preset: str, side: int, precision: str, repeats: int, layout: str) -> dict:
-    """Runs in a child process: time one synthesis (best of `repeats`) and report peak RSS."""
+def one(preset: str, side: int, precision: str, repeats: int, layout: str, device: str = "cpu") -> dict:
+    """Runs in a child process: time one synthesis (best of `repeats`) and report peak RSS
+    (on a GPU: peak GPU memory)."""
     import torch
 
     from engine.synth import Synthesizer
 
-    s = Synthesizer.load(preset, device="cpu", precision=precision)
+    s = Synthesizer.load(preset, device=device, precision=precision)
     if layout == "nchw":
         s.generator.to(memory_format=torch.contiguous_format)
     s.synthesize((256, 256), seed=0)  # warm-up: weights, kernels, allocator
@@ -78,12 +87,15 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str) -> di
         s.synthesize((side, side), seed=r)
         best = min(best, time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
     return {"seconds": best, "peak_mb": peak, "base_mb": base}
 
 
-def run_child(preset, side, precision, repeats, layout="channels_last") -> dict:
+def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu") -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", str(side), "--preset", preset,
-                          "--precision", precision, "--repeats", str(repeats), "--layout", layout],
+                          "--precision", precision, "--repeats", str(repeats), "--layout", layout,
+                          "--device", device],
                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
     if out.returncode:
         raise SystemExit(out.stderr)
@@ -92,15 +104,16 @@ def run_child(preset, side, precision, repeats, layout="channels_last") -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="brick")
+    ap.add_argument("--preset", default="bricks")
     ap.add_argument("--sizes", default="256,512,1024,2048,8192")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--one", type=int)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--layout", default="channels_last")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout)))
+        print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout, args.device)))
         return
 
     from bench.machine import describe
@@ -108,7 +121,7 @@ def main() -> None:
 
     print(describe())
     per_px = conv_flops(args.preset)
-    mm = {p: matmul_gflops(p) for p in ("fp32", "bf16")}
+    mm = {p: matmul_gflops(p, device=args.device) for p in ("fp32", "bf16")}
     print(f"conv work: {per_px / 1e6:.2f} MFLOP per output pixel; "
           f"matmul 2048^2 this run: fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s\n")
 
@@ -116,17 +129,17 @@ def main() -> None:
     print("| precision | layout | seconds | GFLOP/s |")
     print("|---|---|---:|---:|")
     for prec, layout in (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "channels_last")):
-        r = run_child(args.preset, 512, prec, 3, layout)
+        r = run_child(args.preset, 512, prec, 3, layout, args.device)
         print(f"| {prec} | {layout} | {r['seconds']:.3f} | {per_px * 512 * 512 / r['seconds'] / 1e9:.0f} |")
 
-    prec = "bf16" if _cpu_has_fast_bf16() and args.precision == "auto" else args.precision
+    prec = "bf16" if (_cpu_has_fast_bf16() or args.device == "cuda") and args.precision == "auto" else args.precision
     ref = mm["bf16" if prec == "bf16" else "fp32"]
     print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
-          f"tiles of 1024 px with a 64 px halo above 1024):\n")
+          f"tiles of 1024 px with the generator's halo above 1024):\n")
     print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | of matmul |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for side in (int(s) for s in args.sizes.split(",")):
-        r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1)
+        r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1, device=args.device)
         gf = per_px * side * side / r["seconds"] / 1e9
         print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
               f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {gf / ref:.0%} |")

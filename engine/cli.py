@@ -322,7 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="train for this many steps instead")
     s.add_argument("--batch", type=int)
     s.add_argument("--crop", type=int, help="training crop side in px (multiple of 8)")
-    s.add_argument("--exemplar-size", type=int, help="exemplar longest side after scaling")
+    s.add_argument("--scale", type=float, help="exemplar scale (texture; default 1: features at the photo's "
+                                               "own pixel size, photos above --max-side downscaled)")
+    s.add_argument("--max-side", type=int, help="longest exemplar side trained on at the default scale (texture; 512)")
+    s.add_argument("--exemplar-size", type=int, help="scale the exemplar's longest side to this instead of --scale")
     s.add_argument("--augment", choices=("flips", "dihedral", "none"))
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)

@@ -1,7 +1,12 @@
 """The generator G: VGG19 relu4_1 features (512 ch, 1/8 resolution) -> sRGB pixels.
 
-Two variants, both with circular padding in every convolution so G(roll(f)) = roll(G(f)):
+Three variants, all with circular padding in every convolution so G(roll(f)) = roll(G(f)):
 
+- ``residual`` (default for texture presets): a 1x1 stem, residual blocks at 1/8 (each
+  adds 16 px of reach, so G can coordinate structure as large as a brick course), then
+  three (nearest x2, conv, conv) stages. relu3_1 and relu2_1 of the same periodic input
+  join at 1/4 and 1/2 through 1x1 convs: finer-scale detail that relu4_1's 1/8 lattice
+  cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py).
 - ``upsample`` (default, shipped): nearest-neighbour x2 upsampling followed by a 3x3 conv,
   three times. Every output pixel of a 2x2 block sees the same kernel, so there is no
   checkerboard (bench/checkerboard.py measures it).
@@ -22,26 +27,52 @@ from torch import nn
 
 from .circular import CircularConv2d, circular_pad
 
-ARCHS = ("upsample", "paper")
+ARCHS = ("residual", "upsample", "paper")
+DEFAULT_WIDTHS = {"residual": (128, 128, 64, 32), "upsample": (256, 128, 64), "paper": (256, 128, 64)}
+# Receptive-field radius of VGG19 up to relu4_1, in input pixels (engine/vgg.py).
+VGG_RELU4_1_RADIUS = 34
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    arch: str = "upsample"
-    widths: tuple[int, int, int] = (256, 128, 64)
+    arch: str = "residual"
+    widths: tuple[int, ...] = DEFAULT_WIDTHS["residual"]
+    blocks: int = 2                 # residual: blocks at 1/8
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown generator arch {self.arch!r}; known: {', '.join(ARCHS)}")
+        n = len(DEFAULT_WIDTHS[self.arch])
+        if len(self.widths) != n or not all(isinstance(w, int) and 1 <= w <= 1024 for w in self.widths):
+            raise ValueError(f"generator widths for {self.arch!r} must be {n} ints in 1..1024, got {list(self.widths)}")
+        if not (isinstance(self.blocks, int) and 0 <= self.blocks <= 8):
+            raise ValueError(f"generator blocks must be an int in 0..8, got {self.blocks!r}")
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "widths": list(self.widths)}
+        d = {"arch": self.arch, "widths": list(self.widths)}
+        if self.arch == "residual":
+            d["blocks"] = self.blocks
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        arch = d.get("arch", "upsample")
+        if not isinstance(d, dict):
+            raise ValueError(f"generator config must be an object, got {type(d).__name__}")
+        arch = d.get("arch", cls.arch)
         if arch not in ARCHS:
             raise ValueError(f"unknown generator arch {arch!r}; known: {', '.join(ARCHS)}")
-        widths = tuple(int(w) for w in d.get("widths", (256, 128, 64)))
-        if len(widths) != 3 or not all(1 <= w <= 1024 for w in widths):
-            raise ValueError(f"generator widths must be three ints in 1..1024, got {d.get('widths')}")
-        return cls(arch=arch, widths=widths)
+        widths = d.get("widths", DEFAULT_WIDTHS[arch])
+        blocks = d.get("blocks", cls.blocks)
+        if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
+            raise ValueError(f"generator widths must be a list of ints, got {widths!r}")
+        if isinstance(blocks, bool) or not isinstance(blocks, int):
+            raise ValueError(f"generator blocks must be an int, got {blocks!r}")
+        return cls(arch=arch, widths=tuple(widths), blocks=blocks)
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """The VGG19 taps G reads."""
+        return ("relu2_1", "relu3_1", "relu4_1") if self.arch == "residual" else ("relu4_1",)
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -63,13 +94,38 @@ class CircularConvTranspose2d(nn.Module):
         return y[..., 3:3 + 2 * h, 3:3 + 2 * w]
 
 
+class _Residual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.a, self.b = _conv(c, c), _conv(c, c)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(self.act(self.a(x)))
+
+
 class Generator(nn.Module):
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
         self.config = config
-        w1, w2, w3 = config.widths
         self.register_buffer("feat_mean", torch.zeros(1, 512, 1, 1))
         self.register_buffer("feat_std", torch.ones(1, 512, 1, 1))
+        self.act = nn.LeakyReLU(0.2)
+        if config.arch == "residual":
+            w0, w1, w2, w3 = config.widths
+            self.register_buffer("side3_mean", torch.zeros(1, 256, 1, 1))
+            self.register_buffer("side3_std", torch.ones(1, 256, 1, 1))
+            self.register_buffer("side2_mean", torch.zeros(1, 128, 1, 1))
+            self.register_buffer("side2_std", torch.ones(1, 128, 1, 1))
+            self.stem = _conv(512, w0, 1)
+            self.blocks = nn.Sequential(*[_Residual(w0) for _ in range(config.blocks)])
+            self.stages = nn.ModuleList([nn.ModuleList([_conv(a, b), _conv(b, b)])
+                                         for a, b in ((w0, w1), (w1, w2), (w2, w3))])
+            self.side3 = _conv(256, w1, 1)
+            self.side2 = _conv(128, w2, 1)
+            self.to_rgb = _conv(w3, 3)
+            return
+        w1, w2, w3 = config.widths
         self.head = _conv(512, w1)
         if config.arch == "upsample":
             self.up = nn.ModuleList([_conv(w1, w2), _conv(w2, w3), _conv(w3, w3)])
@@ -77,15 +133,45 @@ class Generator(nn.Module):
             self.up = nn.ModuleList([CircularConvTranspose2d(w1, w2), CircularConvTranspose2d(w2, w3),
                                      CircularConvTranspose2d(w3, w3)])
         self.to_rgb = _conv(w3, 3)
-        self.act = nn.LeakyReLU(0.2)
 
-    # Receptive-field radius of G in output pixels: head 3x3 at 1/8 (8 px), one 3x3 per
-    # upsampling at 1/4, 1/2, 1 (4+2+1), to_rgb (1); transposed convs reach a little more.
-    HALO_PX = 24
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return self.config.taps
 
-    def forward(self, relu4_1: torch.Tensor) -> torch.Tensor:
-        """(N,512,h,w) -> (N,3,8h,8w) sRGB in [0,1]."""
-        x = (relu4_1 - self.feat_mean) / self.feat_std
+    @property
+    def halo_px(self) -> int:
+        """Receptive-field radius of G in output pixels (upper bound). residual: 16 px per
+        block at 1/8, two 3x3 convs at 1/4, 1/2, 1 (8+4+2) and to_rgb (1), plus up to one
+        coarse cell of nearest upsampling per stage (8+4+2). upsample: head 3x3 at 1/8 (8),
+        one 3x3 per stage (4+2+1), to_rgb (1); transposed convs reach a little more."""
+        if self.config.arch == "residual":
+            return 16 * self.config.blocks + 15 + 14
+        return 24
+
+    @property
+    def tile_halo(self) -> int:
+        """Halo (a multiple of 8) that makes a tiled decode equal the untiled one: the
+        encoder's reach plus G's."""
+        return -(-(VGG_RELU4_1_RADIUS + self.halo_px) // 8) * 8
+
+    def forward(self, features) -> torch.Tensor:
+        """{tap: (N,C,h*s,w*s)} (or relu4_1 alone, (N,512,h,w), for the single-input archs)
+        -> (N,3,8h,8w) sRGB in [0,1]."""
+        if isinstance(features, torch.Tensor):
+            if self.config.arch == "residual":
+                raise ValueError("the residual generator needs relu2_1, relu3_1 and relu4_1 features")
+            features = {"relu4_1": features}
+        x = (features["relu4_1"] - self.feat_mean) / self.feat_std
+        if self.config.arch == "residual":
+            x = self.blocks(self.act(self.stem(x)))
+            sides = ((features["relu3_1"] - self.side3_mean) / self.side3_std,
+                     (features["relu2_1"] - self.side2_mean) / self.side2_std)
+            for i, (conv_a, conv_b) in enumerate(self.stages):
+                x = conv_a(F.interpolate(x, scale_factor=2, mode="nearest"))
+                if i < 2:
+                    x = x + (self.side3, self.side2)[i](sides[i])
+                x = self.act(conv_b(self.act(x)))
+            return torch.sigmoid(self.to_rgb(x))
         x = self.act(self.head(x))
         for layer in self.up:
             if self.config.arch == "upsample":
@@ -103,8 +189,13 @@ class Generator(nn.Module):
         self.to_rgb.bias.copy_(torch.log(m / (1 - m)))
 
     @torch.no_grad()
-    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.feat_mean.copy_(mean.view(1, 512, 1, 1))
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor, tap: str = "relu4_1") -> None:
+        """Fixed input standardisation of one tap (relu4_1, or the residual arch's side taps)."""
+        m, s = {"relu4_1": (self.feat_mean, self.feat_std), "relu3_1": (getattr(self, "side3_mean", None), getattr(self, "side3_std", None)),
+                "relu2_1": (getattr(self, "side2_mean", None), getattr(self, "side2_std", None))}[tap]
+        if m is None:
+            raise ValueError(f"generator arch {self.config.arch!r} reads no {tap}")
+        m.copy_(mean.view_as(m))
         # Channels that barely fire on noise have a tiny std; a rare activation there would
         # blow up to thousands and saturate the output (seen as blobs). Floor the std.
-        self.feat_std.copy_(std.clamp_min(0.1 * float(std.mean()) + 1e-3).view(1, 512, 1, 1))
+        s.copy_(std.clamp_min(0.1 * float(std.mean()) + 1e-3).view_as(s))

@@ -182,7 +182,13 @@ def write_preset(folder: Path, meta: dict, generator: Generator, thumbnail=None)
     folder.mkdir(parents=True, exist_ok=True)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
             "generator": generator.config.to_dict()}
-    state = {k: v.detach().float().contiguous().cpu() for k, v in generator.state_dict().items()}
+    # Half precision halves the files (inference runs in bf16 or fp32 anyway; loading casts
+    # back to fp32); a tensor that would overflow fp16 is kept in fp32.
+    state = {}
+    for k, v in generator.state_dict().items():
+        v = v.detach().float().contiguous().cpu()
+        half = v.half()
+        state[k] = half if torch.isfinite(half).all() else v
     tmp = folder / "generator.safetensors.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, folder / "generator.safetensors")

@@ -8,8 +8,8 @@ Conventions: tensors are (N,3,H,W) float sRGB in [0,1]; images leave as (H,W,3) 
   other sizes are synthesized at the next multiple of 8 and resampled with wrap-around
   bicubic sampling, which keeps the result periodic at exactly the requested size.
 - Bounded memory: canvases above ``tile`` pixels a side are decoded in tiles whose input
-  window carries a halo (``TILE_HALO``) wider than the receptive field of VGG19-to-relu4_1
-  plus G. Windows are read with wrap-around indexing, so a tiled result equals the untiled
+  window carries a halo (``TILE_HALO``, or more where the generator reaches further:
+  ``Generator.tile_halo``) wider than the receptive field of VGG19-to-relu4_1 plus G. Windows are read with wrap-around indexing, so a tiled result equals the untiled
   one (tests/test_synth.py checks it in fp32).
 """
 from __future__ import annotations
@@ -107,13 +107,16 @@ class Synthesizer:
         vgg = get_vgg19("relu4_1", self.device)
         x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
         with autocast_for(self.device, self.precision):
-            out = self.generator(vgg(x, ("relu4_1",))["relu4_1"])
+            out = self.generator(vgg(x, self.generator.taps))
         return out.float().clamp_(0, 1)
 
-    def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int = TILE_HALO,
+    def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
                      progress=None) -> np.ndarray:
-        """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32, tile by tile."""
+        """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32, tile by tile.
+        The halo defaults to what this generator needs (``Generator.tile_halo``)."""
         _, h, w = canvas.shape
+        if halo is None:
+            halo = max(TILE_HALO, self.generator.tile_halo)
         if h % 8 or w % 8:
             raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
         tile = max(8, tile // 8 * 8)

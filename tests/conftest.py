@@ -30,7 +30,7 @@ def make_tiny_preset(folder: Path, name: str = "tiny", seed: int = 0) -> Path:
     from engine.presets import write_preset
 
     torch.manual_seed(seed)
-    g = Generator(GeneratorConfig(widths=(32, 16, 16)))
+    g = Generator(GeneratorConfig(arch="upsample", widths=(32, 16, 16)))
     g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))
     g.init_output(torch.tensor([0.5, 0.4, 0.3]), gain=1.0)
     meta = {"name": name, "kind": "texture", "noise": NoiseParams().to_dict(),
@@ -92,3 +92,17 @@ def shifted_frames(folder: Path, n: int, h: int, w: int, shift: int, name: str =
     for i in range(n):
         Image.fromarray(np.roll(src, shift * i, axis=1)).save(folder / name.format(i + 1))
     return folder
+
+
+@pytest.fixture
+def tiny_vgg_image_pair():
+    """The real VGG19 encoder and a 96x96 photo crop (scikit-image's CC0 gravel, as RGB)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from engine.vgg import get_vgg19
+
+    with Image.open(skimage_image("gravel.png")) as im:
+        a = np.asarray(im.convert("RGB"), dtype=np.float32)[:96, :96] / 255.0
+    return get_vgg19("relu4_1"), torch.from_numpy(a).permute(2, 0, 1)[None].contiguous()

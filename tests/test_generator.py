@@ -28,8 +28,43 @@ def test_config_validation():
 
 
 def test_init_output_starts_at_mean_colour():
-    g = Generator(GeneratorConfig(widths=(16, 16, 16)))
+    g = Generator(GeneratorConfig(arch="upsample", widths=(16, 16, 16)))
     g.init_output(torch.tensor([0.2, 0.5, 0.7]), gain=0.0)
     with torch.no_grad():
         out = g(torch.randn(1, 512, 2, 2))
     assert torch.allclose(out.mean((0, 2, 3)), torch.tensor([0.2, 0.5, 0.7]), atol=1e-4)
+
+
+def _features(n, h, w):
+    return {"relu4_1": torch.randn(n, 512, h, w), "relu3_1": torch.randn(n, 256, 2 * h, 2 * w),
+            "relu2_1": torch.randn(n, 128, 4 * h, 4 * w)}
+
+
+def test_residual_shape_wraparound_and_side_inputs():
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(arch="residual", widths=(32, 16, 16, 8), blocks=2)).eval()
+    f = _features(2, 6, 5)
+    with torch.no_grad():
+        out = g(f)
+        rolled = g({k: v.roll((2 * v.shape[-2] // 6, 3 * v.shape[-1] // 5), (2, 3)) for k, v in f.items()})
+        f2 = dict(f, relu2_1=torch.randn_like(f["relu2_1"]))
+        out2 = g(f2)
+    assert out.shape == (2, 3, 48, 40)
+    assert torch.allclose(rolled, out.roll((16, 24), (2, 3)), atol=1e-5)
+    assert not torch.allclose(out, out2, atol=1e-4)  # the finer taps reach the output
+    with pytest.raises(ValueError, match="needs relu2_1"):
+        g(f["relu4_1"])
+
+
+def test_residual_halo_bounds_its_reach():
+    """A change of the input at one relu4_1 cell moves no output pixel farther than halo_px."""
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(arch="residual", widths=(16, 16, 8, 8), blocks=2)).eval()
+    f = _features(1, 24, 24)
+    poked = {k: v.clone() for k, v in f.items()}
+    poked["relu4_1"][..., 12, 12] += 50.0
+    with torch.no_grad():
+        diff = (g(poked) - g(f)).abs().amax(1)[0]
+    ys, xs = torch.nonzero(diff > 1e-6, as_tuple=True)
+    reach = max(int((ys - 100).abs().max()), int((xs - 100).abs().max()))  # the cell spans px 96..103
+    assert 0 < reach <= g.halo_px

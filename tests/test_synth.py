@@ -6,6 +6,7 @@ from engine.noise import NoiseParams
 from engine.presets import list_presets
 from engine.synth import Synthesizer, parse_size, tile_2x2, to_uint8
 from tests.conftest import skimage_image
+from tests.support import residual_preset
 from tests.test_noise import seam_ratio
 
 
@@ -62,6 +63,19 @@ def test_tiled_equals_untiled_with_the_paper_generator(tmp_path):
     s = Synthesizer.load(open_preset(folder), device="cpu", precision="fp32")
     assert np.abs(s.synthesize((256, 256), seed=1, tile=1024) - s.synthesize((256, 256), seed=1, tile=64)).max() < 1e-3
 
+
+
+def test_residual_generator_tiled_equals_untiled_and_wraps(tmp_path):
+    """The residual G reaches further than the upsample G: its own halo must cover it."""
+    s = Synthesizer.load(residual_preset(tmp_path / "residual"), device="cpu", precision="fp32")
+    assert s.generator.tile_halo > 64
+    whole = s.synthesize((320, 256), seed=1, tile=1024)
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=96)).max() < 1e-3
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=64)).max() < 1e-3
+    # Exactly periodic: a canvas of twice the period repeats it.
+    doubled = s.synthesize((640, 256), seed=1, period=(320, 256))
+    assert np.abs(doubled[:320] - doubled[320:]).max() < 1e-4
+    assert mean_seam_ratio(s, (128, 128), seeds=8) < 1.3
 
 @pytest.mark.parametrize("size", [(600, 1000), (603, 1001), (8, 8), (17, 250)])
 def test_exact_size_any_size(synth, size):

@@ -112,3 +112,41 @@ def test_bad_exemplar_is_a_clear_error(isolated_home, tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = run_cli("train", str(skimage_image("gravel.png")), "--name", "../evil", env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 2 and "invalid preset name" in r.stderr
+
+
+def test_small_narrow_colour_exemplar_trains_end_to_end(isolated_home, tmp_path):
+    """A 100x70 colour photo crop at its own scale: the canvas adapts, nothing to lower."""
+    with Image.open(skimage_image("coffee.png")) as im:
+        Image.fromarray(np.asarray(im.convert("RGB"))[200:270, 250:350]).save(tmp_path / "small.png")
+    env = {"MGAN_HOME": str(isolated_home)}
+    r = run_cli("train", str(tmp_path / "small.png"), "--name", "small", "--steps", "6", "--checkpoint-every", "3",
+                "--preview-every", "3", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((isolated_home / "presets" / "small" / "preset.json").read_text())
+    assert meta["exemplar"]["scale"] == 1.0 and meta["exemplar"]["crop"] == 64
+    assert meta["generator"]["arch"] == "residual" and meta["training"]["steps_done"] == 6
+    with Image.open(isolated_home / "presets" / "small" / "exemplar.png") as ex:
+        assert ex.size == (96, 64)  # 1:1, cut to multiples of 8, not resampled
+    out = tmp_path / "t.png"
+    r = run_cli("synth", "--preset", "small", "--size", "100x70", "-o", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        a = np.asarray(im, np.float32)
+    assert a.shape == (70, 100, 3) and a.std() > 1.0
+
+
+def test_exemplar_scale_rules(isolated_home, tmp_path):
+    from training.exemplar import load_exemplar
+
+    Image.fromarray(np.zeros((20, 300, 3), np.uint8)).save(tmp_path / "thin.png")
+    r = run_cli("train", str(tmp_path / "thin.png"), "--name", "thin", "--steps", "2",
+                env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2 and "too small, at least 32 px a side" in r.stderr
+    Image.fromarray(np.zeros((600, 1200, 3), np.uint8)).save(tmp_path / "big.png")
+    img, scale, note = load_exemplar(tmp_path / "big.png", max_side=512, with_scale=True)
+    assert img.shape[-2:] == (256, 512) and scale == 512 / 1200 and "--scale" in note
+    img, scale, note = load_exemplar(tmp_path / "big.png", scale=0.1, max_side=512, with_scale=True)
+    assert img.shape[-2:] == (56, 120) and note == ""
+    r = run_cli("train", str(tmp_path / "big.png"), "--name", "big", "--scale", "0.02", "--steps", "2",
+                env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2 and "raise --scale" in r.stderr

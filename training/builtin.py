@@ -1,10 +1,12 @@
-"""Re-train the built-in presets from their exemplars (scikit-image's bundled photos).
+"""Re-train the built-in presets: textures from the colour photos in training/exemplars/
+(their sources and licences: training/exemplars/SOURCES.md), the style preset from
+scikit-image's bundled photos.
 
-    python -m training.builtin [brick gravel ... espresso] [--steps N]
+    python -m training.builtin [stone bricks ... espresso] [--minutes 5 | --steps N]
 
-Needs ``pip install scikit-image`` (for its data files). Each preset records its exemplar's
-source and licence; the run directories live under ``$MGAN_HOME/runs/builtin-<name>`` so a
-killed run resumes.
+Each preset records its exemplar's source and licence; the run directories live under
+``$MGAN_HOME/runs/builtin-<name>`` so a killed run resumes. Style training needs
+``pip install scikit-image`` (for its data files).
 """
 from __future__ import annotations
 
@@ -19,32 +21,32 @@ from .style import StyleConfig, StyleTask
 from .texture import TextureTask, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTURE_STEPS = 1200  # what the built-in texture presets were trained with
+EXEMPLARS = ROOT / "training" / "exemplars"
+TEXTURE_MINUTES = 5.0  # the default budget, the same a user's preset gets
 
 
 @dataclass(frozen=True)
 class Builtin:
     name: str
-    file: str
+    file: str           # in training/exemplars/
     source: str
     licence: str
     augment: str = "flips"
-    exemplar_size: int = 256
 
 
+_STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
+_UFO = "Debian ufoai-textures 2.5-2, base/0textures.pk3 member textures/"
 BUILTINS = (
-    Builtin("brick", "brick.png",
-            "scikit-image data brick.png: 'Bricks25' from CC0Textures (cc0textures.com), "
-            "perspective-corrected and cropped by scikit-image", "CC0 1.0", "flips"),
-    Builtin("gravel", "gravel.png",
-            "scikit-image data gravel.png: 'Gravel04' from CC0Textures (cc0textures.com)",
-            "CC0 1.0", "dihedral"),
-    Builtin("grass", "grass.png",
-            "scikit-image data grass.png: 'Grass 01' by linolafett (DeviantArt), cropped",
-            "CC0 1.0", "flips"),
-    Builtin("hubble", "hubble_deep_field.jpg",
-            "scikit-image data hubble_deep_field.jpg: Hubble eXtreme Deep Field, NASA/ESA "
-            "(hubblesite.org release 2012-37)", "Public domain (NASA)", "dihedral", 384),
+    Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain"),
+    Builtin("bricks", "bricks.png", _STK + "tracks/ancient_colosseum_labyrinth/3td_BrickOldRound_01.jpg, "
+            "cropped (Ron Kapaun / 3TD Studios)", "CC0 1.0"),
+    Builtin("wood", "wood.png", _UFO + "tex_material/wood003.png", "Public domain"),
+    Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain"),
+    Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral"),
+    Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain"),
+    Builtin("rust", "rust.png", _STK + "tracks/endcutscene/metal.jpg", "Public domain", "dihedral"),
+    Builtin("foliage", "foliage.png", "Debian trigger-rally-data 0.6.6.1-3, data.zip member "
+            "textures/veg/horse-chestnut-tree.png, crown cropped over black", "CC0 1.0"),
 )
 
 
@@ -93,19 +95,18 @@ def train_style(b: BuiltinStyle, steps: int | None, fresh: bool) -> None:
 
 
 def main(argv=None) -> None:
-    import skimage
-
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
-    ap.add_argument("--steps", type=int, help="training steps (default: each kind's default)")
+    budget = ap.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=TEXTURE_MINUTES, help="texture training budget")
+    budget.add_argument("--steps", type=int, help="training steps instead (textures and styles)")
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args(argv)
-    data = Path(skimage.__file__).parent / "data"
     for b in BUILTINS:
         if args.names and b.name not in args.names:
             continue
-        cfg = TrainConfig(steps=args.steps or TEXTURE_STEPS, augment=b.augment, exemplar_size=b.exemplar_size)
-        task = TextureTask(data / b.file, cfg, source=b.source, licence=b.licence)
+        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment)
+        task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence)
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)
     for st in STYLES:

@@ -11,9 +11,18 @@ from PIL import Image, UnidentifiedImageError
 MAX_EXEMPLAR_PIXELS = 64_000_000
 
 
-def load_exemplar(path: str | Path, longest_side: int) -> torch.Tensor:
-    """(1,3,H,W) sRGB [0,1], scaled so the longest side is ``longest_side`` and both sides
-    are multiples of 8 (grayscale photos become three equal channels)."""
+MIN_EXEMPLAR_SIDE = 32   # VGG19's relu4_1 of anything smaller is a 4x4 lattice or less
+
+
+def load_exemplar(path: str | Path, longest_side: int | None = None, scale: float | None = None,
+                  max_side: int | None = None, with_scale: bool = False):
+    """(1,3,H,W) sRGB [0,1] with both sides multiples of 8 (grayscale photos become three
+    equal channels).
+
+    The scale: ``longest_side`` scales the longest side to that; else ``scale``; else 1 (the
+    photo's own pixel size), or down to ``max_side`` where the photo is larger. At scale 1
+    the photo is cropped (centred) to multiples of 8, not resampled. With ``with_scale``,
+    returns (image, scale applied, a note for the user when the photo was downscaled)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exemplar image {path} does not exist")
@@ -25,13 +34,32 @@ def load_exemplar(path: str | Path, longest_side: int) -> torch.Tensor:
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
-    scale = longest_side / max(rgb.size)
-    w = max(8, round(rgb.width * scale / 8) * 8)
-    h = max(8, round(rgb.height * scale / 8) * 8)
+    note = ""
+    if longest_side is not None:
+        s = longest_side / max(rgb.size)
+    elif scale is not None:
+        s = float(scale)
+    else:
+        s = 1.0
+        if max_side is not None and max(rgb.size) > max_side:
+            s = max_side / max(rgb.size)
+            note = (f"exemplar {path.name} is {rgb.width}x{rgb.height}: trained at scale {s:.3g} "
+                    f"({round(rgb.width * s)}x{round(rgb.height * s)}) to fit the budget; "
+                    f"--scale sets another")
+    w, h = round(rgb.width * s), round(rgb.height * s)
+    if min(w, h) < MIN_EXEMPLAR_SIDE:
+        at = f" at scale {s:.3g} ({w}x{h})" if s != 1.0 else ""
+        raise ValueError(f"exemplar {path} is {rgb.width}x{rgb.height}{at}: too small, at least "
+                         f"{MIN_EXEMPLAR_SIDE} px a side is needed" + ("; raise --scale" if s < 1 else ""))
     if (w, h) != rgb.size:
         rgb = rgb.resize((w, h), Image.LANCZOS)
     arr = np.asarray(rgb, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+    # Sides down to multiples of 8 (relu4_1's stride), keeping the centre.
+    h8, w8 = h // 8 * 8, w // 8 * 8
+    y0, x0 = (h - h8) // 2, (w - w8) // 2
+    arr = np.ascontiguousarray(arr[y0:y0 + h8, x0:x0 + w8])
+    img = torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+    return (img, s, note) if with_scale else img
 
 
 def file_sha256(path: str | Path) -> str:

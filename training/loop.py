@@ -21,12 +21,13 @@ preset name, the whole config as JSON) and is refused by a run that differs.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -69,6 +70,7 @@ class GeneratorStart:
     feat_mean: torch.Tensor
     feat_std: torch.Tensor
     mean_rgb: torch.Tensor
+    side_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # finer taps G reads
 
 
 class TrainingTask(Protocol):
@@ -149,8 +151,14 @@ class Trainer:
                                               self.show_progress, should_stop))
         self.G = Generator(start.config).to(dev)
         self.G.set_feature_stats(start.feat_mean, start.feat_std)
+        for tap, (mean, std) in start.side_stats.items():
+            self.G.set_feature_stats(mean, std, tap)
         self.G.init_output(start.mean_rgb)
         self.G = self.G.to(memory_format=torch.channels_last)
+        # An exponential moving average of G's weights is what previews and the preset use
+        # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time
+        # budget stops wherever it is; the average carries the last ~1/(1-ema) steps.
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if getattr(cfg, "ema", 0) else None
         self.D = PatchDiscriminator().to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
@@ -202,6 +210,10 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
+                    avg.lerp_(now, 1.0 - cfg.ema)
         self.step += 1
         task.after_step(self.step)
         return {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
@@ -238,6 +250,7 @@ class Trainer:
         state = {
             "version": CHECKPOINT_VERSION, "step": self.step, **self._fingerprint(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
+            **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self.task.state(),
@@ -262,6 +275,8 @@ class Trainer:
                 raise RuntimeError(f"checkpoint {self.checkpoint_path} belongs to a different run "
                                    f"({key} differs); use the same images and options, or --fresh")
         self.G.load_state_dict(state["G"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -273,14 +288,20 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
 
     # ---- previews and export ------------------------------------------------------------
+    @property
+    def G_out(self) -> Generator:
+        """The G that previews and the preset use: the weight average where there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
     def render(self, size: int | None = None) -> np.ndarray:
         """The task's picture of the current G (its default size when None)."""
-        was = self.G.training
-        self.G.eval()
+        G = self.G_out
+        was = G.training
+        G.eval()
         try:
-            return self.task.render(self.G) if size is None else self.task.render(self.G, size)
+            return self.task.render(G) if size is None else self.task.render(G, size)
         finally:
-            self.G.train(was)
+            G.train(was)
 
     def write_preview(self) -> Path:
         from PIL import Image
@@ -301,7 +322,7 @@ class Trainer:
                          "train_seconds": round(self.elapsed, 1), "torch": torch.__version__},
         }
         thumb = Image.fromarray(self.render(128))
-        G = self.G.to(memory_format=torch.contiguous_format)
+        G = self.G_out.to(memory_format=torch.contiguous_format)
         folder = write_preset(self.preset_dir / self.name, meta, G, thumbnail=thumb)
         self.task.export_files(folder)
         return folder

@@ -47,7 +47,15 @@ PAIR_AUGMENTS = ("paper", "flip", "none")
 @dataclass
 class StyleConfig(TrainConfig):
     steps: int | None = 1500        # (None: train for ``minutes`` instead)
-    exemplar_size: int = 384        # the style image's longest side
+    exemplar_size: int | None = 384  # the style image's longest side
+    lr_g: float = 2e-4
+    ema: float = 0.0
+    loss: str = "gram"              # unused by style training (its losses are its own)
+    scales: tuple[int, ...] = (1,)
+    shift: bool = False
+    # A style G decodes a photo's relu4_1 alone: relu2_1/relu3_1 side inputs would carry
+    # the photo's own fine detail straight through.
+    generator: dict = field(default_factory=lambda: GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     content_size: int = 384         # content photos' longest side (the paper's 384)
     adv_ratio: float = 0.5          # hinge gradient / pixel-MSE gradient on the image
     inverter_steps: int = 200       # G first learns to invert VGG19 relu4_1 (no adversarial term)

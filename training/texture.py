@@ -1,24 +1,36 @@
 """MGAN texture training: one exemplar -> a seamless texture preset.
 
-    noise pool (periodic, through VGG19 once) --relu4_1--> G --> image --VGG19--> losses
-                                                                   relu1_1..relu4_1: Gram loss
-                                                                   relu3_1: hinge loss from D
+    noise pool (periodic, through VGG19 once) --relu2_1, relu3_1, relu4_1--> G --> image
+        image rolled by 0..7 px --> VGG19 relu1_1..relu4_1 + pixels (optionally also at 1/2, 1/4)
+                                       --> sliced Wasserstein to the exemplar's (training/losses.py)
+                                    --> relu3_1 --> hinge loss from D (the Markovian patch GAN)
 
-What makes it train reliably on a small CPU machine (each measured, see NOTES/README):
-- A Gram-matrix loss on relu1_1..relu4_1 next to the adversarial relu3_1 hinge term.
-  Pure adversarial training lets D win within a few hundred steps and G collapses into a
-  checkerboard; the Gram term keeps G on the exemplar's statistics, D adds structure.
-- The hinge term's weight is re-balanced every ``balance_every`` steps so its gradient on
-  the image is ``adv_ratio`` times the Gram gradient, whatever the exemplar's scale.
-- G starts as a flat image of the exemplar's mean colour (scaled-down last layer), and its
-  input is standardised by the relu4_1 statistics of its training noise (fixed, so tiling
-  stays exact).
-- A noise pool: periodic noise fields pushed through VGG19 once; each step draws fields
-  and rolls them by whole relu4_1 cells (= 8 px rolls of the noise, exact under circular
-  padding), so the encoder never runs on noise inside the loop.
-- The exemplar's Gram matrices and relu3_1 features over its flips (and, optionally,
-  90 degree rotations: wrong for bricks, fine for gravel) are computed once.
-- bf16 autocast + channels_last where the CPU has native bf16; CUDA when present.
+The recipe (``loss="sw"``, the default) and why, each measured in bench/texture_ablation.py
+at an equal time budget:
+- Sliced Wasserstein distances of VGG19 feature distributions instead of Gram matrices
+  (Heitz et al. 2021): contrast, colour and rare features survive, where Gram averages.
+- Optionally (``scales=(1, 2, 4)``; off by default: at a 5-minute budget it did not pay
+  for its cost) the same distances on the output downscaled 2x and 4x (Snelgrove 2017).
+- The generated image is rolled by a random 0..7 px before the losses and D (exact: the
+  image is periodic), so a pattern locked to the 8 px relu4_1 lattice cannot hide.
+- The residual generator (engine/generator.py) with relu3_1/relu2_1 of the same noise as
+  side inputs: no 1/8 grid, and reach enough to lay out large structure.
+- D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
+- Previews and the preset use an exponential moving average of G's weights (``ema``).
+The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
+``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
+
+Exemplars of any size and shape: by default the texture reproduces features at the
+photo's own pixel size; only a photo larger than ``max_side`` is downscaled (and the run
+says so); ``scale`` overrides. The training crop adapts to small or narrow photos (at most
+``crop``, at least 32 px); under 32 px a side nothing can work, and the error says so.
+
+Also: G starts as a flat image of the exemplar's mean colour; its inputs are standardised
+by fixed statistics of its training noise (saved in the preset, so tiling stays exact); a
+noise pool (periodic fields pushed through VGG19 once, rolled by whole relu4_1 cells, which
+is exact under circular padding); the exemplar's statistics over its flips (and, with
+``augment="dihedral"``, 90 degree rotations) computed once; bf16 autocast + channels_last
+where the CPU has native bf16; CUDA when present.
 
 ``TextureTask`` supplies the data and the losses to training/loop.py's ``Trainer``, which
 owns the rest (G, D, the step, balancing, checkpoints, signals, budget, export):
@@ -38,29 +50,40 @@ from engine.generator import Generator, GeneratorConfig
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
 from engine.synth import autocast_for, to_uint8
+from engine.vgg import TAP_STRIDE
 
 from .exemplar import augment, file_sha256, load_exemplar
+from .losses import SW_TAPS, ExemplarStatistics, downscale
 from .loop import Critic, GeneratorStart, TaskContext
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 AUGMENTS = ("flips", "dihedral", "none")
+LOSSES = ("sw", "gram")
+POOL_TAPS = ("relu2_1", "relu3_1", "relu4_1")
+MIN_CROP = 32
 
 
 @dataclass
 class TrainConfig:
     """The loop's settings (budget, learning rates, balancing, checkpoints, seed, precision)
-    and the texture task's (canvas, exemplar, augmentation, noise pool, colour weight);
+    and the texture task's (exemplar scale, canvas, losses, augmentation, noise pool);
     training.style.StyleConfig extends it. Saved in checkpoints and presets."""
     steps: int | None = None        # stop after this many steps; None: after ``minutes``
     minutes: float = 5.0            # training time budget when steps is None (summed over resumes)
     batch: int = 4
-    crop: int = 128                 # training canvas side (px), multiple of 8
-    exemplar_size: int = 256        # exemplar's longest side after scaling
-    lr_g: float = 2e-4
+    crop: int = 128                 # largest training canvas side (px, multiple of 8); smaller for small photos
+    scale: float | None = None      # exemplar scale; None: 1 (the photo's own pixel size), or down to max_side
+    max_side: int = 512             # longest exemplar side trained on when scale is None
+    exemplar_size: int | None = None  # instead of scale: the longest side after scaling (the previous recipe: 256)
+    loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
+    scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
+    shift: bool = True              # roll the output by 0..7 px before the losses and D
+    lr_g: float = 3e-4
     lr_d: float = 2e-4
-    adv_ratio: float = 2.0          # hinge gradient / Gram gradient on the image
+    ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
+    adv_ratio: float = 0.3          # hinge gradient / main-loss gradient on the image
     balance_every: int = 50
-    color_weight: float = 10.0      # per-channel mean/std of pixels against the exemplar
+    color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
@@ -72,12 +95,23 @@ class TrainConfig:
     noise: dict = field(default_factory=lambda: NoiseParams().to_dict())
 
     def validate(self) -> "TrainConfig":
-        if self.crop % 8 or not 32 <= self.crop <= 1024:
-            raise ValueError(f"crop must be a multiple of 8 in 32..1024, got {self.crop}")
-        if not 16 <= self.exemplar_size <= 4096:
+        if self.crop % 8 or not MIN_CROP <= self.crop <= 1024:
+            raise ValueError(f"crop must be a multiple of 8 in {MIN_CROP}..1024, got {self.crop}")
+        if self.exemplar_size is not None and not 16 <= self.exemplar_size <= 4096:
             raise ValueError(f"exemplar_size must be 16..4096, got {self.exemplar_size}")
+        if self.scale is not None and not (math.isfinite(self.scale) and 0.01 <= self.scale <= 4.0):
+            raise ValueError(f"scale must be in 0.01..4, got {self.scale}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not 64 <= self.max_side <= 4096:
+            raise ValueError(f"max_side must be 64..4096, got {self.max_side}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        self.scales = tuple(int(s) for s in self.scales)
+        if not self.scales or 1 not in self.scales or not all(s in (1, 2, 4, 8) for s in self.scales):
+            raise ValueError(f"scales must include 1 and be among 1, 2, 4, 8, got {list(self.scales)}")
         if (self.steps is not None and self.steps < 1) or self.batch < 1 or self.pool_size < 1:
             raise ValueError("steps, batch and pool_size must be positive")
         if not (math.isfinite(self.minutes) and self.minutes > 0):
@@ -89,6 +123,13 @@ class TrainConfig:
         return self
 
 
+def previous_recipe(**overrides) -> TrainConfig:
+    """The recipe before the sliced-Wasserstein rework, for benchmarks and ablations."""
+    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0,
+                    generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
+    return TrainConfig(**{**settings, **overrides})
+
+
 def gram(f: torch.Tensor) -> torch.Tensor:
     """(N,C,H,W) -> (N,C,C), normalised by the number of positions."""
     n, c, h, w = f.shape
@@ -98,14 +139,14 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 def _crop_border(f: torch.Tensor, tap: str) -> torch.Tensor:
     # The exemplar is not periodic: features within ~16 px of its border see wrapped pixels.
-    m = max(1, 16 // {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}[tap])
+    m = max(1, 16 // TAP_STRIDE[tap])
     return f[..., m:-m, m:-m]
 
 
-
 class TextureTask:
-    """One exemplar -> a seamless texture: noise-pool batches, the Gram + colour loss next
-    to D's hinge term, previews from fresh noise. Runs inside training.loop.Trainer."""
+    """One exemplar -> a seamless texture: noise-pool batches, the sliced-Wasserstein (or
+    Gram) loss next to D's hinge term, previews from fresh noise. Runs inside
+    training.loop.Trainer."""
 
     main_name = "tex"
     feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
@@ -120,58 +161,88 @@ class TextureTask:
     def prepare(self, ctx: TaskContext) -> GeneratorStart:
         cfg, dev = self.config, ctx.device
         self.device, self.vgg, self.rng = dev, ctx.vgg, ctx.rng
-        ex = load_exemplar(self.exemplar_path, cfg.exemplar_size).to(dev)
-        self.exemplar = ex
+        ex, self.exemplar_scale, note = load_exemplar(self.exemplar_path, cfg.exemplar_size, scale=cfg.scale,
+                                                      max_side=cfg.max_side, with_scale=True)
+        if note:
+            ctx.log(note)
+        self.exemplar = ex = ex.to(dev)
+        h, w = ex.shape[-2:]
+        # The canvas adapts to small and narrow photos: never larger than the photo.
+        self.crop = max(MIN_CROP, min(cfg.crop, min(h, w) // 8 * 8))
+        self.g_config = GeneratorConfig.from_dict(cfg.generator)
+        variants = augment(ex, cfg.augment)
         with torch.no_grad():
-            grams = {t: [] for t in GRAM_TAPS}
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
-            for v in augment(ex, cfg.augment):
+            grams = {t: [] for t in GRAM_TAPS}
+            for v in variants:
                 feats = self.vgg(v.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
-                for t in GRAM_TAPS:
-                    grams[t].append(gram(_crop_border(feats[t], t)))
-                self.real.append(_crop_border(feats["relu3_1"], "relu3_1").float())
-            self.target_gram = {t: torch.cat(g).mean(0, keepdim=True) for t, g in grams.items()}
+                r = feats["relu3_1"].float()
+                # Without the border ring where the photo is large enough for a whole patch.
+                self.real.append(_crop_border(r, "relu3_1") if min(r.shape[-2:]) - 8 >= self.crop // 4 else r)
+                if cfg.loss == "gram":
+                    for t in GRAM_TAPS:
+                        grams[t].append(gram(_crop_border(feats[t], t)))
+            if cfg.loss == "gram":
+                self.target_gram = {t: torch.cat(g).mean(0, keepdim=True) for t, g in grams.items()}
+            else:
+                self.stats = ExemplarStatistics(variants, self.vgg, cfg.scales)
+                self.scales = self.stats.usable_scales(self.crop)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
-        patch = cfg.crop // 4
-        if any(min(r.shape[-2:]) < patch for r in self.real):
-            raise ValueError(f"exemplar too small for {cfg.crop}px crops at exemplar_size "
-                             f"{cfg.exemplar_size}; lower --crop or raise --exemplar-size")
         self.noise_params = NoiseParams.from_dict(cfg.noise)
+        self.taps = self.g_config.taps
         self.pool_seed_next = 0
-        self.pool = torch.cat([self._pool_field() for _ in range(cfg.pool_size)])
-        # G's input is relu4_1 of noise: standardise it by the pool's statistics (fixed
-        # buffers saved in the preset), so G starts with O(1) activations.
-        return GeneratorStart(GeneratorConfig.from_dict(cfg.generator), self.pool.mean((0, 2, 3)),
-                              self.pool.std((0, 2, 3)), self.mean_rgb)
+        self.pool_ids: list[int] = []
+        fields = [self._pool_field() for _ in range(cfg.pool_size)]
+        self.pool = {t: torch.cat([f[t] for f in fields]) for t in self.taps}
+        # G's inputs are VGG19 features of noise: standardise them by the pool's statistics
+        # (fixed buffers saved in the preset), so G starts with O(1) activations.
+        stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
+        return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
+                              side_stats={t: s for t, s in stats.items() if t != "relu4_1"})
 
-    def _pool_field(self) -> torch.Tensor:
-        """relu4_1 of one new periodic noise field (a pure function of the run seed and index)."""
-        c = self.config.crop
-        seed = (self.config.seed * 1_000_003 + self.pool_seed_next) % (2 ** 63)
+    def _pool_field(self) -> dict[str, torch.Tensor]:
+        """G's input taps of one new periodic noise field (a pure function of the run seed
+        and its index), recording the index so a resumed run can rebuild the pool."""
+        index = self.pool_seed_next
         self.pool_seed_next += 1
+        self.pool_ids.append(index)
+        return self._field(index)
+
+    def _field(self, index: int) -> dict[str, torch.Tensor]:
+        c = self.crop
+        seed = (self.config.seed * 1_000_003 + index) % (2 ** 63)
         x = torch.from_numpy(noise_period(self.noise_params, seed, (c, c)))[None].to(self.device)
         with torch.no_grad(), autocast_for(self.device, self.config.precision):
-            return self.vgg(x.contiguous(memory_format=torch.channels_last))["relu4_1"].float()
+            feats = self.vgg(x.contiguous(memory_format=torch.channels_last), self.taps)
+        return {t: f.float() for t, f in feats.items()}
 
     # ---- data ---------------------------------------------------------------------------
-    def sample_batch(self, step: int) -> torch.Tensor:
-        """relu4_1 noise fields from the pool, each rolled by whole cells: (batch,512,crop/8,crop/8)."""
+    def sample_batch(self, step: int) -> dict[str, torch.Tensor]:
+        """G's input taps of pool fields, each rolled by whole relu4_1 cells (8 px of noise):
+        {tap: (batch, C, crop/stride, crop/stride)}; plus the output shift of this step."""
         cfg = self.config
-        idx = torch.randint(0, self.pool.shape[0], (cfg.batch,), generator=self.rng)
-        cells = cfg.crop // 8
-        out = []
+        n = self.pool["relu4_1"].shape[0]
+        idx = torch.randint(0, n, (cfg.batch,), generator=self.rng)
+        cells = self.crop // 8
+        out: dict[str, list[torch.Tensor]] = {t: [] for t in self.taps}
         for i in idx.tolist():
             dy, dx = torch.randint(0, cells, (2,), generator=self.rng).tolist()
-            out.append(self.pool[i:i + 1].roll((dy, dx), (2, 3)))
-        return torch.cat(out).contiguous(memory_format=torch.channels_last)
+            for t in self.taps:
+                k = 8 // TAP_STRIDE[t]
+                out[t].append(self.pool[t][i:i + 1].roll((dy * k, dx * k), (2, 3)))
+        batch = {t: torch.cat(v).contiguous(memory_format=torch.channels_last) for t, v in out.items()}
+        shift = torch.randint(0, 8, (2,), generator=self.rng).tolist() if cfg.shift else [0, 0]
+        return {"features": batch, "shift": shift}
 
-    def generate(self, G: Generator, batch: torch.Tensor) -> torch.Tensor:
-        return G(batch).float()
+    def generate(self, G: Generator, batch) -> torch.Tensor:
+        img = G(batch["features"]).float()
+        dy, dx = batch["shift"]
+        return img.roll((dy, dx), (2, 3)) if dy or dx else img
 
     def real_relu3_1(self, batch) -> torch.Tensor:
         """Random (crop/4)^2 windows of the exemplar variants' relu3_1 features."""
-        p = self.config.crop // 4
+        p = self.crop // 4
         out = []
         for _ in range(self.config.batch):
             k = int(torch.randint(0, len(self.real), (1,), generator=self.rng))
@@ -183,28 +254,44 @@ class TextureTask:
 
     def after_step(self, step: int) -> None:
         if step % self.config.pool_refresh_every == 0:
-            i = int(torch.randint(0, self.pool.shape[0], (1,), generator=self.rng))
-            self.pool[i:i + 1] = self._pool_field()
+            i = int(torch.randint(0, len(self.pool_ids), (1,), generator=self.rng))
+            f = self._pool_field()
+            self.pool_ids[i] = self.pool_ids.pop()
+            for t in self.taps:
+                self.pool[t][i:i + 1] = f[t]
 
     # ---- the losses ---------------------------------------------------------------------
     def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
                critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Gram + colour loss, D's hinge loss) of a generated batch and its VGG19 features."""
+        """(main loss, D's hinge loss) of a generated batch and its VGG19 features."""
+        if self.config.loss == "gram":
+            return self._gram_loss(img, feats), critic(feats)
+        per_scale = {1: feats}
+        for s in self.scales:
+            if s > 1:
+                per_scale[s] = self.vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), SW_TAPS)
+        return self.stats.loss(img, per_scale), critic(feats)
+
+    def _gram_loss(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         l_gram = img.new_zeros(())
         for t in GRAM_TAPS:
             target = self.target_gram[t]
             l_gram = l_gram + ((gram(feats[t]) - target) ** 2).mean() / (target ** 2).mean()
         mean, std = img.float().mean((2, 3)), img.float().std((2, 3))
         l_color = ((mean - self.mean_rgb) ** 2).mean() + ((std - self.std_rgb) ** 2).mean()
-        return l_gram + self.config.color_weight * l_color, critic(feats)
+        return l_gram + self.config.color_weight * l_color
 
     # ---- checkpoints, previews, export --------------------------------------------------
     def state(self) -> dict:
-        return {"pool": self.pool, "pool_seed_next": self.pool_seed_next}
+        # The pool is rebuilt from its fields' indices (a pure function of the seed), which
+        # keeps checkpoints small.
+        return {"pool_ids": torch.tensor(self.pool_ids, dtype=torch.int64), "pool_seed_next": self.pool_seed_next}
 
     def load_state(self, state: dict) -> None:
-        self.pool = state["pool"].to(self.device)
+        self.pool_ids = [int(i) for i in state["pool_ids"].tolist()]
         self.pool_seed_next = int(state["pool_seed_next"])
+        fields = [self._field(i) for i in self.pool_ids]
+        self.pool = {t: torch.cat([f[t] for f in fields]) for t in self.taps}
 
     def fingerprint(self) -> dict:
         return {"exemplar_sha256": file_sha256(self.exemplar_path)}
@@ -213,13 +300,14 @@ class TextureTask:
         """A (size,size,3) uint8 seamless tile from G."""
         x = torch.from_numpy(noise_period(self.noise_params, seed, (size, size)))[None].to(self.device)
         with torch.no_grad(), autocast_for(self.device, self.config.precision):
-            img = G(self.vgg(x.contiguous(memory_format=torch.channels_last))["relu4_1"]).float()
+            img = G(self.vgg(x.contiguous(memory_format=torch.channels_last), G.taps)).float()
         return to_uint8(img[0].permute(1, 2, 0).cpu().numpy())
 
     def meta(self) -> dict:
         return {"kind": "texture", "noise": self.noise_params.to_dict(),
                 "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
-                             "source": self.source, "licence": self.licence}}
+                             "source": self.source, "licence": self.licence,
+                             "scale": round(self.exemplar_scale, 6), "crop": self.crop}}
 
     def export_files(self, folder: Path) -> None:
         # The exemplar at training scale, for side-by-side views and quality benchmarks.

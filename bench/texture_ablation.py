@@ -1,0 +1,70 @@
+"""Ablation of the texture recipe: each change switched off alone, at the same time budget,
+on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / floor: lower
+is better; spectrum: lower is better).
+
+    python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug]
+    python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU
+    python -m bench.texture_ablation --steps-json steps.json --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
+from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd,  # noqa: E402
+                                measure, resolve_budget, textures_of, train, window_side)
+from engine.generator import GeneratorConfig  # noqa: E402
+from training.texture import TrainConfig  # noqa: E402
+
+FULL = TrainConfig()
+VARIANTS = {
+    "full recipe": FULL,
+    "- multi-scale (scale 1 only)": replace(FULL, scales=(1,)),
+    "- random 0..7 px shift": replace(FULL, shift=False),
+    "- D's hinge term": replace(FULL, adv_ratio=0.0),
+    "- residual G (previous upsample G)": replace(FULL, generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict()),
+    "- sliced Wasserstein (Gram + colour)": replace(FULL, loss="gram", lr_g=2e-4, adv_ratio=2.0),
+    "- weight average (EMA)": replace(FULL, ema=0.0),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="tiles,rock,rug")
+    add_budget_args(ap, minutes=2.0)
+    args = ap.parse_args()
+    print(describe())
+    files = exemplar_files(only=args.only)
+    steps_json = resolve_budget(args, files, VARIANTS, describe())
+    if steps_json is None:
+        return
+    print()
+    results = {name: [] for name in VARIANTS}
+    print("| variant | exemplar | steps | swd / floor | spectrum | colour |")
+    print("|---|---|---:|---:|---:|---:|")
+    for f in files:
+        for name, cfg in VARIANTS.items():
+            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
+            tex, _ = textures_of(synth)
+            side = window_side(ex)
+            m = measure(tex, ex, floor_swd(ex, side), side)
+            results[name].append(m)
+            print(f"| {name} | {f.stem} | {fig['steps']} | {m['swd']:.2f} | {m['spectrum']:.2f} | {m['color']:.1f} |", flush=True)
+    print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
+    print("| variant | swd / floor | spectrum | colour |")
+    print("|---|---:|---:|---:|")
+    for name, ms in results.items():
+        print(f"| {name} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['spectrum'] for m in ms]):.2f} | "
+              f"{np.mean([m['color'] for m in ms]):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

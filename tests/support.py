@@ -1,0 +1,19 @@
+"""Helpers shared by test modules (fixtures live in conftest.py)."""
+import torch
+
+from engine.generator import Generator, GeneratorConfig
+from engine.noise import NoiseParams
+from engine.presets import open_preset, write_preset
+
+
+def residual_preset(folder, widths=(32, 32, 16, 16)):
+    """A residual-G preset with random weights (no training): exercises its reach and its
+    relu3_1/relu2_1 side inputs."""
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(arch="residual", widths=widths, blocks=2))
+    g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))
+    g.set_feature_stats(torch.full((256,), 50.0), torch.full((256,), 100.0), "relu3_1")
+    g.set_feature_stats(torch.full((128,), 20.0), torch.full((128,), 50.0), "relu2_1")
+    write_preset(folder, {"name": folder.name, "kind": "texture", "noise": NoiseParams().to_dict()}, g)
+    return open_preset(folder)
+
