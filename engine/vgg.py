@@ -224,6 +224,9 @@ def get_vgg19(last: str = "relu5_1", device: torch.device | str = "cpu",
     """A shared, lazily built encoder per (tap, device, weights file)."""
     key = (last, str(device), str(weights or os.environ.get("MGAN_VGG19_WEIGHTS") or ""))
     if key not in _cache:
-        model = VGG19(load_vgg19_weights(weights), last=last).to(device)
-        _cache[key] = model.to(memory_format=torch.channels_last)
+        # Built outside inference mode even when first asked for inside it (synthesis): the
+        # same shared encoder later carries gradients to the image in training.
+        with torch.inference_mode(False):
+            model = VGG19(load_vgg19_weights(weights), last=last).to(device)
+            _cache[key] = model.to(memory_format=torch.channels_last)
     return _cache[key]

@@ -89,3 +89,15 @@ def test_conversion_maps_hwio_to_oihw():
     assert not np.array_equal(w[o, i], w[o, i].T)  # the spatial axes are not symmetric, so order matters
     vgg = get_vgg19("relu4_1")
     assert isinstance(vgg, VGG19) and not any(p.requires_grad for p in vgg.parameters())
+
+
+def test_encoder_first_built_in_inference_mode_still_carries_gradients():
+    """Synthesis (inference mode) may build the shared encoder before training uses it."""
+    from engine.vgg import _cache, get_vgg19
+
+    _cache.clear()
+    with torch.inference_mode():
+        vgg = get_vgg19("relu4_1")
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    vgg(x)["relu4_1"].sum().backward()
+    assert x.grad.abs().sum() > 0

@@ -275,8 +275,8 @@ class Trainer:
                 raise RuntimeError(f"checkpoint {self.checkpoint_path} belongs to a different run "
                                    f"({key} differs); use the same images and options, or --fresh")
         self.G.load_state_dict(state["G"])
-        if self.G_ema is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
+        if self.G_ema is not None:  # a checkpoint from before the average starts it from G
+            self.G_ema.load_state_dict(state.get("G_ema", state["G"]))
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
