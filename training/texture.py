@@ -59,7 +59,6 @@ from .loop import Critic, GeneratorStart, TaskContext
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 AUGMENTS = ("flips", "dihedral", "none")
 LOSSES = ("sw", "gram")
-POOL_TAPS = ("relu2_1", "relu3_1", "relu4_1")
 MIN_CROP = 32
 
 
