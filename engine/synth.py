@@ -116,7 +116,7 @@ class Synthesizer:
         The halo defaults to what this generator needs (``Generator.tile_halo``)."""
         _, h, w = canvas.shape
         if halo is None:
-            halo = max(TILE_HALO, self.generator.tile_halo)
+            halo = self.generator.tile_halo
         if h % 8 or w % 8:
             raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
         tile = max(8, tile // 8 * 8)

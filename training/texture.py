@@ -190,25 +190,22 @@ class TextureTask:
             self.std_rgb = ex.std((0, 2, 3))
         self.noise_params = NoiseParams.from_dict(cfg.noise)
         self.taps = self.g_config.taps
-        self.pool_seed_next = 0
-        self.pool_ids: list[int] = []
-        fields = [self._pool_field() for _ in range(cfg.pool_size)]
-        self.pool = {t: torch.cat([f[t] for f in fields]) for t in self.taps}
+        self.pool_ids = list(range(cfg.pool_size))  # each field's index: a pure function of (seed, index)
+        self.pool_seed_next = cfg.pool_size
+        self.pool = self._build_pool(self.pool_ids)
         # G's inputs are VGG19 features of noise: standardise them by the pool's statistics
         # (fixed buffers saved in the preset), so G starts with O(1) activations.
         stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
                               side_stats={t: s for t, s in stats.items() if t != "relu4_1"})
 
-    def _pool_field(self) -> dict[str, torch.Tensor]:
-        """G's input taps of one new periodic noise field (a pure function of the run seed
-        and its index), recording the index so a resumed run can rebuild the pool."""
-        index = self.pool_seed_next
-        self.pool_seed_next += 1
-        self.pool_ids.append(index)
-        return self._field(index)
+    def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        fields = [self._field(i) for i in indices]
+        return {t: torch.cat([f[t] for f in fields]) for t in self.taps}
 
     def _field(self, index: int) -> dict[str, torch.Tensor]:
+        """G's input taps of one periodic noise field, a pure function of the run seed and
+        its index (so a resumed run rebuilds the pool from the indices)."""
         c = self.crop
         seed = (self.config.seed * 1_000_003 + index) % (2 ** 63)
         x = torch.from_numpy(noise_period(self.noise_params, seed, (c, c)))[None].to(self.device)
@@ -254,8 +251,9 @@ class TextureTask:
     def after_step(self, step: int) -> None:
         if step % self.config.pool_refresh_every == 0:
             i = int(torch.randint(0, len(self.pool_ids), (1,), generator=self.rng))
-            f = self._pool_field()
-            self.pool_ids[i] = self.pool_ids.pop()
+            self.pool_ids[i] = self.pool_seed_next
+            self.pool_seed_next += 1
+            f = self._field(self.pool_ids[i])
             for t in self.taps:
                 self.pool[t][i:i + 1] = f[t]
 
@@ -289,8 +287,7 @@ class TextureTask:
     def load_state(self, state: dict) -> None:
         self.pool_ids = [int(i) for i in state["pool_ids"].tolist()]
         self.pool_seed_next = int(state["pool_seed_next"])
-        fields = [self._field(i) for i in self.pool_ids]
-        self.pool = {t: torch.cat([f[t] for f in fields]) for t in self.taps}
+        self.pool = self._build_pool(self.pool_ids)
 
     def fingerprint(self) -> dict:
         return {"exemplar_sha256": file_sha256(self.exemplar_path)}
