@@ -38,19 +38,43 @@ def _noise_from_args(args, defaults):
 
 def _save_output(image, args) -> Path:
     """Write ``args.output`` (and the 2x2 repeat to ``args.tiled`` if asked)."""
-    from PIL import Image
-
+    from engine.images import write_png
     from engine.synth import tile_2x2
 
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(out)
+    if out.suffix.lower() in ("", ".png"):
+        write_png(out.with_suffix(".png") if not out.suffix else out, image)
+        out = out.with_suffix(".png") if not out.suffix else out
+    else:  # JPEG and friends: an 8-bit preview format PIL picks by suffix
+        from PIL import Image
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(out)
     if args.tiled:
+        from PIL import Image
+
         Image.fromarray(tile_2x2(image)).save(args.tiled)
     return out
 
 
+def map_paths(output: str, preset: str, names: list[str]) -> dict[str, Path]:
+    """Where ``--maps`` writes: into the folder ``output`` (``stone/`` -> stone/stone_height.png),
+    or beside a file name (``out/rock.png`` -> out/rock_height.png)."""
+    out = Path(output)
+    folder, stem = (out.parent, out.stem) if out.suffix else (out, preset)
+    return {name: folder / f"{stem}_{name}.png" for name in ["basecolor", *names]}
+
+
+def _map_settings(args, preset):
+    overrides = {key: getattr(args, key) for key in ("height_scale", "normal_strength", "normal_convention",
+                                                     "roughness_min", "roughness_max", "ao_radius", "ao_strength")
+                 if getattr(args, key) is not None}
+    return preset.map_settings.merged(overrides)
+
+
 def cmd_synth(args) -> int:
+    from engine.images import write_png
+    from engine.maps import derive_maps, parse_map_names
     from engine.progress import Progress
     from engine.synth import Synthesizer, parse_size, to_uint8
 
@@ -60,6 +84,8 @@ def cmd_synth(args) -> int:
         ph, pw = parse_size(args.period)
         period = (ph, pw)
     synth = Synthesizer.load(args.preset, device=args.device, precision=args.precision)
+    maps = parse_map_names(args.maps) if args.maps else None
+    settings = _map_settings(args, synth.preset) if maps is not None else None
     noise = _noise_from_args(args, synth.preset.noise)
     bar = Progress(1, f"synth {synth.preset.name} {w}x{h}", enabled=not args.quiet)
     t0 = time.perf_counter()
@@ -71,9 +97,21 @@ def cmd_synth(args) -> int:
     image = to_uint8(synth.synthesize((h, w), seed=args.seed, noise=noise, period=period,
                                       tile=args.tile, progress=progress))
     bar.close()
-    out = _save_output(image, args)
+    if maps is None:
+        out = _save_output(image, args)
+        written = [out]
+    else:
+        paths = map_paths(args.output, synth.preset.name, maps)
+        written = [write_png(paths["basecolor"], image)]
+        for name, data in derive_maps(image, maps, settings).items():
+            written.append(write_png(paths[name], data))
+        if args.tiled:
+            from PIL import Image
+
+            from engine.synth import tile_2x2
+            Image.fromarray(tile_2x2(image)).save(args.tiled)
     if not args.quiet:
-        print(f"wrote {out} ({w}x{h}, seed {args.seed}, {synth.device}, "
+        print(f"wrote {', '.join(str(p) for p in written)} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
     return 0
 
@@ -299,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     s.add_argument("-q", "--quiet", action="store_true")
     noise_args(s)
+    g = s.add_argument_group("PBR maps (defaults: the preset's, then the engine's)")
+    g.add_argument("--maps", help="also write maps: 'all' or any of height,normal,roughness,ao; -o is then a "
+                                  "folder (stone/ -> stone/stone_basecolor.png, stone/stone_height.png, ...)")
+    g.add_argument("--height-scale", type=float, help="relief and its sign (-1: light parts sit low, e.g. mortar)")
+    g.add_argument("--normal-strength", type=float, help="slope of the normal map (1: the height range is "
+                                                         "8 px of relief)")
+    g.add_argument("--normal-convention", choices=("opengl", "directx"), help="directx flips green (default opengl)")
+    g.add_argument("--roughness-min", type=float, help="roughness of the smoothest parts (0..1)")
+    g.add_argument("--roughness-max", type=float, help="roughness of the roughest parts (0..1)")
+    g.add_argument("--ao-radius", type=float, help="ambient occlusion reach in px (1..31)")
+    g.add_argument("--ao-strength", type=float, help="ambient occlusion depth (0: none)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("presets", help="list installed presets")

@@ -258,6 +258,21 @@ class EngineClient:
             fields["period"] = {"width": period[0], "height": period[1]}
         return self.call("synthesize", fields, timeout=timeout).payloads[0]
 
+    def material(self, preset: str, width: int, height: int, seed: int = 0,
+                 maps: Sequence[str] = P.MAP_NAMES, map_settings: dict | None = None,
+                 timeout: float | None = None, **fields: Any) -> tuple[dict[str, np.ndarray], dict]:
+        """The base colour and PBR maps of one synthesis: ({"basecolor": (H,W,3) uint8,
+        "height": (H,W,1) uint16, ...}, the resolved map settings). ``fields`` are further
+        synthesize fields (noise, tileable, period, precision)."""
+        request = {"preset": preset, "width": width, "height": height, "seed": seed, "dtype": "uint8",
+                   "maps": list(maps), "map_settings": dict(map_settings or {}), **fields}
+        reply = self.call("synthesize", request, timeout=timeout)
+        names = reply.header.get("maps")
+        if not isinstance(names, list) or len(names) != len(reply.payloads) - 1:
+            raise EngineError(P.BAD_MESSAGE, "the engine's reply does not name its map frames "
+                                             "(an engine older than PBR maps?)")
+        return dict(zip(["basecolor", *names], reply.payloads)), reply.header.get("map_settings", {})
+
     def stylize(self, preset: str, images: np.ndarray | Sequence[np.ndarray], dtype: str = "uint8",
                 precision: str = "auto", timeout: float | None = None) -> list[np.ndarray]:
         """Each (H,W,3) uint8 or float32 [0,1] image decoded by the preset's generator."""

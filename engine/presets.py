@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .generator import Generator, GeneratorConfig
+from .maps import MapSettings
 from .noise import NoiseParams
 
 FORMAT = "mgan-preset"
@@ -73,6 +74,11 @@ class PresetInfo:
         return GeneratorConfig.from_dict(self.meta.get("generator", {}))
 
     @property
+    def map_settings(self) -> MapSettings:
+        """The preset's defaults for PBR maps (preset.json ``"maps"``) over the engine's."""
+        return MapSettings().merged(self.meta.get("maps"))
+
+    @property
     def thumbnail(self) -> Path | None:
         p = self.path / "thumbnail.png"
         return p if p.is_file() else None
@@ -97,6 +103,7 @@ def read_meta(folder: Path) -> dict:
     try:
         GeneratorConfig.from_dict(meta.get("generator", {}))
         NoiseParams.from_dict(meta.get("noise", {}))
+        MapSettings().merged(meta.get("maps"))
     except (TypeError, ValueError) as exc:
         raise PresetError(f"{path}: {exc}") from None
     return meta

@@ -25,12 +25,21 @@ DEFAULT_PORT = 5757
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
 OPS = ("hello", "presets", "synthesize", "stylize", "train", "status", "cancel", "shutdown")
-# Arrays travel little-endian whatever the hosts are; only these two pixel types exist.
-DTYPES = {"uint8": np.dtype("<u1"), "float32": np.dtype("<f4")}
+# Arrays travel little-endian whatever the hosts are; only these pixel types exist (uint16:
+# the height map of ``maps``).
+DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2"), "float32": np.dtype("<f4")}
+# The pixel types a client may ask the base colour in (``dtype`` of synthesize / stylize).
+OUTPUT_DTYPES = ("uint8", "float32")
 FILE_FORMATS = ("png", "jpeg")
 PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTS = ("flips", "dihedral", "none")
 NOISE_KINDS = ("brown", "perlin")
+# PBR maps that synthesize can add to the base colour, and each one's frame: (dtype, channels).
+# Colour spaces: the base colour is sRGB; every map is non-colour data.
+MAP_NAMES = ("height", "normal", "roughness", "ao")
+MAP_FRAMES = {"height": ("uint16", 1), "normal": ("uint8", 3), "roughness": ("uint8", 1), "ao": ("uint8", 1)}
+NORMAL_CONVENTIONS = ("opengl", "directx")
+MAX_AO_RADIUS = 31.0  # px: engine.maps keeps its integer box sums exact up to here
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 
 MAX_SIDE = 16384                    # engine.synth.MAX_SIDE (that module needs torch)
@@ -40,7 +49,8 @@ MAX_IMAGES = 64                     # frames in one stylize request
 MAX_SEED = 2 ** 63 - 1
 MAX_FILE_BYTES = 64 * 1024 * 1024   # one encoded exemplar image
 DEFAULT_MAX_PIXELS = 8192 * 8192    # an 8K texture, the largest Blender users ask for
-DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # an 8K uint8 texture (192 MiB) fits
+# An 8K uint8 texture with all four maps (640 MiB) fits.
+DEFAULT_MAX_MESSAGE_BYTES = 768 * 1024 * 1024
 
 # Request ids and job ids: short, printable, safe in file names and logs.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -111,7 +121,7 @@ Payload = np.ndarray | EncodedImage
 @dataclass(frozen=True)
 class Field:
     """One header field: its JSON type, whether it is required, its default and range."""
-    type: str                        # "int", "number", "bool", "str", "object"
+    type: str                        # "int", "number", "bool", "str", "object", "list"
     required: bool = False
     default: Any = None
     lo: float | None = None
@@ -120,6 +130,7 @@ class Field:
     pattern: re.Pattern | None = None
     max_len: int = 256
     fields: dict[str, "Field"] | None = None  # for "object": its own schema
+    item: "Field | None" = None                # for "list": each item's schema (no duplicates)
 
 
 @dataclass(frozen=True)
@@ -148,8 +159,14 @@ def _choice(choices: tuple, default: str | None = None) -> Field:
 NOISE_FIELDS = {"kind": _choice(NOISE_KINDS), "beta": Field("number"), "scale": Field("number"),
                 "octaves": Field("int"), "contrast": Field("number")}
 _PRESET = Field("str", required=True, pattern=NAME_RE)
+# engine.maps.MapSettings's fields; absent ones take the preset's defaults, then the engine's.
+# Ranges are checked here and again by MapSettings.validate (presets carry them too).
+MAP_SETTING_FIELDS = {"height_scale": _num(-8.0, 8.0), "normal_strength": _num(0.0, 16.0),
+                      "normal_convention": _choice(NORMAL_CONVENTIONS),
+                      "roughness_min": _num(0.0, 1.0), "roughness_max": _num(0.0, 1.0),
+                      "ao_radius": _num(1.0, MAX_AO_RADIUS), "ao_strength": _num(0.0, 8.0)}
 _EVENTS = Field("bool", default=False)
-_OUTPUT = {"dtype": _choice(tuple(DTYPES), "uint8"), "precision": _choice(PRECISIONS, "auto"),
+_OUTPUT = {"dtype": _choice(OUTPUT_DTYPES, "uint8"), "precision": _choice(PRECISIONS, "auto"),
            "events": _EVENTS}
 # training.texture.TrainConfig's user-facing fields. TrainConfig.validate adds the
 # cross-field rules (crop a multiple of 8); the bounds here keep a request from asking
@@ -175,6 +192,8 @@ SPECS: dict[str, OpSpec] = {
         "tileable": Field("bool", default=True),
         "period": Field("object", fields={"width": _int(8, MAX_SIDE, required=True),
                                           "height": _int(8, MAX_SIDE, required=True)}),
+        "maps": Field("list", default=[], item=_choice(MAP_NAMES)),
+        "map_settings": Field("object", default={}, fields=MAP_SETTING_FIELDS),
         **_OUTPUT}),
     "stylize": OpSpec({"preset": _PRESET, **_OUTPUT}, "array", 1, MAX_IMAGES),
     "train": OpSpec({
@@ -198,7 +217,7 @@ def _type_ok(kind: str, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return isinstance(value, {"bool": bool, "str": str, "object": dict}[kind])
+    return isinstance(value, {"bool": bool, "str": str, "object": dict, "list": list}[kind])
 
 
 def check_field(name: str, spec: Field, value: Any) -> Any:
@@ -219,6 +238,13 @@ def check_field(name: str, spec: Field, value: Any) -> Any:
                                            f"characters matching {spec.pattern.pattern}")
     elif spec.type == "object" and spec.fields is not None:
         return check_fields(value, spec.fields, where=f"{name}.")
+    elif spec.type == "list" and spec.item is not None:
+        if len(value) > 64:
+            raise ProtocolError(BAD_FIELD, f"field {name!r} has more than 64 items")
+        items = [check_field(f"{name}[{i}]", spec.item, v) for i, v in enumerate(value)]
+        if len(set(map(json.dumps, items))) != len(items):
+            raise ProtocolError(BAD_FIELD, f"field {name!r} lists an item twice: {items!r}"[:200])
+        return items
     return value
 
 
@@ -241,7 +267,7 @@ def check_fields(data: dict, specs: dict[str, Field], where: str = "") -> dict:
 
 
 _EXPECTED = {"int": "an integer", "number": "a finite number", "bool": "true or false", "str": "a string",
-      "object": "a JSON object"}
+      "object": "a JSON object", "list": "a JSON list"}
 
 
 def _describe(value: Any) -> str:
@@ -258,8 +284,8 @@ def describe_payload(payload: Payload) -> dict:
 
 
 def _as_wire_array(a: np.ndarray) -> np.ndarray:
-    if a.dtype.name not in DTYPES or a.ndim != 3 or a.shape[2] != 3:
-        raise ProtocolError(BAD_FRAME, f"images travel as HxWx3 uint8 or float32 arrays, "
+    if a.dtype.name not in DTYPES or a.ndim != 3 or a.shape[2] not in (1, 3):
+        raise ProtocolError(BAD_FRAME, f"images travel as HxWx3 (maps: HxWx1) {', '.join(DTYPES)} arrays, "
                                        f"got {a.dtype} {a.shape}")
     return np.ascontiguousarray(a, dtype=DTYPES[a.dtype.name])
 
@@ -340,11 +366,12 @@ def _check_descriptor(i: int, d: Any, limits: Limits) -> tuple[str, np.dtype | s
         raise ProtocolError(BAD_FRAME, f"{where}.dtype must be one of {', '.join(DTYPES)}; "
                                        f"got {str(dtype)[:40]!r}")
     if not (isinstance(shape, list) and len(shape) == 3 and all(_type_ok("int", n) for n in shape)
-            and shape[2] == 3 and shape[0] >= 1 and shape[1] >= 1):
-        raise ProtocolError(BAD_FRAME, f"{where}.shape must be [height, width, 3] with positive sides")
+            and shape[2] in (1, 3) and shape[0] >= 1 and shape[1] >= 1):
+        raise ProtocolError(BAD_FRAME, f"{where}.shape must be [height, width, 3] (or 1 channel for a map) "
+                                       f"with positive sides")
     if max(shape[0], shape[1]) > limits.max_side:
         raise ProtocolError(TOO_LARGE, f"{where} is {shape[1]}x{shape[0]}; sides are limited to {limits.max_side}")
-    return kind, DTYPES[dtype], tuple(shape), shape[0] * shape[1] * 3 * DTYPES[dtype].itemsize
+    return kind, DTYPES[dtype], tuple(shape), shape[0] * shape[1] * shape[2] * DTYPES[dtype].itemsize
 
 
 def decode_frames(descriptors: Any, frames: Sequence, limits: Limits) -> list[Payload]:
@@ -366,7 +393,7 @@ def decode_frames(descriptors: Any, frames: Sequence, limits: Limits) -> list[Pa
     for i, ((kind, dtype, shape, nbytes), frame) in enumerate(zip(checked, frames)):
         buf = _buffer(frame)
         if len(buf) != nbytes:
-            what = f"{shape[1]}x{shape[0]}x3 {dtype.name}" if kind == "array" else f"a {dtype} file"
+            what = f"{shape[1]}x{shape[0]}x{shape[2]} {dtype.name}" if kind == "array" else f"a {dtype} file"
             raise ProtocolError(BAD_FRAME, f"frames[{i}] declares {what} ({nbytes} bytes) but carries "
                                            f"{len(buf)} bytes")
         if kind == "file":
@@ -434,6 +461,10 @@ def _check_payload_kinds(op: str, spec: OpSpec, payloads: list[Payload]) -> None
         kind = "file" if isinstance(p, EncodedImage) else "array"
         if kind != spec.frame_kind:
             raise ProtocolError(BAD_FRAME, f"{op}: frames[{i}] must be an {spec.frame_kind}, got a {kind}")
+        if kind == "array" and (p.shape[2] != 3 or p.dtype.name not in OUTPUT_DTYPES):
+            # one-channel and uint16 frames are maps, which only replies carry
+            raise ProtocolError(BAD_FRAME, f"{op}: frames[{i}] must be [height, width, 3] "
+                                           f"{' or '.join(OUTPUT_DTYPES)}, got {list(p.shape)} {p.dtype.name}")
 
 
 def _check_request_limits(op: str, fields: dict, payloads: list[Payload], limits: Limits) -> None:
@@ -466,11 +497,20 @@ def _check_request_limits(op: str, fields: dict, payloads: list[Payload], limits
     if pixels > limits.max_pixels:
         raise ProtocolError(TOO_LARGE, f"{op} asks for {pixels / 1e6:.1f} Mpx; this engine's limit is "
                                        f"{limits.max_pixels / 1e6:.1f} Mpx (max_pixels)")
-    reply_bytes = pixels * 3 * DTYPES[fields["dtype"]].itemsize
+    per_pixel = 3 * DTYPES[fields["dtype"]].itemsize
+    for name in fields.get("maps", ()):
+        dtype, channels = MAP_FRAMES[name]
+        per_pixel += channels * DTYPES[dtype].itemsize
+    if fields.get("maps"):
+        rs = fields["map_settings"]
+        if rs.get("roughness_min", 0.0) > rs.get("roughness_max", 1.0):
+            raise ProtocolError(BAD_FIELD, f"map_settings.roughness_min ({rs['roughness_min']}) is above "
+                                           f"roughness_max ({rs['roughness_max']})")
+    reply_bytes = pixels * per_pixel
     if reply_bytes > limits.max_message_bytes:
         raise ProtocolError(TOO_LARGE, f"the {fields['dtype']} reply would be {reply_bytes / 2**20:.0f} MiB; "
                                        f"the limit is {limits.max_message_bytes / 2**20:.0f} MiB "
-                                       f"(max_message_bytes): ask for uint8 or fewer pixels")
+                                       f"(max_message_bytes): ask for uint8, fewer maps or fewer pixels")
 
 
 # ---- replies and events ------------------------------------------------------------------

@@ -28,6 +28,7 @@ import zmq
 
 from . import protocol as P
 from .jobs import Job, JobBook
+from .maps import MapSettings, derive_maps
 from .noise import NoiseParams
 from .presets import PresetError, PresetInfo, PresetNotFound, data_dir
 from .synth import TILE_HALO, Synthesizer, stylize_image, to_uint8
@@ -57,6 +58,14 @@ def effective_noise(preset: PresetInfo, overrides: dict) -> NoiseParams:
         return NoiseParams.from_dict({**preset.noise.to_dict(), **overrides})
     except (TypeError, ValueError) as exc:
         raise P.ProtocolError(P.BAD_FIELD, f"noise: {exc}") from None
+
+
+def effective_map_settings(preset: PresetInfo, overrides: dict) -> MapSettings:
+    """The preset's map defaults with the request's overrides; bad combinations are BAD_FIELD."""
+    try:
+        return preset.map_settings.merged(overrides)
+    except (TypeError, ValueError) as exc:
+        raise P.ProtocolError(P.BAD_FIELD, f"map_settings: {exc}") from None
 
 
 def decode_pixels(job: Job) -> int:
@@ -212,6 +221,8 @@ class DeviceWorker(threading.Thread):
     def _infer(self, job: Job) -> tuple[dict, list[np.ndarray]]:
         f = job.fields
         self._check_stop(job)
+        maps = f.get("maps") or []
+        map_settings = effective_map_settings(job.preset, f["map_settings"]) if maps else None
         synth = self.synthesizer(job.preset, f["precision"])
         t0 = time.perf_counter()
         with cpu_threads(1 if self.device == "cpu" and decode_pixels(job) <= SINGLE_THREAD_PIXELS else None):
@@ -220,6 +231,12 @@ class DeviceWorker(threading.Thread):
             else:
                 images, header = self._stylize(job, synth), {}
         out = [to_uint8(im) if f["dtype"] == "uint8" else np.ascontiguousarray(im, np.float32) for im in images]
+        if maps:
+            # from the 8-bit base colour whatever dtype travels: the maps of the pixels a PNG holds
+            base = out[0] if f["dtype"] == "uint8" else to_uint8(images[0])
+            derived = derive_maps(base, maps, map_settings)
+            out += [m.reshape(m.shape[0], m.shape[1], -1) for m in derived.values()]
+            header.update(maps=list(derived), map_settings=map_settings.to_dict())
         return {**header, "preset": job.preset.name, "seconds": round(time.perf_counter() - t0, 4)}, out
 
     def _tile_progress(self, job: Job, offset: int = 0, scale: int = 1):

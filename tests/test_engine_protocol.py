@@ -199,3 +199,43 @@ def test_other_interfaces_need_curve_keys(endpoint):
 def test_unsupported_addresses(endpoint):
     with pytest.raises(EndpointError, match="cannot bind"):
         check_bind(endpoint, curve=True)
+
+
+def test_maps_fields_and_frames():
+    req = P.decode_request(request("synthesize", preset="a", width=8, height=8, maps=["normal", "height"],
+                                   map_settings={"height_scale": -1, "normal_convention": "directx"}))
+    assert req.fields["maps"] == ["normal", "height"] and req.fields["map_settings"]["height_scale"] == -1
+    assert P.decode_request(request("synthesize", preset="a", width=8, height=8)).fields["maps"] == []
+    for maps, settings, words in [("all", {}, "must be a JSON list"), (["height", "height"], {}, "lists an item twice"),
+                                  (["albedo"], {}, "maps[0]' must be one of"), ([1], {}, "maps[0]' must be a string"),
+                                  (["ao"], {"ao_radius": 64}, "ao_radius' must be in"),
+                                  (["ao"], {"depth": 1}, "unknown field 'map_settings.depth'"),
+                                  (["ao"], {"roughness_min": 0.9, "roughness_max": 0.1}, "above roughness_max")]:
+        err = error_of(request("synthesize", preset="a", width=8, height=8, maps=maps, map_settings=settings))
+        assert err.code in (P.BAD_FIELD, P.UNKNOWN_FIELD) and words in err.message, err.message
+    # the reply size counts the maps: uint8 RGB (3 B) + height (2) + normal (3) + roughness + ao (1 + 1)
+    limits = P.Limits(max_message_bytes=64 * 64 * 10 - 1)
+    assert P.decode_request(request("synthesize", preset="a", width=64, height=64, maps=["height"]), limits)
+    err = error_of(request("synthesize", preset="a", width=64, height=64, maps=list(P.MAP_NAMES)), limits)
+    assert err.code == P.TOO_LARGE and "fewer maps" in err.message
+
+
+def test_map_frames_travel_in_replies_not_requests():
+    height = np.arange(12, dtype=np.uint16).reshape(3, 4, 1)
+    parts = P.encode(P.reply_header("synthesize", "r1", maps=["height"]), [np.zeros((3, 4, 3), np.uint8), height])
+    reply = P.decode_reply(parts)
+    assert reply.payloads[1].dtype == np.uint16 and np.array_equal(reply.payloads[1], height)
+    err = error_of(request("stylize", [np.zeros((4, 4, 1), np.uint8)], preset="tiny"))
+    assert err.code == P.BAD_FRAME and "[height, width, 3]" in err.message
+    err = error_of(request("stylize", [np.zeros((4, 4, 3), np.uint16)], preset="tiny"))
+    assert err.code == P.BAD_FRAME and "uint8 or float32" in err.message
+
+
+def test_map_setting_fields_mirror_the_engine():
+    from engine.maps import MapSettings
+
+    assert set(P.MAP_SETTING_FIELDS) == {f.name for f in dataclasses.fields(MapSettings)}
+    with pytest.raises(ValueError, match="ao_radius"):
+        MapSettings(ao_radius=P.MAP_SETTING_FIELDS["ao_radius"].hi + 1).validate()
+    MapSettings(ao_radius=P.MAP_SETTING_FIELDS["ao_radius"].hi).validate()
+

@@ -73,6 +73,29 @@ def test_synthesize_equals_the_in_process_pipeline(client, pipeline, width, heig
     assert got.tobytes() == want.tobytes()
 
 
+def test_maps_over_the_socket_equal_the_in_process_maps(client, pipeline):
+    from engine.maps import MapSettings, derive_maps
+
+    settings = {"height_scale": -0.7, "normal_convention": "directx", "ao_radius": 9}
+    got, resolved = client.material("tiny", 72, 40, seed=5, map_settings=settings)
+    assert resolved == MapSettings(**settings).to_dict()
+    base = pipeline.synthesize(72, 40, 5)
+    want = derive_maps(base, P.MAP_NAMES, MapSettings(**settings))
+    assert list(got) == ["basecolor", *P.MAP_NAMES]
+    assert got["basecolor"].tobytes() == base.tobytes()
+    for name in P.MAP_NAMES:
+        dtype, channels = P.MAP_FRAMES[name]
+        assert got[name].dtype == np.dtype(dtype) and got[name].shape == (40, 72, channels), name
+        assert got[name].tobytes() == want[name].tobytes(), name
+    some, _ = client.material("tiny", 64, 64, maps=["normal", "height"])  # canonical order, as named
+    assert list(some) == ["basecolor", "height", "normal"]
+    with pytest.raises(EngineError, match="maps\\[0\\]' must be one of") as info:
+        client.material("tiny", 64, 64, maps=["albedo"])
+    assert info.value.code == P.BAD_FIELD
+    with pytest.raises(EngineError, match="roughness_min .* above roughness_max"):
+        client.material("tiny", 64, 64, map_settings={"roughness_min": 0.8, "roughness_max": 0.2})
+
+
 def test_untileable_texture_does_not_wrap(client):
     wrapped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32")
     cropped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32", tileable=False)

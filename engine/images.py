@@ -1,0 +1,52 @@
+"""Image files: the one place that writes PNGs (8-bit colour, 8- and 16-bit grey).
+
+Pixel conventions: arrays are top row first. (H,W,3) uint8 is sRGB colour; (H,W) or
+(H,W,1) uint8 / uint16 is grey, and for maps (height, roughness, AO, and the normal map's
+RGB) it is non-colour data, written as it is: no gamma or colour profile is attached, so
+an application reads back the same numbers. Writes are atomic (a temp file beside the
+target, then ``os.replace``): a killed run never leaves a half-written image under the
+final name.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write ``image`` as a PNG of its own bit depth: uint8 (H,W,3) RGB, uint8 (H,W[,1])
+    grey, uint16 (H,W[,1]) 16-bit grey. Returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    a = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    if a.dtype == np.uint16 and a.ndim == 2:
+        # PIL's "I;16" is little-endian 16-bit grey; its PNG writer stores it big-endian.
+        pil = Image.frombuffer("I;16", (a.shape[1], a.shape[0]), np.ascontiguousarray(a, "<u2").tobytes(),
+                               "raw", "I;16", 0, 1)
+    elif a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        pil = Image.fromarray(np.ascontiguousarray(a))
+    else:
+        raise ValueError(f"write_png takes (H,W,3) uint8, (H,W) uint8 or (H,W) uint16; got {image.dtype} {image.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    try:
+        pil.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_png16(path: str | os.PathLike) -> np.ndarray:
+    """A grey PNG (8- or 16-bit) as (H,W) uint16 values as stored (8-bit scaled by 257)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I"):
+            return np.asarray(im, dtype=np.uint32).astype(np.uint16)
+        if im.mode == "L":
+            return np.asarray(im, dtype=np.uint16) * 257
+        raise ValueError(f"{path} is not a grey PNG (mode {im.mode})")
