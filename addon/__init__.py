@@ -8,6 +8,7 @@ from .connection import LINK
 from .op_cancel import MGAN_OT_cancel
 from .op_engine import MGAN_OT_start_engine, MGAN_OT_stop_engine
 from .op_generate import MGAN_OT_generate
+from .op_generate_material import MGAN_OT_generate_material
 from .op_refresh import MGAN_OT_refresh
 from .op_train import MGAN_OT_train
 from .panels import MGAN_PT_image_editor, MGAN_PT_shader_editor, MGAN_PT_train
@@ -20,6 +21,7 @@ classes = (
     MGAN_Settings,
     MGAN_OT_refresh,
     MGAN_OT_generate,
+    MGAN_OT_generate_material,
     MGAN_OT_cancel,
     MGAN_OT_train,
     MGAN_OT_start_engine,

@@ -4,30 +4,49 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .pixels import blender_to_engine, engine_to_blender
+from .pixels import NON_COLOR, SRGB, blender_to_engine, engine_to_blender, map_to_blender
 from .wiring import TEXTURE_NODE_LABEL, existing_texture_node, principled_for_output
+
+
+def _image(name: str, width: int, height: int, float_buffer: bool) -> bpy.types.Image:
+    """Image ``name`` at this size and pixel type: the existing one, or a new one that takes
+    over the old one's users (nodes) if it had to be rebuilt."""
+    image = bpy.data.images.get(name)
+    if image is None or tuple(image.size) != (width, height) or bool(image.is_float) != float_buffer:
+        new = bpy.data.images.new(name, width, height, alpha=False, float_buffer=float_buffer)
+        if image is not None:
+            image.user_remap(new)
+            bpy.data.images.remove(image)
+            new.name = name
+        image = new
+    return image
+
+
+def _fill(image: bpy.types.Image, flat_rgba: np.ndarray) -> bpy.types.Image:
+    image.pixels.foreach_set(flat_rgba)
+    image.update()
+    image.pack()  # a generated image's pixels would be lost on save otherwise
+    return image
 
 
 def write_image(name: str, rgb: np.ndarray, float_buffer: bool = False) -> bpy.types.Image:
     """Create or update image ``name`` with an (H, W, 3) sRGB top-down engine result.
 
     A byte image is tagged sRGB and gets the sRGB values; a float image is scene-linear and
-    gets them decoded. Users of an existing image (nodes) follow it if it must be rebuilt."""
-    h, w = rgb.shape[:2]
-    image = bpy.data.images.get(name)
-    if image is None or tuple(image.size) != (w, h) or bool(image.is_float) != float_buffer:
-        new = bpy.data.images.new(name, w, h, alpha=False, float_buffer=float_buffer)
-        if image is not None:
-            image.user_remap(new)
-            bpy.data.images.remove(image)
-            new.name = name
-        image = new
+    gets them decoded."""
+    image = _image(name, rgb.shape[1], rgb.shape[0], float_buffer)
     if not float_buffer:
-        image.colorspace_settings.name = "sRGB"
-    image.pixels.foreach_set(engine_to_blender(rgb, linear=float_buffer))
-    image.update()
-    image.pack()  # a generated image's pixels would be lost on save otherwise
-    return image
+        image.colorspace_settings.name = SRGB
+    return _fill(image, engine_to_blender(rgb, linear=float_buffer))
+
+
+def write_map_image(name: str, data: np.ndarray) -> bpy.types.Image:
+    """Create or update image ``name`` with an (H, W, 1|3) top-down material map: Non-Color
+    data. A uint16 map (height) goes into a float image, which keeps all its 65536 levels
+    (a byte image would round them to 256) and is packed as 32-bit OpenEXR."""
+    image = _image(name, data.shape[1], data.shape[0], float_buffer=data.dtype.itemsize > 1)
+    image.colorspace_settings.name = NON_COLOR  # before the pixels: no transform of the values
+    return _fill(image, map_to_blender(data))
 
 
 def wire_texture(material: bpy.types.Material, image: bpy.types.Image) -> bpy.types.Node:

@@ -2,6 +2,7 @@
 import bpy
 
 from .connection import LINK
+from .jobs import PANEL_MAP_SETTINGS
 from .properties import STATE
 
 
@@ -29,13 +30,29 @@ def draw_panel(layout, context) -> None:
     layout.prop(settings, "image_name")
     layout.prop(settings, "float_buffer")
     layout.prop(settings, "add_to_material")
+    draw_map_settings(layout, settings)
     if STATE.running:
         layout.progress(factor=STATE.fraction, text=STATE.message)
         layout.operator("mgan.cancel", icon="CANCEL")
     else:
-        layout.operator("mgan.generate", icon="TEXTURE")
+        row = layout.row(align=True)
+        row.operator("mgan.generate", icon="TEXTURE")
+        row.operator("mgan.generate_material", icon="MATERIAL")
         if STATE.message:
             layout.label(text=STATE.message)
+
+
+def draw_map_settings(layout, settings) -> None:
+    """Generate material's map settings, folded away until wanted."""
+    header, body = layout.panel("MGAN_material_maps", default_closed=True)
+    header.label(text="Material maps")
+    if body is None:
+        return
+    body.prop(settings, "map_override")
+    col = body.column(align=True)
+    col.active = settings.map_override  # shown either way: off, they are the preset's values
+    for key in PANEL_MAP_SETTINGS:
+        col.prop(settings, f"map_{key}")
 
 
 def draw_training(layout, context) -> None:

@@ -3,11 +3,15 @@
 The wire carries sRGB, top row first, (H, W, 3). Blender's ``Image.pixels`` is a flat
 RGBA float array, bottom row first; for a byte image whose colour space is sRGB the
 floats are the sRGB values themselves (v / 255), for a float image they are scene-linear.
+The material maps (height, normal, roughness, AO) are data, not colour: their values go in
+unchanged, into images whose colour space is Non-Color.
 """
 from __future__ import annotations
 
 import numpy as np
 
+# Blender's names of the two colour spaces the add-on's images use.
+SRGB, NON_COLOR = "sRGB", "Non-Color"
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 decoding, float32 in [0, 1] to scene-linear."""
@@ -50,3 +54,23 @@ def blender_to_engine(pixels: np.ndarray, width: int, height: int, linear: bool)
     if linear:
         rgb = linear_to_srgb(rgb)
     return np.clip(np.rint(np.clip(rgb, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+
+
+# The full scale of each integer map type: the wire's uint16 height uses all 65536 levels.
+MAP_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def map_to_blender(data: np.ndarray) -> np.ndarray:
+    """(H, W, 1 or 3) uint8 / uint16 map from the engine, top-down -> flat RGBA float32 for
+    ``Image.pixels`` of a Non-Color image: v / full scale, no transfer curve; one channel
+    becomes grey (R = G = B), which is what a Color socket of an Image Texture then gives.
+    float32 holds every v / 65535 exactly enough to round back to v."""
+    if data.ndim != 3 or data.shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W, 1) or (H, W, 3) map, got shape {data.shape}")
+    if data.dtype not in MAP_FULL_SCALE:
+        raise ValueError(f"maps are uint8 or uint16, got {data.dtype}")
+    values = data.astype(np.float32) / np.float32(MAP_FULL_SCALE[data.dtype])
+    h, w, _ = data.shape
+    rgba = np.ones((h, w, 4), dtype=np.float32)
+    rgba[:, :, :3] = values[::-1]  # Blender rows go bottom-up; (H, W, 1) broadcasts to grey
+    return rgba.reshape(-1)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import bpy
 
-from .connection import LINK
+from .connection import LINK, protocol
+from .jobs import PANEL_MAP_SETTINGS
 
 # Blender keeps pointers into the strings of dynamic enum items: keep them alive here.
 _preset_items: list[tuple[str, str, str]] = []
@@ -49,6 +50,25 @@ class RunState:
 STATE = RunState()
 
 
+def _map_setting(name: str, key: str, default: float, description: str, **kw) -> bpy.props.FloatProperty:
+    """A map setting's property; its range is the protocol's, so the engine never refuses it."""
+    spec = protocol.MAP_SETTING_FIELDS[key]
+    return bpy.props.FloatProperty(name=name, default=default, min=spec.lo, max=spec.hi,
+                                   description=description, **kw)
+
+
+def map_settings_values(settings) -> dict:
+    """The panel's map settings, keyed as on the wire."""
+    return {key: getattr(settings, f"map_{key}") for key in PANEL_MAP_SETTINGS}
+
+
+def show_map_settings(settings, values: dict) -> None:
+    """Put the values the engine used into the (inactive) fields, so ticking "Custom map
+    settings" starts from the preset's own."""
+    for key, value in values.items():
+        setattr(settings, f"map_{key}", value)
+
+
 class MGAN_Settings(bpy.types.PropertyGroup):
     preset: bpy.props.EnumProperty(name="Preset", items=preset_items)
     width: bpy.props.IntProperty(name="Width", default=1024, min=8, max=16384, subtype="PIXEL")
@@ -81,5 +101,20 @@ class MGAN_Settings(bpy.types.PropertyGroup):
                                                subtype="PIXEL")
     train_crop: bpy.props.IntProperty(name="Crop", default=128, min=32, max=1024, step=8, subtype="PIXEL")
     train_batch: bpy.props.IntProperty(name="Batch", default=4, min=1, max=64)
+    map_override: bpy.props.BoolProperty(
+        name="Custom map settings", default=False,
+        description="Send the map settings below; off, the preset's own are used and shown below "
+                    "after each Generate material")
+    map_height_scale: _map_setting("Height scale", "height_scale", 1.0,
+                                   "Relief of the height map; negative inverts it (light mortar sits low)")
+    map_normal_strength: _map_setting("Normal strength", "normal_strength", 1.0,
+                                      "Steepness of the normal map's slopes")
+    map_roughness_min: _map_setting("Roughness min", "roughness_min", 0.35, "Roughness of the smoothest parts",
+                                    subtype="FACTOR")
+    map_roughness_max: _map_setting("Roughness max", "roughness_max", 0.9, "Roughness of the roughest parts",
+                                    subtype="FACTOR")
+    map_ao_radius: _map_setting("AO radius", "ao_radius", 16.0, "How far, in texture pixels, a crevice is "
+                                "shadowed by its surroundings", subtype="PIXEL")
+    map_ao_strength: _map_setting("AO strength", "ao_strength", 1.0, "How dark the ambient occlusion gets")
     timeout: bpy.props.FloatProperty(name="Deadline", default=600.0, min=1.0, subtype="TIME_ABSOLUTE",
                                      description="Seconds to wait for the engine's result")

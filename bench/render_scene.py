@@ -1,8 +1,17 @@
-"""A headless Blender render of objects textured with a generated seamless texture, for
-the README (docs/render.png). The texture repeats 2x across the floor and 3x around the
-sphere, so a seam would show as a grid of lines.
+"""Headless Blender renders for the README.
+
+docs/render.png: objects textured with a generated seamless texture. The texture repeats
+2x across the floor and 3x around the sphere, so a seam would show as a grid of lines.
 
     python bench/render_scene.py [--preset soil] [--sphere-preset bricks]
+
+docs/material.jpg: one preset on a plane under a low, grazing sun, twice: the base colour
+alone (what Generate wires) beside the full material of Generate material (base colour x AO,
+roughness, normal map, height as bump), so the relief shows. Both materials are built by
+the add-on's own code (addon/images.py, addon/material.py) from the maps of
+``mgan synth --maps all``.
+
+    python bench/render_scene.py --material [--preset stone] [--samples 64] [-o docs/material.jpg]
 
 The textures are synthesized by ``mgan synth``; Blender (the ``bpy`` module) runs in a
 child process of its own, never beside torch.
@@ -17,6 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Cycles on the CPU, fixed seed: both scripts start their scene with it.
+CYCLES = """scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = samples
+scene.cycles.seed = 0"""
+
 SCENE = r'''
 import math, sys, bpy
 args = sys.argv[sys.argv.index("--") + 1:]
@@ -24,11 +40,7 @@ floor_png, sphere_png, out = args[:3]
 frames, width, height, samples = (int(a) for a in (args[3:7] or (0, 960, 540, 24)))
 shot = args[7] if len(args) > 7 else "orbit"
 bpy.ops.wm.read_factory_settings(use_empty=True)
-scene = bpy.context.scene
-scene.render.engine = "CYCLES"
-scene.cycles.device = "CPU"
-scene.cycles.samples = samples
-scene.cycles.seed = 0
+{CYCLES}
 scene.render.resolution_x, scene.render.resolution_y = width, height
 scene.render.filepath = out
 
@@ -84,7 +96,7 @@ if frames:  # a short shot: the camera orbits 2 degrees a frame, or stays and th
     bpy.ops.render.render(animation=True)
 else:
     bpy.ops.render.render(write_still=True)
-'''
+'''.replace("{CYCLES}", CYCLES)
 
 
 def _render(preset: str, sphere_preset: str, texture_size: int, args: list[str]) -> None:
@@ -114,14 +126,114 @@ def render_frames(out_dir: Path, frames: int = 8, size: tuple[int, int] = (384, 
     return sorted(out_dir.glob("frame_*.png"))
 
 
+MATERIAL_SCENE = r"""
+import importlib, math, sys, types
+import bpy
+import numpy as np
+args = sys.argv[sys.argv.index("--") + 1:]
+root, maps_dir, out_dir = args[:3]
+side, samples = int(args[3]), int(args[4])
+sys.path.insert(0, root)  # the add-on from this checkout: its wire modules come from engine/
+package = types.ModuleType("mgan_addon")
+package.__path__ = [root + "/addon"]
+sys.modules["mgan_addon"] = package
+images = importlib.import_module("mgan_addon.images")
+material = importlib.import_module("mgan_addon.material")
+plan = importlib.import_module("mgan_addon.material_plan")
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+{CYCLES}
+scene.cycles.use_denoising = True
+scene.render.resolution_x = scene.render.resolution_y = side
+scene.render.image_settings.file_format = "PNG"
+
+# the arrays exactly as the engine sends them (top row first); the add-on writes them in
+arrays = {role: np.load(f"{maps_dir}/{role}.npy") for role in plan.ROLES}
+made = {plan.BASE_COLOR: images.write_image("basecolor", arrays[plan.BASE_COLOR])}
+made.update({m: images.write_map_image(m, arrays[m]) for m in plan.ROLES[1:]})
+
+bpy.ops.mesh.primitive_plane_add(size=10)
+plane = bpy.context.object
+for loop in plane.data.uv_layers.active.data:  # a 1 m tile, through both materials alike
+    loop.uv = loop.uv * 10
+alone = bpy.data.materials.new("base colour alone")
+images.wire_texture(alone, made[plan.BASE_COLOR])
+full = bpy.data.materials.new("full material")
+material.build_material(full, made)
+plane.data.materials.append(alone)
+
+# a sun 15 degrees above the horizon, from the left: relief casts long shading
+bpy.ops.object.light_add(type="SUN", rotation=(0, math.radians(-75), math.radians(-20)))
+bpy.context.object.data.energy = 5.0
+bpy.context.object.data.angle = math.radians(2.0)
+world = bpy.data.worlds.new("world")
+world.use_nodes = True
+world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.2
+scene.world = world
+bpy.ops.object.camera_add(location=(0, -0.8, 1.3), rotation=(math.radians(35), 0, 0))
+scene.camera = bpy.context.object
+scene.camera.data.lens = 35
+
+for name, mat in (("alone", alone), ("full", full)):
+    plane.material_slots[0].material = mat
+    scene.render.filepath = f"{out_dir}/{name}.png"
+    bpy.ops.render.render(write_still=True)
+""".replace("{CYCLES}", CYCLES)
+
+
+def render_material(out: Path, preset: str = "stone", seed: int = 7, texture_size: int = 512,
+                    side: int = 384, samples: int = 64) -> Path:
+    """docs/material.jpg: the base colour alone beside Generate material's full material,
+    both ``side`` px square and labelled."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from engine.images import read_png16
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run([sys.executable, "-m", "engine.cli", "synth", "--preset", preset, "--size",
+                        f"{texture_size}x{texture_size}", "--seed", str(seed), "--maps", "all",
+                        "-o", str(tmp / "maps") + "/", "-q"], cwd=ROOT, check=True)
+        # the PNGs back to the arrays the engine sends: (H,W,C), height 16-bit
+        for role in ("basecolor", "height", "normal", "roughness", "ao"):
+            png = tmp / "maps" / f"{preset}_{role}.png"
+            data = read_png16(png) if role == "height" else np.asarray(Image.open(png))
+            np.save(tmp / f"{role}.npy", data.reshape(*data.shape[:2], -1))
+        script = tmp / "material_scene.py"
+        script.write_text(MATERIAL_SCENE)
+        subprocess.run([sys.executable, str(script), "--", str(ROOT), str(tmp), str(tmp), str(side), str(samples)],
+                       check=True, cwd=tmp, stdout=subprocess.DEVNULL)
+        panels = [Image.open(tmp / f"{name}.png").convert("RGB") for name in ("alone", "full")]
+    labels = ["base colour alone (Generate)",
+              "Generate material: x AO, roughness, normal, height (bump)"]
+    bar, gap = 20, 6
+    canvas = Image.new("RGB", (2 * side + gap, side + bar), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (panel, label) in enumerate(zip(panels, labels)):
+        canvas.paste(panel, (i * (side + gap), bar))
+        draw.text((i * (side + gap) + 4, 4), label, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, quality=90)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="soil")
+    ap.add_argument("--preset", default=None, help="floor preset (soil), or with --material the material's (stone)")
     ap.add_argument("--sphere-preset", default="bricks")
-    ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "render.png"))
+    ap.add_argument("--material", action="store_true",
+                    help="render docs/material.jpg: base colour alone beside the full material")
+    ap.add_argument("--samples", type=int, default=64, help="Cycles samples per pixel (--material)")
+    ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
-    _render(args.preset, args.sphere_preset, 1024, [args.output])
-    print(f"wrote {args.output}")
+    if args.material:
+        out = render_material(Path(args.output or ROOT / "docs" / "material.jpg"), args.preset or "stone",
+                              samples=args.samples)
+    else:
+        out = Path(args.output or ROOT / "docs" / "render.png")
+        _render(args.preset or "soil", args.sphere_preset, 1024, [str(out)])
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ counts the convolutions of VGG19-to-relu4_1 and G at the requested size (tiling 
 overhead, not counted) and is set against the same run's matrix-multiply throughput.
 
     python bench/synth_bench.py [--preset bricks] [--sizes 256,512,1024,2048,8192] [--device cuda]
+                                [--map-sizes 512,2048,8192] [--skip-layouts]
 
 On a GPU the peak memory column is the GPU's (torch.cuda.max_memory_allocated).
 """
@@ -69,33 +70,40 @@ def matmul_gflops(precision: str, n: int = 2048, reps: int = 10, device: str = "
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def one(preset: str, side: int, precision: str, repeats: int, layout: str, device: str = "cpu") -> dict:
-    """Runs in a child process: time one synthesis (best of `repeats`) and report peak RSS
-    (on a GPU: peak GPU memory)."""
+def one(preset: str, side: int, precision: str, repeats: int, layout: str, device: str = "cpu",
+        maps: bool = False) -> dict:
+    """Runs in a child process: time one synthesis (best of `repeats`), and with ``maps``
+    the four PBR maps of its 8-bit result; report peak RSS (on a GPU: peak GPU memory)."""
     import torch
 
-    from engine.synth import Synthesizer
+    from engine.maps import derive_maps
+    from engine.synth import Synthesizer, to_uint8
 
     s = Synthesizer.load(preset, device=device, precision=precision)
     if layout == "nchw":
         s.generator.to(memory_format=torch.contiguous_format)
     s.synthesize((256, 256), seed=0)  # warm-up: weights, kernels, allocator
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    best = float("inf")
+    best, best_maps = float("inf"), float("inf")
     for r in range(repeats):
         t0 = time.perf_counter()
-        s.synthesize((side, side), seed=r)
+        image = to_uint8(s.synthesize((side, side), seed=r))
         best = min(best, time.perf_counter() - t0)
+        if maps:
+            t0 = time.perf_counter()
+            derive_maps(image)
+            best_maps = min(best_maps, time.perf_counter() - t0)
+        del image
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
-    return {"seconds": best, "peak_mb": peak, "base_mb": base}
+    return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak, "base_mb": base}
 
 
-def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu") -> dict:
+def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu", maps=False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", str(side), "--preset", preset,
                           "--precision", precision, "--repeats", str(repeats), "--layout", layout,
-                          "--device", device],
+                          "--device", device] + (["--maps"] if maps else []),
                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
     if out.returncode:
         raise SystemExit(out.stderr)
@@ -111,9 +119,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--layout", default="channels_last")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--maps", action="store_true", help="(child) also time the PBR maps")
+    ap.add_argument("--map-sizes", default="512,2048,8192", help="sizes of the PBR-map table ('' skips it)")
+    ap.add_argument("--skip-layouts", action="store_true", help="skip the precision/layout table")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout, args.device)))
+        print(json.dumps(one(args.preset, args.one, args.precision, args.repeats, args.layout, args.device,
+                             args.maps)))
         return
 
     from bench.machine import describe
@@ -125,12 +137,13 @@ def main() -> None:
     print(f"conv work: {per_px / 1e6:.2f} MFLOP per output pixel; "
           f"matmul 2048^2 this run: fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s\n")
 
-    print("Precision and layout at 512x512 (best of 3):\n")
-    print("| precision | layout | seconds | GFLOP/s |")
-    print("|---|---|---:|---:|")
-    for prec, layout in (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "channels_last")):
-        r = run_child(args.preset, 512, prec, 3, layout, args.device)
-        print(f"| {prec} | {layout} | {r['seconds']:.3f} | {per_px * 512 * 512 / r['seconds'] / 1e9:.0f} |")
+    if not args.skip_layouts:
+        print("Precision and layout at 512x512 (best of 3):\n")
+        print("| precision | layout | seconds | GFLOP/s |")
+        print("|---|---|---:|---:|")
+        for prec, layout in (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "channels_last")):
+            r = run_child(args.preset, 512, prec, 3, layout, args.device)
+            print(f"| {prec} | {layout} | {r['seconds']:.3f} | {per_px * 512 * 512 / r['seconds'] / 1e9:.0f} |")
 
     prec = "bf16" if (_cpu_has_fast_bf16() or args.device == "cuda") and args.precision == "auto" else args.precision
     ref = mm["bf16" if prec == "bf16" else "fp32"]
@@ -144,6 +157,18 @@ def main() -> None:
         print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
               f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {gf / ref:.0%} |")
         sys.stdout.flush()
+
+    sizes = [int(x) for x in args.map_sizes.split(",") if x]
+    if sizes:
+        print("\nPBR maps (height, normal, roughness, AO; engine/maps.py, numpy on the CPU) against the "
+              "synthesis they come from, in the same process:\n")
+        print("| size | synthesis s | maps s | maps / synthesis | peak RSS MB (synthesis + maps) |")
+        print("|---|---:|---:|---:|---:|")
+        for side in sizes:
+            r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1, device=args.device, maps=True)
+            print(f"| {side}x{side} | {r['seconds']:.3f} | {r['maps_seconds']:.3f} | "
+                  f"{r['maps_seconds'] / r['seconds']:.1%} | {r['peak_mb']:.0f} |")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

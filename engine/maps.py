@@ -24,6 +24,8 @@ numpy only: the CLI, the engine and the tests share it without torch.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterable
 
@@ -46,6 +48,7 @@ NORMAL_DEPTH_PX = 8.0       # relief depth in px of the full height range at str
                             # of artist-made normal maps (bench/maps_truth.py)
 AO_GAIN = 2.0               # occlusion per unit of height below the surroundings
 STRIP_PIXELS = 1 << 22      # rows per strip: about this many pixels
+PARALLEL_PIXELS = 1 << 18   # canvases from 512x512 up are shared out over threads
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,27 @@ def _rows(n: int, y0: int, y1: int, reach: int) -> np.ndarray:
 
 
 def _strips(h: int, w: int, strip_rows: int | None) -> list[tuple[int, int]]:
-    rows = strip_rows or max(8, STRIP_PIXELS // max(w, 1))
+    """Row ranges: ``strip_rows`` each, or about STRIP_PIXELS, and at least one per thread
+    on canvases big enough to share out."""
+    rows = strip_rows or max(8, min(STRIP_PIXELS // max(w, 1), -(-h // _threads(h * w))))
     return [(y, min(h, y + rows)) for y in range(0, h, rows)]
+
+
+def _threads(pixels: int) -> int:
+    return 1 if pixels < PARALLEL_PIXELS else max(1, min(4, os.cpu_count() or 1))
+
+
+def _each_strip(work, strips, pixels: int) -> None:
+    """``work(y0, y1)`` for every strip; strips write disjoint rows, and numpy lets go of
+    the GIL in its loops, so threads share the cores."""
+    threads = _threads(pixels)
+    if threads == 1 or len(strips) == 1:
+        for y0, y1 in strips:
+            work(y0, y1)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(work, y0, y1) for y0, y1 in strips]:
+            f.result()
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -193,8 +215,10 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
         raise ValueError(f"height bands need tent radii in 1..31, got {bands!r}")
     reach = 2 * max(r for r, _ in bands)
     raw = np.empty((h, w), np.float32)
-    for y0, y1 in strips:
+
+    def bands_of(y0: int, y1: int) -> None:
         raw[y0:y1] = _band_sum(_luma(basecolor[_rows(h, y0, y1, reach)]), reach + 2, y1 - y0, bands)
+    _each_strip(bands_of, strips, h * w)
     lo, hi = np.percentile(_sample(raw), HEIGHT_PERCENTILES)
     mid = float(np.median(_sample(raw)))
     spread = max(float(hi - lo), 1e-6)
@@ -225,7 +249,8 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
     reach = max([1] + [2 * r for r in ao_radii if "ao" in want])
     depth = np.float32(NORMAL_DEPTH_PX * settings.normal_strength / 65535.0)
     flip_green = settings.normal_convention == "directx"
-    for y0, y1 in strips:
+
+    def maps_of(y0: int, y1: int) -> None:
         n, top = y1 - y0, reach + 2
         win = height[_rows(h, y0, y1, reach)]
         core = win[top:top + n].astype(np.float32)
@@ -241,7 +266,7 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
                 np.subtract(255, encoded[..., 1], out=encoded[..., 1])
             out["normal"][y0:y1] = encoded
         if "ao" in want:
-            # 8-bit heights keep the box sums exact in 32 bits (see _box_x)
+            # 8-bit heights keep the tent sums exact in 32 bits (see _running2)
             coarse = (win >> 8).astype(np.uint32)
             coarse_core = coarse[top:top + n].astype(np.float32)
             below = np.zeros(core.shape, np.float32)
@@ -254,6 +279,7 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
             rough = np.clip(0.5 * (1.0 - bright) + 0.5 * (1.0 - core / 65535.0), 0.0, 1.0)
             rough = settings.roughness_min + (settings.roughness_max - settings.roughness_min) * rough
             out["roughness"][y0:y1] = np.rint(rough * 255.0).astype(np.uint8)
+    _each_strip(maps_of, strips, h * w)
     return {m: out[m] for m in names}
 
 

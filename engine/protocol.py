@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # docs/protocol.md, section 8: what changed in each version
 DEFAULT_PORT = 5757
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .circular import halo_padding
 from .generator import Generator
 from .noise import NoiseParams, noise_canvas, periodic_resize
 from .presets import PresetInfo, load_generator, preset_from_arg
@@ -102,11 +103,13 @@ class Synthesizer:
         return cls(info, g, dev, precision)
 
     @torch.inference_mode()
-    def decode(self, image01: torch.Tensor) -> torch.Tensor:
-        """(N,3,H,W) image with sides multiple of 8, periodic -> (N,3,H,W) decoded, periodic."""
+    def decode(self, image01: torch.Tensor, window: bool = False) -> torch.Tensor:
+        """(N,3,H,W) image with sides multiple of 8, periodic -> (N,3,H,W) decoded, periodic.
+        ``window``: the image is a window whose halo covers the network's reach, so the
+        convolutions need not wrap around (engine/circular.py); only its centre is valid."""
         vgg = get_vgg19("relu4_1", self.device)
         x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
-        with autocast_for(self.device, self.precision):
+        with autocast_for(self.device, self.precision), (halo_padding() if window else contextlib.nullcontext()):
             out = self.generator(vgg(x, self.generator.taps))
         return out.float().clamp_(0, 1)
 
@@ -133,7 +136,7 @@ class Synthesizer:
                 rows = np.arange(y0 - halo, y0 + th + halo) % h
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
                 window = canvas[:, rows][:, :, cols]
-                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None])[0]
+                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None], window=True)[0]
                 out[y0:y0 + th, x0:x0 + tw] = dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy()
                 done += 1
                 if progress:

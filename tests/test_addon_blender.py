@@ -7,7 +7,10 @@ Blender's libraries stay apart from torch's) with its own Blender user folder
 
 Headless Blender has no event loop, so modal operators and timers never run: the tests
 call `bpy.ops.mgan.generate()` (EXEC), which steps the very same EngineJob in a blocking
-loop; only the timer that steps it in the UI is not exercised here."""
+loop; only the timer that steps it in the UI is not exercised here. Nor is undo: in
+background mode Blender keeps no undo stack (`bpy.ops.ed.undo.poll()` is False, with or
+without a window context override), so the tests check what makes Ctrl-Z work in the UI,
+the operator's UNDO option, and that headless undo is indeed unavailable."""
 from __future__ import annotations
 
 import importlib.util
@@ -94,7 +97,7 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
             def __getattr__(self, name):
                 def call(*a, **kw):
                     self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text")])
-                    return self
+                    return (self, self) if name == "panel" else self  # layout.panel: (header, body)
                 return call
         panels, state = sys.modules[MODULE + ".panels"], sys.modules[MODULE + ".properties"].STATE
         drawn = []
@@ -123,10 +126,12 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
     assert found["torch"] == []
     assert found["user_repo"].startswith(str(tmp_path))
     assert any(name.startswith("pyzmq-") and name.endswith(".dist-info") for name in found["site_packages"])
-    assert {"generate", "cancel", "refresh", "start_engine", "stop_engine", "train"} <= set(found["ops"])
+    assert {"generate", "generate_material", "cancel", "refresh", "start_engine", "stop_engine",
+            "train"} <= set(found["ops"])
     assert found["classes"][0] == "MGAN_AddonPreferences"
-    assert found["props_missing"] == [] and found["n_props"] >= 12
-    assert set(found["drawn_ops"]) == {"mgan.refresh", "mgan.generate", "mgan.cancel", "mgan.train"}
+    assert found["props_missing"] == [] and found["n_props"] >= 19  # the map settings included
+    assert set(found["drawn_ops"]) == {"mgan.refresh", "mgan.generate", "mgan.generate_material", "mgan.cancel",
+                                       "mgan.train"}
     assert {"mgan." + op for op in found["ops"]} >= set(found["drawn_ops"])
 
 
@@ -205,13 +210,181 @@ def test_generate_writes_the_engines_pixels_and_wires_the_material(tmp_path, add
     assert found["wired"] == [[found["tex_name"], "Color", "BSDF_PRINCIPLED", "Base Color"]]
 
 
+GENERATE_MATERIAL = """
+    import pathlib
+    mod = install()
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.endpoint = args["endpoint"]
+    op_class = sys.modules[MODULE + ".op_generate_material"].MGAN_OT_generate_material
+    out_dir = pathlib.Path(args["out"])
+    assert bpy.ops.mgan.refresh() == {"FINISHED"}
+    s = bpy.context.scene.mgan
+    s.preset, s.width, s.height, s.seed, s.tileable = "tiny", args["width"], args["height"], args["seed"], True
+
+    def material_state(obj, tag):
+        material = obj.active_material
+        nodes = material.node_tree.nodes
+        name = lambda n: n.label or n.type  # ours by label, Blender's own by kind
+        images = {}
+        for n in nodes:
+            if n.type == "TEX_IMAGE":
+                pixels = np.empty(len(n.image.pixels), dtype=np.float32)
+                n.image.pixels.foreach_get(pixels)
+                np.save(out_dir / f"{tag}_{n.label}.npy", pixels)
+                images[n.label] = dict(image=n.image.name, size=list(n.image.size), extension=n.extension,
+                                       colorspace=n.image.colorspace_settings.name, is_float=n.image.is_float,
+                                       packed=n.image.packed_file is not None, interpolation=n.interpolation)
+        by = {name(n): n for n in nodes}
+        return dict(
+            material=material.name, slots=len(obj.material_slots), n_nodes=len(nodes),
+            n_links=len(material.node_tree.links),
+            nodes=sorted(name(n) for n in nodes), images=images,
+            links=sorted([name(l.from_node), l.from_socket.identifier, name(l.to_node), l.to_socket.identifier,
+                          l.is_valid] for l in material.node_tree.links),
+            mix=[by["MGAN AO Multiply"].data_type, by["MGAN AO Multiply"].blend_type],
+            normal_space=by["MGAN Normal Map"].space,
+            displacement=[by["MGAN Displacement"].inputs["Midlevel"].default_value,
+                          by["MGAN Displacement"].inputs["Scale"].default_value],
+            n_images=len(bpy.data.images))
+
+    found = {"undo_option": sorted(op_class.bl_options), "undo_poll_headless": bpy.ops.ed.undo.poll()}
+    # 1. a plane with no material: one is made and assigned; the panel shows the preset's settings
+    bpy.ops.mesh.primitive_plane_add()
+    plane = bpy.context.object
+    assert bpy.ops.mgan.generate_material() == {"FINISHED"}
+    found["first"] = material_state(plane, "first")
+    found["shown"] = {k: getattr(s, "map_" + k) for k in ("height_scale", "normal_strength", "roughness_min",
+                                                           "roughness_max", "ao_radius", "ao_strength")}
+    # the user tweaks a node's taste, then regenerates: nothing duplicated, the tweak kept
+    plane.active_material.node_tree.nodes["MGAN Displacement"].inputs["Scale"].default_value = 0.2
+    assert bpy.ops.mgan.generate_material() == {"FINISHED"}
+    found["again"] = material_state(plane, "again")
+    s.seed = args["seed"] + 1
+    assert bpy.ops.mgan.generate_material() == {"FINISHED"}
+    found["reseeded"] = material_state(plane, "reseeded")
+
+    # 2. a cube with its own material and custom map settings: that material gets our nodes
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.object
+    own = bpy.data.materials.new("Own material")
+    if bpy.app.version < (5, 0, 0):
+        own.use_nodes = True
+    cube.data.materials.append(own)
+    s.seed, s.map_override = args["seed"], True
+    for key, value in json.loads(args["custom"]).items():
+        setattr(s, "map_" + key, value)
+    assert bpy.ops.mgan.generate_material() == {"FINISHED"}
+    found["custom"] = material_state(cube, "custom")
+
+    # packed images keep their pixels (the height its 16 bits) through save and reload
+    path, plane_name = str(out_dir / "saved.blend"), plane.name
+    # the plane again, at the first seed and with the custom settings still on
+    s.seed = args["seed"]
+    bpy.context.view_layer.objects.active = plane
+    assert bpy.ops.mgan.generate_material() == {"FINISHED"}
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    found["reloaded"] = material_state(bpy.data.objects[plane_name], "reloaded")
+    emit(**found)
+"""
+
+
+def _material_pixels(tmp_path, tag: str, label: str, height: int, width: int, scale: int) -> np.ndarray:
+    """A Blender image saved by GENERATE_MATERIAL back to the engine's integers, top-down."""
+    rgba = np.load(tmp_path / f"{tag}_{label}.npy").reshape(height, width, 4)[::-1]
+    assert np.all(rgba[..., 3] == 1.0)
+    return np.rint(rgba[..., :3] * scale).astype(np.int64)
+
+
+def test_generate_material_wires_every_map_with_the_engines_pixels(tmp_path, addon_zip, engine):
+    from engine.client import EngineClient
+    from engine.protocol import MAP_FRAMES, MAP_NAMES
+
+    width, height, seed = 40, 24, 11  # not square: a transposed map cannot pass
+    custom = {"height_scale": -2.0, "normal_strength": 3.0, "roughness_min": 0.1, "roughness_max": 0.6,
+              "ao_radius": 8.0, "ao_strength": 2.0}
+    found = run_blender(tmp_path, GENERATE_MATERIAL, zip=addon_zip, endpoint=engine.connect_address(),
+                        width=width, height=height, seed=seed, out=tmp_path, custom=json.dumps(custom))
+
+    # Ctrl-Z: the operator declares UNDO (Blender pushes a step when it finishes); headless
+    # Blender has no undo stack, so undoing itself cannot be exercised here
+    assert "UNDO" in found["undo_option"] and "REGISTER" in found["undo_option"]
+    assert found["undo_poll_headless"] is False
+
+    labels = {"basecolor": "MGAN Base Color", "height": "MGAN Height", "normal": "MGAN Normal",
+              "roughness": "MGAN Roughness", "ao": "MGAN AO"}
+    first = found["first"]
+    assert first["material"] == "MGAN tiny" and first["slots"] == 1
+    assert sorted(first["nodes"]) == sorted(
+        ["BSDF_PRINCIPLED", "OUTPUT_MATERIAL", "MGAN Texture Coordinate", "MGAN Mapping", "MGAN AO Multiply",
+         "MGAN Normal Map", "MGAN Displacement", *labels.values()])
+    for role, label in labels.items():
+        image = first["images"][label]
+        assert image["image"] == f"tiny_s{seed}_{role}" and image["size"] == [width, height]
+        assert image["extension"] == "REPEAT" and image["packed"]
+        assert image["colorspace"] == ("sRGB" if role == "basecolor" else "Non-Color")
+        assert image["is_float"] == (role == "height")  # 16-bit levels need a float buffer
+    assert first["images"]["MGAN Height"]["interpolation"] == "Cubic"
+    assert all(link[4] for link in first["links"])  # every link valid (the Mix node's colour sockets)
+    assert {tuple(link[:4]) for link in first["links"]} == {
+            ("MGAN Texture Coordinate", "UV", "MGAN Mapping", "Vector"),
+            *(("MGAN Mapping", "Vector", label, "Vector") for label in labels.values()),
+            ("MGAN Base Color", "Color", "MGAN AO Multiply", "A_Color"),
+            ("MGAN AO", "Color", "MGAN AO Multiply", "B_Color"),
+            ("MGAN AO Multiply", "Result_Color", "BSDF_PRINCIPLED", "Base Color"),
+            ("MGAN Roughness", "Color", "BSDF_PRINCIPLED", "Roughness"),
+            ("MGAN Normal", "Color", "MGAN Normal Map", "Color"),
+            ("MGAN Normal Map", "Normal", "BSDF_PRINCIPLED", "Normal"),
+            ("MGAN Height", "Color", "MGAN Displacement", "Height"),
+            ("MGAN Displacement", "Displacement", "OUTPUT_MATERIAL", "Displacement"),
+            ("BSDF_PRINCIPLED", "BSDF", "OUTPUT_MATERIAL", "Surface")}
+    assert first["mix"] == ["RGBA", "MULTIPLY"] and first["normal_space"] == "TANGENT"
+    assert first["displacement"][0] == 0.5
+
+    # re-runs update in place: same nodes, links and images; a user's tweak survives
+    again, reseeded = found["again"], found["reseeded"]
+    for state in (again, reseeded):
+        assert (state["material"], state["slots"], state["n_nodes"], state["n_links"], state["nodes"]) == (
+            first["material"], 1, first["n_nodes"], first["n_links"], first["nodes"])
+        assert [link[:4] for link in state["links"]] == [link[:4] for link in first["links"]]
+        assert state["displacement"] == [0.5, pytest.approx(0.2)]
+    assert again["n_images"] == first["n_images"]  # the same five images, rewritten
+    assert {i["image"] for i in reseeded["images"].values()} == {f"tiny_s{seed + 1}_{r}" for r in labels}
+
+    # pixels: each Blender image holds exactly the engine's reply (a direct request)
+    fields = {"preset": "tiny", "width": width, "height": height, "seed": seed, "tileable": True, "dtype": "uint8",
+              "maps": list(MAP_NAMES)}
+    with EngineClient(engine.connect_address()) as c:
+        plain = c.call("synthesize", {**fields, "map_settings": {"normal_convention": "opengl"}})
+        tuned = c.call("synthesize", {**fields, "map_settings": {**custom, "normal_convention": "opengl"}})
+        reseeded_reply = c.call("synthesize", {**fields, "seed": seed + 1})
+    for tag, reply in (("first", plain), ("custom", tuned), ("reloaded", tuned), ("reseeded", reseeded_reply)):
+        sent = dict(zip(["basecolor", *reply.header["maps"]], reply.payloads))
+        assert set(sent) == set(labels)
+        for role, data in sent.items():
+            dtype, channels = MAP_FRAMES.get(role, ("uint8", 3))
+            got = _material_pixels(tmp_path, tag, labels[role], height, width, 65535 if dtype == "uint16" else 255)
+            expected = np.asarray(data).astype(np.int64)
+            assert expected.shape == (height, width, channels) and expected.std() > 0, role
+            if channels == 1:  # a one-channel map is grey in Blender
+                assert np.array_equal(got[..., 1], got[..., 0]) and np.array_equal(got[..., 2], got[..., 0])
+            assert np.array_equal(got[..., :channels], expected), (tag, role)
+    # the panel showed the preset's resolved settings after the plain run; custom ones were used
+    assert found["shown"] == pytest.approx({k: plain.header["map_settings"][k] for k in found["shown"]})
+    assert {k: tuned.header["map_settings"][k] for k in custom} == pytest.approx(custom)
+    cube = found["custom"]
+    assert cube["material"] == "Own material" and cube["slots"] == 1
+    assert cube["nodes"] == first["nodes"] and cube["n_links"] == first["n_links"]
+    assert cube["displacement"] == [0.5, pytest.approx(0.02)]  # a new node gets the default
+
+
 def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
     found = run_blender(tmp_path, """
         install()
         prefs = bpy.context.preferences.addons[MODULE].preferences
         prefs.endpoint = args["endpoint"]
         errors = {}
-        for op in ("refresh", "generate"):
+        for op in ("refresh", "generate", "generate_material"):
             t0 = time.monotonic()
             try:
                 result = getattr(bpy.ops.mgan, op)()
@@ -229,6 +402,12 @@ def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
             result = str(exc)
         errors["generate_with_preset"] = [result if isinstance(result, str) else sorted(result),
                                           time.monotonic() - t0]
+        bpy.context.view_layer.objects.active = None
+        try:
+            result = bpy.ops.mgan.generate_material()
+        except RuntimeError as exc:
+            result = str(exc)
+        errors["material_without_object"] = result if isinstance(result, str) else sorted(result)
         # Blender keeps working: other operators run, the add-on is idle again
         bpy.ops.mesh.primitive_cube_add()
         emit(errors=errors, cube=bpy.context.object.name, idle=bpy.ops.mgan.generate.poll(),
@@ -237,7 +416,8 @@ def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
     errors = found["errors"]
     refresh_msg, refresh_s = errors["refresh"]
     assert "did not answer hello" in refresh_msg and "is it running" in refresh_msg and refresh_s < 10
-    assert "no preset chosen" in errors["generate"][0]
+    assert "no preset chosen" in errors["generate"][0] and "no preset chosen" in errors["generate_material"][0]
+    assert "select a mesh object" in errors["material_without_object"]  # said before asking the engine
     msg, seconds = errors["generate_with_preset"]
     assert "did not answer hello within 3 s" in msg and "nobody.sock" in msg
     assert 2.5 < seconds < 10  # the quick hello deadline, not the 600 s compute deadline

@@ -1,5 +1,6 @@
-"""The add-on's Blender-free parts (pixel conventions, node choice, the engine job that
-the operator steps from its timer), loaded without bpy, against a real engine."""
+"""The add-on's Blender-free parts (pixel conventions, node choice, the generated material's
+node layout, the engine job that the operator steps from its timer), loaded without bpy,
+against a real engine."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,10 +23,12 @@ def _core():
         pkg = types.ModuleType(name)
         pkg.__path__ = [str(ROOT / "addon")]
         sys.modules[name] = pkg
-    return tuple(importlib.import_module(f"{name}.{m}") for m in ("pixels", "wiring", "jobs", "connection"))
+    return tuple(importlib.import_module(f"{name}.{m}")
+                 for m in ("pixels", "wiring", "jobs", "connection", "material_plan"))
 
 
-pixels, wiring, jobs, connection = _core()
+pixels, wiring, jobs, connection, plan = _core()
+P = connection.protocol
 
 
 def test_engine_to_blender_flips_rows_and_adds_opaque_alpha():
@@ -76,7 +79,154 @@ def test_synthesize_fields_pass_the_clients_own_validation():
     assert "noise" not in fields and fields["tileable"] is False and fields["events"] is True
     assert jobs.synthesize_fields("tiny", 64, 32, 5, 24.0, True)["noise"] == {"scale": 24.0}
     P = connection.protocol
-    P.decode_request(P.encode({"protocol": 1, "op": "synthesize", "id": "x1", **fields}, []), P.Limits())
+    P.decode_request(P.encode({"protocol": 2, "op": "synthesize", "id": "x1", **fields}, []), P.Limits())
+
+
+def test_maps_go_in_as_data_grey_where_one_channel_and_bottom_up():
+    height = np.array([[[0], [1], [65535]], [[32768], [40000], [7]]], dtype=np.uint16)  # (2, 3, 1)
+    rgba = pixels.map_to_blender(height).reshape(2, 3, 4)
+    assert rgba.dtype == np.float32 and np.all(rgba[..., 3] == 1)
+    assert np.all(rgba[..., 0] == rgba[..., 1]) and np.all(rgba[..., 1] == rgba[..., 2])  # grey
+    np.testing.assert_array_equal(np.rint(rgba[::-1, :, 0] * 65535).astype(np.uint16), height[..., 0])
+    every_level = np.arange(65536, dtype=np.uint16).reshape(256, 256, 1)  # all survive float32
+    back = np.rint(pixels.map_to_blender(every_level).reshape(256, 256, 4)[::-1, :, 0] * 65535)
+    np.testing.assert_array_equal(back.astype(np.uint16), every_level[..., 0])
+    normal = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    rgba = pixels.map_to_blender(normal).reshape(2, 3, 4)
+    np.testing.assert_array_equal(rgba[::-1, :, :3], normal / np.float32(255))  # no sRGB curve
+    for bad in (np.zeros((2, 2, 3), np.float32), np.zeros((2, 2, 2), np.uint8), np.zeros((2, 2), np.uint8)):
+        with pytest.raises(ValueError):
+            pixels.map_to_blender(bad)
+
+
+def test_image_names_say_preset_seed_and_map_and_fit_blenders_limit():
+    assert plan.image_name("stone", 7, "basecolor") == "stone_s7_basecolor"
+    assert [plan.image_name("stone", 7, r) for r in plan.ROLES[1:]] == [
+        "stone_s7_height", "stone_s7_normal", "stone_s7_roughness", "stone_s7_ao"]
+    long = plan.image_name("p" * 64, P.MAX_SEED, "roughness")  # longest preset and seed
+    assert len(long) <= plan.MAX_NAME and long.endswith(f"_s{P.MAX_SEED}_roughness")
+    assert plan.ROLES == ("basecolor", *P.MAP_NAMES)
+
+
+def test_the_material_layout_drives_every_image_from_one_mapping_into_the_right_sockets():
+    by_label = {n.label: n for n in plan.NODES}
+    assert len(by_label) == len(plan.NODES)  # labels are how a re-run finds its nodes: unique
+    images = [n for n in plan.NODES if n.type == "TEX_IMAGE"]
+    assert sorted(n.image for n in images) == sorted(plan.ROLES)
+    assert all(n.settings["extension"] == "REPEAT" for n in images)
+    links = {(lk.from_node, lk.from_socket, lk.to_node, lk.to_socket) for lk in plan.LINKS}
+    assert len(links) == len(plan.LINKS)
+    mappings = [n.label for n in plan.NODES if n.type == "MAPPING"]
+    assert len(mappings) == 1
+    assert (plan.TEX_COORD, "UV", mappings[0], "Vector") in links
+    assert {n.label for n in images} == {lk.to_node for lk in plan.LINKS
+                                         if lk.from_node == mappings[0] and lk.to_socket == "Vector"}
+    fed = [(lk.to_node, lk.to_socket) for lk in plan.LINKS]
+    assert len(set(fed)) == len(fed)  # an input takes one link
+    for lk in plan.LINKS:
+        assert {lk.from_node, lk.to_node} <= set(by_label) | {plan.BSDF, plan.OUTPUT}
+    label = plan.IMAGE_LABELS
+
+    def source(to_node, to_socket):
+        return next((lk.from_node, lk.from_socket) for lk in plan.LINKS
+                    if (lk.to_node, lk.to_socket) == (to_node, to_socket))
+    mix = by_label[plan.AO_MULTIPLY]
+    assert mix.settings["data_type"] == "RGBA" and mix.settings["blend_type"] == "MULTIPLY"
+    assert source(plan.BSDF, "Base Color") == (plan.AO_MULTIPLY, "Result_Color")
+    assert {source(plan.AO_MULTIPLY, "A_Color"), source(plan.AO_MULTIPLY, "B_Color")} == {
+        (label["basecolor"], "Color"), (label["ao"], "Color")}
+    assert source(plan.BSDF, "Roughness") == (label["roughness"], "Color")
+    assert source(plan.BSDF, "Normal") == (plan.NORMAL_MAP, "Normal")
+    assert source(plan.NORMAL_MAP, "Color") == (label["normal"], "Color")
+    assert by_label[plan.NORMAL_MAP].settings["space"] == "TANGENT"
+    assert source(plan.OUTPUT, "Displacement") == (plan.DISPLACEMENT, "Displacement")
+    assert source(plan.DISPLACEMENT, "Height") == (label["height"], "Color")
+    assert by_label[plan.DISPLACEMENT].inputs == {"Midlevel": 0.5}  # the height map's mean level, every run
+
+
+def _sock(identifier, name=None, links=()):
+    return NS(identifier=identifier, name=name or identifier, links=list(links))
+
+
+def test_node_decisions_reuse_ours_and_refuse_to_rewire_another_shader():
+    spec = next(n for n in plan.NODES if n.label == plan.MAPPING)
+    ours = NS(type="MAPPING", label=plan.MAPPING)
+    impostor = NS(type="TEX_IMAGE", label=plan.MAPPING)  # a user's node with our label, another kind
+    assert plan.find_labelled([impostor, ours], spec) is ours
+    assert plan.find_labelled([impostor, NS(type="MAPPING", label="")], spec) is None
+
+    bsdf = NS(type="BSDF_PRINCIPLED", label="", name="Principled BSDF")
+    out = NS(type="OUTPUT_MATERIAL", label="", is_active_output=True,
+             inputs={"Surface": NS(links=[NS(from_node=bsdf)])})
+    assert plan.shader_nodes_needed([bsdf, out], "m") == (False, False)
+    assert plan.shader_nodes_needed([bsdf], "m") == (True, False)
+    assert plan.shader_nodes_needed([], "m") == (True, True)
+    free = NS(type="OUTPUT_MATERIAL", label="", inputs={"Surface": NS(links=[])})
+    assert plan.shader_nodes_needed([free], "m") == (False, True)
+    diffuse = NS(type="BSDF_DIFFUSE", bl_label="Diffuse BSDF")
+    taken = NS(type="OUTPUT_MATERIAL", label="", inputs={"Surface": NS(links=[NS(from_node=diffuse)])})
+    with pytest.raises(ValueError, match="material 'Wall' is shaded by a Diffuse BSDF node"):
+        plan.shader_nodes_needed([diffuse, taken], "Wall")
+    inactive = NS(type="OUTPUT_MATERIAL", is_active_output=False)
+    assert plan.material_output([inactive, out]) is out and plan.material_output([bsdf]) is None
+
+    # the Mix node has three sockets named "A": the identifier picks the colour one
+    mix_inputs = [_sock("Factor_Float", "Factor"), _sock("A_Float", "A"), _sock("A_Color", "A")]
+    assert plan.socket(mix_inputs, "A_Color") is mix_inputs[2]
+    assert plan.socket([_sock("Base Color")], "Base Color").identifier == "Base Color"
+    with pytest.raises(KeyError, match="no socket 'B_Color'"):
+        plan.socket(mix_inputs, "B_Color")
+
+
+def test_material_request_asks_for_every_map_in_blenders_normal_convention():
+    fields = jobs.synthesize_fields("tiny", 64, 32, 5, 0.0, True, maps=P.MAP_NAMES,
+                                    map_settings=jobs.map_settings_fields(None))
+    assert fields["maps"] == list(P.MAP_NAMES)
+    assert fields["map_settings"] == {"normal_convention": "opengl"}  # the rest: the preset's own
+    custom = {"height_scale": -2, "normal_strength": 3.0, "roughness_min": 0.1, "roughness_max": 0.7,
+              "ao_radius": 24.0, "ao_strength": 0.5}
+    assert set(custom) == set(jobs.PANEL_MAP_SETTINGS)
+    sent = jobs.map_settings_fields(custom)
+    assert sent == {**{k: float(v) for k, v in custom.items()}, "normal_convention": "opengl"}
+    for map_settings in (jobs.map_settings_fields(None), sent):
+        f = jobs.synthesize_fields("tiny", 64, 32, 5, 0.0, True, maps=P.MAP_NAMES, map_settings=map_settings)
+        request = P.decode_request(P.encode({"protocol": 2, "op": "synthesize", "id": "x1", **f}, []), P.Limits())
+        assert request.fields["maps"] == list(P.MAP_NAMES)
+    assert "maps" not in jobs.synthesize_fields("tiny", 64, 32, 5, 0.0, True)  # Generate: colour only
+    header = {"map_settings": {**custom, "normal_convention": "opengl", "ao_radius": True, "extra": 1}}
+    shown = jobs.resolved_map_settings(header)
+    assert shown == {k: float(v) for k, v in custom.items() if k != "ao_radius"}
+    assert jobs.resolved_map_settings({}) == {}
+
+
+def _reply(maps, payloads):
+    """A reply as it crosses the wire: encoded, then decoded by the add-on's protocol."""
+    header = P.reply_header("synthesize", "r1", maps=maps) if maps is not None else P.reply_header("synthesize", "r1")
+    return P.decode_reply(P.encode(header, payloads), P.Limits())
+
+
+def test_reply_maps_are_checked_against_the_protocol_before_blender_sees_them():
+    h, w = 5, 7
+    base = np.zeros((h, w, 3), np.uint8)
+    maps = {name: np.zeros((h, w, ch), P.DTYPES[dtype]) for name, (dtype, ch) in P.MAP_FRAMES.items()}
+    order = ["normal", "ao", "height", "roughness"]  # the header's order rules, not ours
+    reply = _reply(order, [base, *(maps[m] for m in order)])
+    got_base, got = jobs.reply_maps(reply.header, reply.payloads, P.MAP_NAMES)
+    assert got_base.shape == (h, w, 3) and list(got) == order
+    assert all(got[m].dtype == maps[m].dtype and got[m].shape == maps[m].shape for m in order)
+
+    old = _reply(None, [base])
+    with pytest.raises(ValueError, match="predates"):
+        jobs.reply_maps(old.header, old.payloads, P.MAP_NAMES)
+    short = _reply(["height"], [base, maps["height"]])
+    with pytest.raises(ValueError, match="asked for"):
+        jobs.reply_maps(short.header, short.payloads, P.MAP_NAMES)
+    byte_height = _reply(list(P.MAP_NAMES), [base, maps["normal"][..., :1], *(maps[m] for m in P.MAP_NAMES[1:])])
+    with pytest.raises(ValueError, match="the height map must be 5x7x1 uint16"):
+        jobs.reply_maps(byte_height.header, byte_height.payloads, P.MAP_NAMES)
+    small = _reply(list(P.MAP_NAMES), [base, *(maps[m][:4] for m in P.MAP_NAMES)])
+    with pytest.raises(ValueError, match="must be 5x7"):
+        jobs.reply_maps(small.header, small.payloads, P.MAP_NAMES)
 
 
 @pytest.fixture(scope="module")

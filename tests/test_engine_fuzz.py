@@ -128,7 +128,7 @@ def messages(draw) -> Msg:
         broken = draw(st.sampled_from([
             b"\xff\xfe" + text.encode(),                                      # not UTF-8
             text.replace('"op"', '"op": "hello", "op"', 1).encode(),          # a repeated key
-            text.replace('"protocol": 1', '"protocol": NaN', 1).encode(),     # not JSON
+            text.replace('"protocol": 2', '"protocol": NaN', 1).encode(),     # not JSON
             text[:-1].encode(),                                               # truncated
             b"[" * 3000 + b"]" * 3000,                                        # deep nesting
         ]))
@@ -230,7 +230,7 @@ def test_envelope_errors_on_a_raw_dealer(engine):
     sock.linger, sock.rcvtimeo = 0, 15000
     sock.connect(engine.endpoint)
     try:
-        sock.send_multipart([b'{"protocol": 1, "op": "hello"}'])  # no empty delimiter
+        sock.send_multipart([b'{"protocol": 2, "op": "hello"}'])  # no empty delimiter
         delimiter, header = sock.recv_multipart()
         err = json.loads(header)["error"]
         assert delimiter == b"" and err["code"] == P.BAD_MESSAGE and "delimiter" in err["message"]
@@ -245,7 +245,7 @@ def test_a_frame_over_the_message_limit_drops_only_that_connection(engine):
     sock.linger, sock.rcvtimeo = 0, 2000
     sock.connect(engine.endpoint)
     try:
-        header = {"protocol": 1, "op": "stylize", "preset": "tiny",
+        header = {"protocol": 2, "op": "stylize", "preset": "tiny",
                   "frames": [{"kind": "array", "dtype": "uint8", "shape": [200, 400, 3]}]}
         sock.send_multipart([b"", json.dumps(header).encode(), bytes(240_000)])  # 240 kB > 200 kB
         with pytest.raises(zmq.Again):

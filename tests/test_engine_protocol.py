@@ -30,7 +30,7 @@ def test_arrays_round_trip_without_copies():
     assert parts[1] is images[0]  # C-contiguous arrays go out as their own buffers
     req = P.decode_request(parts)
     assert req.op == "stylize" and req.id == "r1"
-    assert req.fields == {"protocol": 1, "op": "stylize", "id": "r1", "preset": "tiny", "dtype": "float32",
+    assert req.fields == {"protocol": 2, "op": "stylize", "id": "r1", "preset": "tiny", "dtype": "float32",
                           "precision": "auto", "events": False}
     for sent, got in zip(images, req.payloads):
         assert got.dtype == sent.dtype and np.array_equal(got, sent)
@@ -56,33 +56,36 @@ def test_defaults_are_not_shared_between_requests():
     (b"\xff{}", P.BAD_JSON, "not UTF-8"),
     (b"{", P.BAD_JSON, "not valid JSON"),
     (b"[1, 2]", P.BAD_JSON, "must be a JSON object"),
-    (b'{"protocol": 1, "op": "hello", "op": "hello"}', P.BAD_JSON, "repeats the key 'op'"),
-    (b'{"protocol": 1, "op": "hello", "id": NaN}', P.BAD_JSON, "NaN"),
+    (b'{"protocol": 2, "op": "hello", "op": "hello"}', P.BAD_JSON, "repeats the key 'op'"),
+    (b'{"protocol": 2, "op": "hello", "id": NaN}', P.BAD_JSON, "NaN"),
     (b"[" * 5000 + b"]" * 5000, P.BAD_JSON, ""),
     (b'{"op": "hello"}', P.MISSING_FIELD, "'protocol' is required"),
-    (b'{"protocol": 2, "op": "hello"}', P.PROTOCOL_MISMATCH, "speaks protocol 1"),
+    (b'{"protocol": 3, "op": "hello"}', P.PROTOCOL_MISMATCH, "speaks protocol 2"),
+    # a client from before PBR maps is told what to update, in words
+    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 8, "height": 8}', P.PROTOCOL_MISMATCH,
+     "this engine speaks protocol 2, the client sent protocol 1: update the older side"),
     (b'{"protocol": "1", "op": "hello"}', P.BAD_FIELD, "must be an integer"),
-    (b'{"protocol": 1, "op": "pickle"}', P.UNKNOWN_OP, "known: hello, presets"),
-    (b'{"protocol": 1, "op": "hello", "debug": true}', P.UNKNOWN_FIELD, "'debug'"),
-    (b'{"protocol": 1, "op": "synthesize", "width": 8, "height": 8}', P.MISSING_FIELD, "'preset'"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "../etc", "width": 8, "height": 8}', P.BAD_FIELD, "preset"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": true, "height": 8}', P.BAD_FIELD, "integer"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 8.5, "height": 8}', P.BAD_FIELD, "integer"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 4, "height": 8}', P.BAD_FIELD, "8..16384"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "noise": {"hue": 1}}',
+    (b'{"protocol": 2, "op": "pickle"}', P.UNKNOWN_OP, "known: hello, presets"),
+    (b'{"protocol": 2, "op": "hello", "debug": true}', P.UNKNOWN_FIELD, "'debug'"),
+    (b'{"protocol": 2, "op": "synthesize", "width": 8, "height": 8}', P.MISSING_FIELD, "'preset'"),
+    (b'{"protocol": 2, "op": "synthesize", "preset": "../etc", "width": 8, "height": 8}', P.BAD_FIELD, "preset"),
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": true, "height": 8}', P.BAD_FIELD, "integer"),
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 8.5, "height": 8}', P.BAD_FIELD, "integer"),
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 4, "height": 8}', P.BAD_FIELD, "8..16384"),
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "noise": {"hue": 1}}',
      P.UNKNOWN_FIELD, "'noise.hue'"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "noise": {"scale": "big"}}',
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "noise": {"scale": "big"}}',
      P.BAD_FIELD, "'noise.scale'"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "dtype": "float64"}',
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 8, "height": 8, "dtype": "float64"}',
      P.BAD_FIELD, "uint8, float32"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 64, "height": 64, "tileable": false, '
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 64, "height": 64, "tileable": false, '
      b'"period": {"width": 32, "height": 32}}', P.BAD_FIELD, "tileable"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 64, "height": 64, '
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 64, "height": 64, '
      b'"period": {"width": 30, "height": 32}}', P.BAD_FIELD, "multiple of 8"),
-    (b'{"protocol": 1, "op": "synthesize", "preset": "a", "width": 16300, "height": 64, "tileable": false}',
+    (b'{"protocol": 2, "op": "synthesize", "preset": "a", "width": 16300, "height": 64, "tileable": false}',
      P.BAD_FIELD, "limited to 16256"),
-    (b'{"protocol": 1, "op": "cancel"}', P.MISSING_FIELD, "'job'"),
-    (b'{"protocol": 1, "op": "status", "job": "a b"}', P.BAD_FIELD, "'job'"),
+    (b'{"protocol": 2, "op": "cancel"}', P.MISSING_FIELD, "'job'"),
+    (b'{"protocol": 2, "op": "status", "job": "a b"}', P.BAD_FIELD, "'job'"),
 ])
 def test_bad_headers_are_specific_errors(header, code, words):
     err = error_of([header])
@@ -90,10 +93,10 @@ def test_bad_headers_are_specific_errors(header, code, words):
 
 
 def test_an_error_keeps_a_valid_request_id():
-    err = error_of([b'{"protocol": 1, "op": "hello", "id": "abc", "x": 1}'])
+    err = error_of([b'{"protocol": 2, "op": "hello", "id": "abc", "x": 1}'])
     assert err.request_id == "abc"
     assert P.error_header(err, "hello")["id"] == "abc"
-    assert error_of([b'{"protocol": 1, "op": "hello", "id": "no spaces", "x": 1}']).request_id is None
+    assert error_of([b'{"protocol": 2, "op": "hello", "id": "no spaces", "x": 1}']).request_id is None
 
 
 def test_frames_must_match_their_descriptors():
@@ -113,7 +116,7 @@ def test_frames_must_match_their_descriptors():
 
 
 def test_huge_declared_shapes_are_refused_before_reading_frames():
-    header = {"protocol": 1, "op": "stylize", "preset": "tiny",
+    header = {"protocol": 2, "op": "stylize", "preset": "tiny",
               "frames": [{"kind": "array", "dtype": "float32", "shape": [16384, 16384, 3]}]}
     err = error_of([json.dumps(header).encode(), b"\0" * 12])
     assert err.code == P.TOO_LARGE and "max_message_bytes" in err.message
@@ -150,9 +153,9 @@ def test_replies_are_checked_too():
                                     [np.ones((2, 2, 3), np.float32)]))
     assert reply.id == "r1" and reply.payloads[0].dtype == np.float32 and not reply.is_event
     with pytest.raises(P.ProtocolError, match="'ok'"):
-        P.decode_reply([b'{"protocol": 1}'])
+        P.decode_reply([b'{"protocol": 2}'])
     with pytest.raises(P.ProtocolError, match="error.code"):
-        P.decode_reply([b'{"protocol": 1, "ok": false}'])
+        P.decode_reply([b'{"protocol": 2, "ok": false}'])
     assert P.decode_reply(P.encode(P.event_header("r1", "j", "running", {"done": 1}))).is_event
 
 
