@@ -74,20 +74,25 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
         maps: bool = False) -> dict:
     """Runs in a child process: time one synthesis (best of `repeats`), and with ``maps``
     the four PBR maps of its 8-bit result; report peak RSS (on a GPU: peak GPU memory)."""
+    import numpy as np
     import torch
 
     from engine.maps import derive_maps
-    from engine.synth import Synthesizer, to_uint8
+    from engine.synth import Synthesizer
 
     s = Synthesizer.load(preset, device=device, precision=precision)
     if layout == "nchw":
         s.generator.to(memory_format=torch.contiguous_format)
     s.synthesize((256, 256), seed=0)  # warm-up: weights, kernels, allocator
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # this machine's throughput drifts (shared hosts): the reference matmul runs beside each size
+    from engine.synth import autocast_for
+    bf16 = isinstance(autocast_for(s.device, precision), torch.autocast)
+    matmul = matmul_gflops("bf16" if bf16 else "fp32", device=device)
     best, best_maps = float("inf"), float("inf")
     for r in range(repeats):
         t0 = time.perf_counter()
-        image = to_uint8(s.synthesize((side, side), seed=r))
+        image = s.synthesize((side, side), seed=r, dtype=np.uint8)  # as `mgan synth` does
         best = min(best, time.perf_counter() - t0)
         if maps:
             t0 = time.perf_counter()
@@ -97,7 +102,9 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
-    return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak, "base_mb": base}
+    matmul = max(matmul, matmul_gflops("bf16" if bf16 else "fp32", device=device))
+    return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak, "base_mb": base,
+            "matmul": matmul}
 
 
 def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu", maps=False) -> dict:
@@ -146,29 +153,55 @@ def main() -> None:
             print(f"| {prec} | {layout} | {r['seconds']:.3f} | {per_px * 512 * 512 / r['seconds'] / 1e9:.0f} |")
 
     prec = "bf16" if (_cpu_has_fast_bf16() or args.device == "cuda") and args.precision == "auto" else args.precision
-    ref = mm["bf16" if prec == "bf16" else "fp32"]
     print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
           f"tiles of 1024 px with the generator's halo above 1024):\n")
-    print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | of matmul |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | matmul GFLOP/s beside it | of matmul |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    map_sizes = {int(x) for x in args.map_sizes.split(",") if x}
+    with_maps = {}
     for side in (int(s) for s in args.sizes.split(",")):
-        r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1, device=args.device)
+        r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1, device=args.device,
+                      maps=side in map_sizes)
         gf = per_px * side * side / r["seconds"] / 1e9
         print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
-              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {gf / ref:.0%} |")
+              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {r['matmul']:.0f} | {gf / r['matmul']:.0%} |")
         sys.stdout.flush()
+        if side in map_sizes:
+            with_maps[side] = r
 
-    sizes = [int(x) for x in args.map_sizes.split(",") if x]
-    if sizes:
+    if with_maps:
         print("\nPBR maps (height, normal, roughness, AO; engine/maps.py, numpy on the CPU) against the "
-              "synthesis they come from, in the same process:\n")
-        print("| size | synthesis s | maps s | maps / synthesis | peak RSS MB (synthesis + maps) |")
+              "synthesis they come from, in the same process (peak RSS: synthesis and maps):\n")
+        print("| size | synthesis s | maps s | maps / synthesis | peak RSS MB |")
         print("|---|---:|---:|---:|---:|")
-        for side in sizes:
-            r = run_child(args.preset, side, args.precision, 3 if side <= 1024 else 1, device=args.device, maps=True)
+        for side, r in with_maps.items():
             print(f"| {side}x{side} | {r['seconds']:.3f} | {r['maps_seconds']:.3f} | "
                   f"{r['maps_seconds'] / r['seconds']:.1%} | {r['peak_mb']:.0f} |")
-            sys.stdout.flush()
+
+    if args.device == "cpu":
+        print("\nOne 1024 px tile with its halo, decoded with zero padding inside the halo (what tiles "
+              "do) and with wrap-around padding copies (what a whole canvas needs), alternating:\n")
+        r = halo_padding_gain(args.preset, args.precision)
+        print(f"zero padding {r['zeros']:.3f} s, wrap-around {r['wrap']:.3f} s (best of 3 each): "
+              f"{r['wrap'] / r['zeros']:.2f}x")
+
+
+def halo_padding_gain(preset: str, precision: str) -> dict:
+    import torch
+
+    from engine.synth import Synthesizer
+
+    s = Synthesizer.load(preset, precision=precision)
+    side = 1024 + 2 * s.generator.tile_halo
+    x = torch.rand(1, 3, side, side)
+    best = {"zeros": float("inf"), "wrap": float("inf")}
+    s.decode(x, window=True)
+    for _ in range(3):
+        for name, window in (("zeros", True), ("wrap", False)):
+            t0 = time.perf_counter()
+            s.decode(x, window=window)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ def cmd_synth(args) -> int:
     from engine.images import write_png
     from engine.maps import derive_maps, parse_map_names
     from engine.progress import Progress
-    from engine.synth import Synthesizer, parse_size, to_uint8
+    import numpy as np
+
+    from engine.synth import Synthesizer, parse_size
 
     h, w = parse_size(args.size)
     period = None
@@ -94,8 +96,8 @@ def cmd_synth(args) -> int:
         bar.total = total
         bar.update(done)
 
-    image = to_uint8(synth.synthesize((h, w), seed=args.seed, noise=noise, period=period,
-                                      tile=args.tile, progress=progress))
+    image = synth.synthesize((h, w), seed=args.seed, noise=noise, period=period, tile=args.tile,
+                             progress=progress, dtype=np.uint8)
     bar.close()
     if maps is None:
         out = _save_output(image, args)

@@ -10,9 +10,8 @@ roughness (H,W) uint8, ao (H,W) uint8; all non-colour data.
   preset's ``height_scale`` sets the relief and its sign (light mortar sits low: -1).
 - Normal: from the height's central differences, so it agrees with the height map; the
   height range spans ``NORMAL_DEPTH_PX * normal_strength`` pixels of relief.
-- AO: how far a point sits below the mean height around it, at three radii up to
-  ``ao_radius``. Roughness: darker and lower is rougher, between ``roughness_min`` and
-  ``roughness_max``.
+- AO: how far a point sits below the mean height within ``ao_radius`` around it.
+  Roughness: darker and lower is rougher, between ``roughness_min`` and ``roughness_max``.
 
 Seamless and tileable by construction: every filter wraps around, so each map tiles
 exactly where the base colour does. The work runs in strips of rows with a halo, so
@@ -46,7 +45,7 @@ HEIGHT_BANDS = ((2, 0.0), (30, 1.0))
 HEIGHT_PERCENTILES = (1.0, 99.0)
 NORMAL_DEPTH_PX = 8.0       # relief depth in px of the full height range at strength 1: the median
                             # of artist-made normal maps (bench/maps_truth.py)
-AO_GAIN = 2.0               # occlusion per unit of height below the surroundings
+AO_GAIN = 3.0               # occlusion per unit of height below the surroundings
 STRIP_PIXELS = 1 << 22      # rows per strip: about this many pixels
 PARALLEL_PIXELS = 1 << 18   # canvases from 512x512 up are shared out over threads
 
@@ -243,10 +242,10 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
         out["roughness"] = np.empty((h, w), np.uint8)
         luma_lo, luma_hi = np.percentile(_luma(_sample(basecolor)), HEIGHT_PERCENTILES)
         luma_span = max(float(luma_hi - luma_lo), 1.0)
-    ao_radii = sorted({max(1, int(round(settings.ao_radius / d))) for d in (3, 1)})
+    ao_box = max(1, int(round(settings.ao_radius / 2)))  # a tent of box radius r reaches 2r px
     if "ao" in want:
         out["ao"] = np.empty((h, w), np.uint8)
-    reach = max([1] + [2 * r for r in ao_radii if "ao" in want])
+    reach = max(1, 2 * ao_box if "ao" in want else 1)
     depth = np.float32(NORMAL_DEPTH_PX * settings.normal_strength / 65535.0)
     flip_green = settings.normal_convention == "directx"
 
@@ -268,11 +267,9 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
         if "ao" in want:
             # 8-bit heights keep the tent sums exact in 32 bits (see _running2)
             coarse = (win >> 8).astype(np.uint32)
-            coarse_core = coarse[top:top + n].astype(np.float32)
-            below = np.zeros(core.shape, np.float32)
-            for around in _tents(coarse, top, n, ao_radii).values():
-                below += np.maximum(around - coarse_core, 0.0)
-            occlusion = below * np.float32(AO_GAIN * settings.ao_strength / (255.0 * len(ao_radii)))
+            around = _tents(coarse, top, n, [ao_box])[ao_box]
+            below = np.maximum(around - coarse[top:top + n].astype(np.float32), 0.0)
+            occlusion = below * np.float32(AO_GAIN * settings.ao_strength / 255.0)
             out["ao"][y0:y1] = np.rint(np.clip(1.0 - occlusion, 0.0, 1.0) * 255.0).astype(np.uint8)
         if "roughness" in want:
             bright = np.clip((_luma(basecolor[y0:y1]).astype(np.float32) - np.float32(luma_lo)) / np.float32(luma_span), 0.0, 1.0)

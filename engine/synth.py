@@ -114,9 +114,10 @@ class Synthesizer:
         return out.float().clamp_(0, 1)
 
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
-                     progress=None) -> np.ndarray:
-        """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32, tile by tile.
-        The halo defaults to what this generator needs (``Generator.tile_halo``)."""
+                     progress=None, dtype=np.float32) -> np.ndarray:
+        """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32 (or uint8,
+        quantised tile by tile as ``to_uint8`` does, which keeps a quarter of the memory),
+        tile by tile. The halo defaults to what this generator needs (``Generator.tile_halo``)."""
         _, h, w = canvas.shape
         if halo is None:
             halo = self.generator.tile_halo
@@ -125,9 +126,10 @@ class Synthesizer:
         tile = max(8, tile // 8 * 8)
         # One window when it is not much bigger than a tile: splitting a canvas just over
         # the tile side (a 1024 px photo plus its mirror margin) would decode ~4x its area.
+        store = to_uint8 if dtype == np.uint8 else (lambda a: a)
         if (h <= tile and w <= tile) or (h * w <= 1.5 * tile * tile and max(h, w) <= 1.5 * tile):
-            return self.decode(torch.from_numpy(canvas)[None])[0].permute(1, 2, 0).cpu().numpy()
-        out = np.empty((h, w, 3), np.float32)
+            return store(self.decode(torch.from_numpy(canvas)[None])[0].permute(1, 2, 0).cpu().numpy())
+        out = np.empty((h, w, 3), dtype)
         ys, xs = range(0, h, tile), range(0, w, tile)
         done = 0
         for y0 in ys:
@@ -137,7 +139,7 @@ class Synthesizer:
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
                 window = canvas[:, rows][:, :, cols]
                 dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None], window=True)[0]
-                out[y0:y0 + th, x0:x0 + tw] = dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy()
+                out[y0:y0 + th, x0:x0 + tw] = store(dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy())
                 done += 1
                 if progress:
                     progress(done, len(ys) * len(xs))
@@ -145,8 +147,9 @@ class Synthesizer:
 
     def synthesize(self, size: tuple[int, int], seed: int = 0, noise: NoiseParams | None = None,
                    period: tuple[int, int] | None = None, tile: int = DEFAULT_TILE,
-                   progress=None) -> np.ndarray:
-        """A (H,W,3) float32 texture in [0,1] of exactly ``size`` = (H, W).
+                   progress=None, dtype=np.float32) -> np.ndarray:
+        """A (H,W,3) float32 texture in [0,1] of exactly ``size`` = (H, W); with
+        ``dtype=np.uint8``, the bytes of ``to_uint8`` of it, without a float copy of the canvas.
 
         With no ``period`` the noise period is the canvas itself and the texture wraps
         around seamlessly. A period (multiple of 8) makes a canvas that repeats that period.
@@ -162,11 +165,14 @@ class Synthesizer:
         else:
             period = (h8, w8)
         canvas = noise_canvas(params, seed, (h8, w8), period)
-        decoded = self.decode_tiled(canvas, tile=tile, progress=progress)
+        resized = (h8, w8) != (h, w)
+        decoded = self.decode_tiled(canvas, tile=tile, progress=progress, dtype=np.float32 if resized else dtype)
         del canvas
-        if (h8, w8) != (h, w):
+        if resized:
             chw = torch.from_numpy(decoded).permute(2, 0, 1)[None]
             decoded = periodic_resize(chw, (h, w))[0].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+            if dtype == np.uint8:
+                decoded = to_uint8(decoded)
         return decoded
 
 
@@ -193,7 +199,9 @@ def stylize_image(synth: "Synthesizer", image: np.ndarray, tile: int = DEFAULT_T
 
 def to_uint8(image: np.ndarray, rows_per_chunk: int = 512) -> np.ndarray:
     """(H,W,3) float [0,1] -> (H,W,3) uint8, rounding to nearest; in row chunks so a huge
-    texture never needs a second float copy."""
+    texture never needs a second float copy. uint8 passes through unchanged."""
+    if image.dtype == np.uint8:
+        return image
     out = np.empty(image.shape, np.uint8)
     for y in range(0, image.shape[0], rows_per_chunk):
         chunk = np.clip(image[y:y + rows_per_chunk], 0.0, 1.0) * 255.0 + 0.5

@@ -251,14 +251,16 @@ class DeviceWorker(threading.Thread):
         h, w = f["height"], f["width"]
         noise = effective_noise(job.preset, f["noise"])
         progress = self._tile_progress(job)
+        dtype = np.uint8 if f["dtype"] == "uint8" else np.float32  # uint8: no float canvas kept
         if not f["tileable"]:
             # A wrapped canvas larger by the decoder's reach on every side, cropped: the
             # crop does not continue across its edges, and no edge sees wrapped pixels.
             m = TILE_HALO
-            big = synth.synthesize((h + 2 * m, w + 2 * m), seed=f["seed"], noise=noise, progress=progress)
+            big = synth.synthesize((h + 2 * m, w + 2 * m), seed=f["seed"], noise=noise, progress=progress,
+                                   dtype=dtype)
             return np.ascontiguousarray(big[m:m + h, m:m + w])
         period = f.get("period")
-        return synth.synthesize((h, w), seed=f["seed"], noise=noise, progress=progress,
+        return synth.synthesize((h, w), seed=f["seed"], noise=noise, progress=progress, dtype=dtype,
                                 period=(period["height"], period["width"]) if period else None)
 
     def _stylize(self, job: Job, synth: Synthesizer) -> list[np.ndarray]:

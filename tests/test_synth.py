@@ -136,3 +136,11 @@ def test_stylize_any_size_photo_tiled_equals_untiled(synth):
     assert whole.shape == tiled.shape == (203, 301, 3)
     assert np.abs(whole - tiled).max() < 1e-3
     assert whole.std() > 0.01  # a real image came out, not a flat fill
+
+
+@pytest.mark.parametrize("size, tile", [((160, 128), 64), ((100, 60), 1024), ((64, 64), 1024)])
+def test_uint8_synthesis_equals_quantised_float(synth, size, tile):
+    """dtype=uint8 quantises tile by tile (no float canvas kept) to the same bytes."""
+    as_bytes = synth.synthesize(size, seed=2, tile=tile, dtype=np.uint8)
+    assert as_bytes.dtype == np.uint8 and as_bytes.shape == (*size, 3)
+    assert np.array_equal(as_bytes, to_uint8(synth.synthesize(size, seed=2, tile=tile)))
