@@ -3,6 +3,7 @@
 scikit-image's bundled photos.
 
     python -m training.builtin [stone bricks ... espresso] [--minutes 5 | --steps N]
+    python -m training.builtin --map-defaults     # the PBR map defaults alone, no training
 
 Each preset records its exemplar's source and licence; the run directories live under
 ``$MGAN_HOME/runs/builtin-<name>`` so a killed run resumes. Style training needs
@@ -32,22 +33,52 @@ class Builtin:
     source: str
     licence: str
     augment: str = "flips"
+    maps: tuple = ()    # PBR map defaults: (engine.maps.MapSettings field, value) pairs
 
 
 _STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
 _UFO = "Debian ufoai-textures 2.5-2, base/0textures.pk3 member textures/"
+# Map defaults, set by eye on the built-ins' own maps: every exemplar has dark gaps, so
+# its relief is up (height_scale > 0); dyed cloth and painted metal carry little relief.
 BUILTINS = (
-    Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain"),
+    Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain",
+            maps=(("normal_strength", 1.2), ("roughness_min", 0.45), ("roughness_max", 0.9))),
     Builtin("bricks", "bricks.png", _STK + "tracks/ancient_colosseum_labyrinth/3td_BrickOldRound_01.jpg, "
-            "cropped (Ron Kapaun / 3TD Studios)", "CC0 1.0"),
-    Builtin("wood", "wood.png", _UFO + "tex_material/wood003.png", "Public domain"),
-    Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain"),
-    Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral"),
-    Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain"),
-    Builtin("rust", "rust.png", _STK + "tracks/endcutscene/metal.jpg", "Public domain", "dihedral"),
+            "cropped (Ron Kapaun / 3TD Studios)", "CC0 1.0",
+            maps=(("normal_strength", 1.5), ("ao_radius", 20.0), ("roughness_min", 0.55), ("roughness_max", 0.95))),
+    Builtin("wood", "wood.png", _UFO + "tex_material/wood003.png", "Public domain",
+            maps=(("normal_strength", 0.6), ("roughness_min", 0.4), ("roughness_max", 0.8))),
+    Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
+            maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95))),
+    Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral",
+            maps=(("roughness_min", 0.7), ("roughness_max", 1.0))),
+    Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
+            maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
+                  ("roughness_min", 0.7), ("roughness_max", 0.95))),
+    Builtin("rust", "rust.png", _STK + "tracks/endcutscene/metal.jpg", "Public domain", "dihedral",
+            maps=(("height_scale", 0.6), ("normal_strength", 0.6), ("roughness_min", 0.35), ("roughness_max", 0.85))),
     Builtin("foliage", "foliage.png", "Debian trigger-rally-data 0.6.6.1-3, data.zip member "
-            "textures/veg/horse-chestnut-tree.png, crown cropped over black", "CC0 1.0"),
+            "textures/veg/horse-chestnut-tree.png, crown cropped over black", "CC0 1.0",
+            maps=(("ao_radius", 24.0), ("roughness_min", 0.45), ("roughness_max", 0.85))),
 )
+
+
+def write_map_defaults(b: Builtin) -> Path:
+    """Put ``b``'s map defaults into its installed preset.json (no re-training)."""
+    import json
+    import os
+
+    from engine.maps import MapSettings
+    from engine.presets import read_meta
+
+    path = BUILTIN_DIR / b.name / "preset.json"
+    meta = read_meta(path.parent)
+    MapSettings().merged(dict(b.maps))
+    meta["maps"] = dict(b.maps)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -101,16 +132,21 @@ def main(argv=None) -> None:
     budget.add_argument("--minutes", type=float, default=TEXTURE_MINUTES, help="texture training budget")
     budget.add_argument("--steps", type=int, help="training steps instead (textures and styles)")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--map-defaults", action="store_true",
+                    help="only write the texture presets' PBR map defaults into their preset.json")
     args = ap.parse_args(argv)
     for b in BUILTINS:
         if args.names and b.name not in args.names:
             continue
+        if args.map_defaults:
+            print(f"wrote {write_map_defaults(b)}")
+            continue
         cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment)
-        task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence)
+        task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)
     for st in STYLES:
-        if not args.names or st.name in args.names:
+        if (not args.names or st.name in args.names) and not args.map_defaults:
             train_style(st, args.steps, args.fresh)
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from engine.generator import Generator, GeneratorConfig
+from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
 from engine.synth import autocast_for, to_uint8
@@ -151,10 +152,15 @@ class TextureTask:
     feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
     adversarial_from = 0
 
-    def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = ""):
+    def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
+                 maps: dict | None = None):
         self.exemplar_path = Path(exemplar)
         self.config = config.validate()
         self.source, self.licence = source, licence
+        # the preset's PBR map defaults (engine.maps.MapSettings fields), checked now, not at export
+        if maps:
+            MapSettings().merged(maps)
+        self.maps = dict(maps) if maps else None
 
     # ---- set-up -------------------------------------------------------------------------
     def prepare(self, ctx: TaskContext) -> GeneratorStart:
@@ -303,7 +309,8 @@ class TextureTask:
         return {"kind": "texture", "noise": self.noise_params.to_dict(),
                 "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
                              "source": self.source, "licence": self.licence,
-                             "scale": round(self.exemplar_scale, 6), "crop": self.crop}}
+                             "scale": round(self.exemplar_scale, 6), "crop": self.crop},
+                **({"maps": self.maps} if self.maps else {})}
 
     def export_files(self, folder: Path) -> None:
         # The exemplar at training scale, for side-by-side views and quality benchmarks.
