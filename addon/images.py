@@ -78,17 +78,45 @@ def image_rgb(image: bpy.types.Image) -> np.ndarray:
     return blender_to_engine(flat, w, h, linear=image.is_float)
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """An image file (a rendered frame) as (H, W, 3) sRGB uint8, top row first."""
+class LaterRemoval:
+    """Temporary images made in a render handler, removed from bpy.data when the render job
+    ends. Blender 5.3 crashes (a segfault in the next frame) if an image is removed while
+    an animation renders; so each image only frees its pixels at once, and ``remove_all``
+    runs from render_complete / render_cancel."""
+
+    def __init__(self):
+        self.images: list[bpy.types.Image] = []
+
+    def __call__(self, image: bpy.types.Image) -> None:
+        image.buffers_free()
+        self.images.append(image)
+
+    def remove_all(self) -> None:
+        while self.images:
+            image = self.images.pop()
+            try:
+                bpy.data.images.remove(image)
+            except ReferenceError:  # already gone with the file it belonged to
+                pass
+
+
+def _remove(image: bpy.types.Image) -> None:
+    bpy.data.images.remove(image)
+
+
+def read_rgb(path: str, dispose=_remove) -> np.ndarray:
+    """An image file (a rendered frame) as (H, W, 3) sRGB uint8, top row first. The
+    temporary Blender image goes to ``dispose`` (a LaterRemoval in render handlers)."""
     image = bpy.data.images.load(path, check_existing=False)
     try:
         return image_rgb(image)
     finally:
-        bpy.data.images.remove(image)
+        dispose(image)
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) sRGB uint8 top-down image as a PNG file, pixels unchanged (no view transform)."""
+def save_png(path, rgb: np.ndarray, dispose=_remove) -> None:
+    """Write an (H, W, 3) sRGB uint8 top-down image as a PNG file, pixels unchanged (no view
+    transform). The temporary Blender image goes to ``dispose``, as in ``read_rgb``."""
     h, w = rgb.shape[:2]
     image = bpy.data.images.new("MGAN stylised frame", w, h, alpha=False)
     try:
@@ -97,4 +125,4 @@ def save_png(path, rgb: np.ndarray) -> None:
         image.filepath_raw, image.file_format = str(path), "PNG"
         image.save()
     finally:
-        bpy.data.images.remove(image)
+        dispose(image)

@@ -9,7 +9,10 @@ never shares a socket with the panel's operators.
 With "Temporal smoothing" above 0, consecutive frames of one render job go through the
 engine's motion-gated filter (engine/sequence.py, the CLI's ``--temporal``): where the
 rendered pixel barely changed since the previous frame, part of the previous stylised frame
-is kept. The memory of the previous frame is dropped when a new render job starts."""
+is kept. The memory of the previous frame is dropped when a new render job starts.
+
+The frame's file is read, and the stylised one written, through temporary Blender images;
+they are removed only when the render job ends (see images.LaterRemoval)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +21,7 @@ import bpy
 import numpy as np
 
 from .connection import EngineError, Link, sequence
-from .images import read_rgb, save_png
+from .images import LaterRemoval, read_rgb, save_png
 from .jobs import EngineJob
 from .preferences import addon_prefs
 
@@ -48,6 +51,7 @@ class PreviousFrame:
 
 
 PREVIOUS = PreviousFrame()
+SPENT_IMAGES = LaterRemoval()
 
 
 def stylised_path(frame_file: str) -> Path:
@@ -57,20 +61,25 @@ def stylised_path(frame_file: str) -> Path:
 
 def stylise_file(frame_file: str, preset: str, endpoint: str, timeout: float,
                  frame: int | None = None, temporal: float = 0.0) -> Path:
-    rgb = read_rgb(frame_file)
+    rgb = read_rgb(frame_file, dispose=SPENT_IMAGES)
     job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": preset, "dtype": "uint8"}, [rgb],
                     timeout=timeout).start().run()
     result = job.reply.payloads[0]
     if frame is not None and temporal > 0:
         result = PREVIOUS.blend(frame, preset, rgb, result, temporal)
     out = stylised_path(frame_file)
-    save_png(out, result)
+    save_png(out, result, dispose=SPENT_IMAGES)
     return out
 
 
 @bpy.app.handlers.persistent
 def on_render_init(*_):
     PREVIOUS.clear()
+
+
+@bpy.app.handlers.persistent
+def on_render_end(*_):
+    SPENT_IMAGES.remove_all()
 
 
 @bpy.app.handlers.persistent
@@ -108,7 +117,8 @@ class MGAN_PT_render_stylise(bpy.types.Panel):
         layout.operator("mgan.refresh", icon="FILE_REFRESH")
 
 
-HANDLERS = (("render_init", on_render_init), ("render_write", on_render_write))
+HANDLERS = (("render_init", on_render_init), ("render_write", on_render_write),
+            ("render_complete", on_render_end), ("render_cancel", on_render_end))
 
 
 def register_handler() -> None:
@@ -122,4 +132,5 @@ def unregister_handler() -> None:
         while handler in getattr(bpy.app.handlers, kind):
             getattr(bpy.app.handlers, kind).remove(handler)
     PREVIOUS.clear()
+    SPENT_IMAGES.remove_all()
     RENDER_LINK.close()

@@ -1,8 +1,10 @@
 """The add-on in real Blender (the `bpy` module, headless): the built extension zip goes in
-through Blender's own extension machinery, then generates textures from a real engine.
+through Blender's own extension machinery, then generates textures from a real engine. Every
+scenario runs in each Blender of tests/blender_proc.py: 5.0 (Python 3.11) and 5.3 (Python
+3.13); the engine runs on the project's own Python (.venv, torch) for both.
 
-Each scenario runs in a fresh Python process (bpy can be loaded once per process, and
-Blender's libraries stay apart from torch's) with its own Blender user folder
+Each scenario runs in a fresh process of that Blender's Python (bpy can be loaded once per
+process, and Blender's libraries stay apart from torch's) with its own Blender user folder
 (BLENDER_USER_RESOURCES), and prints one JSON line of findings for the test to check.
 
 Headless Blender has no event loop, so modal operators and timers never run: the tests
@@ -13,7 +15,6 @@ without a window context override), so the tests check what makes Ctrl-Z work in
 the operator's UNDO option, and that headless undo is indeed unavailable."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,11 +25,9 @@ import time
 import numpy as np
 import pytest
 
+from tests.blender_proc import BLENDERS, build_addon_zip, find_blender
 from tests.conftest import ROOT
 from tests.engine_proc import EngineProcess, engine_home
-
-if importlib.util.find_spec("bpy") is None:  # importing bpy here would load Blender into pytest
-    pytest.skip("bpy is not installed (pip install '.[test]')", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 MODULE = "bl_ext.user_default.mgan_textures"
@@ -51,21 +50,28 @@ def emit(**found):
 
 @pytest.fixture(scope="module")
 def addon_zip(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("build_addon", ROOT / "tools" / "build_addon.py")
-    build_addon = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_addon)
-    return build_addon.build(tmp_path_factory.mktemp("dist"), ROOT / "build" / "wheels", "pyzmq>=25")
+    return build_addon_zip(tmp_path_factory.mktemp("dist"))
 
 
-def run_blender(tmp_path, script: str, timeout: float = 300, env: dict | None = None, **args) -> dict:
-    """Run ``script`` (after PRELUDE) in a fresh headless Blender; its RESULT line as a dict."""
-    path = tmp_path / f"blender_{time.monotonic_ns()}.py"
-    path.write_text(PRELUDE + textwrap.dedent(script))
+@pytest.fixture(scope="module", params=sorted(BLENDERS))
+def blender(request):
+    return find_blender(request.param)
+
+
+def blender_env(tmp_path, env: dict | None = None) -> dict:
     env = dict(os.environ, **(env or {}), BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
     env.pop("PYTHONPATH", None)  # the add-on must work from its zip alone, not from this checkout
+    return env
+
+
+def run_blender(blender, tmp_path, script: str, timeout: float = 300, env: dict | None = None, **args) -> dict:
+    """Run ``script`` (after PRELUDE) in a fresh headless ``blender``; its RESULT line as a dict."""
+    path = tmp_path / f"blender_{time.monotonic_ns()}.py"
+    path.write_text(PRELUDE + textwrap.dedent(script))
     as_json = {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in args.items()}
-    proc = subprocess.run([sys.executable, str(path), json.dumps(as_json)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([blender.python, str(path), json.dumps(as_json)],
+                          cwd=tmp_path, env=blender_env(tmp_path, env), capture_output=True, text=True,
+                          timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise AssertionError(f"blender script failed ({proc.returncode}):\n"
@@ -73,21 +79,23 @@ def run_blender(tmp_path, script: str, timeout: float = 300, env: dict | None = 
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zip):
-    found = run_blender(tmp_path, """
+def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zip, blender):
+    found = run_blender(blender, tmp_path, """
         mod = install()
+        def render_hooks():
+            return [h.__name__ for kind in ("render_write", "render_init", "render_complete", "render_cancel")
+                    for h in getattr(bpy.app.handlers, kind)] == [
+                "on_render_write", "on_render_init", "on_render_end", "on_render_end"]
         cycles = []
         for _ in range(2):
             addon_utils.disable(MODULE, default_set=True)
             off = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
                    hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
-                   [h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init]
-                  == ["on_render_write", "on_render_init"])
+                   render_hooks())
             addon_utils.enable(MODULE, default_set=True)
             on = (MODULE in bpy.context.preferences.addons, hasattr(bpy.types.Scene, "mgan"),
                   hasattr(bpy.types, "MGAN_PT_image_editor"), hasattr(bpy.types, "MGAN_OT_generate"),
-                  [h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init]
-                  == ["on_render_write", "on_render_init"])
+                  render_hooks())
             cycles.append([off, on])
         prefs = bpy.context.preferences.addons[MODULE].preferences
 
@@ -118,8 +126,9 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
              classes=[c.__name__ for c in mod.classes], ops=sorted(dir(bpy.ops.mgan)),
              user_repo=[r.directory for r in bpy.context.preferences.extensions.repos if r.module == "user_default"][0],
              site_packages=sorted(p.name for p in __import__("pathlib").Path(
-                 bpy.utils.user_resource("EXTENSIONS"), ".local", "lib", "python3.11", "site-packages").iterdir()))
-    """, zip=addon_zip)
+                 bpy.utils.user_resource("EXTENSIONS"), ".local", "lib", "python" + args["python_version"],
+                 "site-packages").iterdir()))
+    """, zip=addon_zip, python_version=blender.python_version)
     assert found["cycles"] == [[[False] * 5, [True] * 5]] * 2
     assert found["endpoint"] == "tcp://127.0.0.1:5757" and found["auto_start"] is False
     assert found["wire"] == MODULE + ".wire.client"  # the bundled copy, not the checkout's engine
@@ -182,11 +191,11 @@ GENERATE = """
 """
 
 
-def test_generate_writes_the_engines_pixels_and_wires_the_material(tmp_path, addon_zip, engine):
+def test_generate_writes_the_engines_pixels_and_wires_the_material(tmp_path, addon_zip, blender, engine):
     from engine.client import EngineClient
 
     width, height, seed = 40, 24, 11  # not square: a transposed image cannot pass
-    found = run_blender(tmp_path, GENERATE, zip=addon_zip, endpoint=engine.connect_address(), width=width,
+    found = run_blender(blender, tmp_path, GENERATE, zip=addon_zip, endpoint=engine.connect_address(), width=width,
                         height=height, seed=seed, out=tmp_path)
     with EngineClient(engine.connect_address()) as c:
         expected = np.array(c.synthesize("tiny", width, height, seed=seed, tileable=True))
@@ -296,14 +305,14 @@ def _material_pixels(tmp_path, tag: str, label: str, height: int, width: int, sc
     return np.rint(rgba[..., :3] * scale).astype(np.int64)
 
 
-def test_generate_material_wires_every_map_with_the_engines_pixels(tmp_path, addon_zip, engine):
+def test_generate_material_wires_every_map_with_the_engines_pixels(tmp_path, addon_zip, blender, engine):
     from engine.client import EngineClient
     from engine.protocol import MAP_FRAMES, MAP_NAMES
 
     width, height, seed = 40, 24, 11  # not square: a transposed map cannot pass
     custom = {"height_scale": -2.0, "normal_strength": 3.0, "roughness_min": 0.1, "roughness_max": 0.6,
               "ao_radius": 8.0, "ao_strength": 2.0}
-    found = run_blender(tmp_path, GENERATE_MATERIAL, zip=addon_zip, endpoint=engine.connect_address(),
+    found = run_blender(blender, tmp_path, GENERATE_MATERIAL, zip=addon_zip, endpoint=engine.connect_address(),
                         width=width, height=height, seed=seed, out=tmp_path, custom=json.dumps(custom))
 
     # Ctrl-Z: the operator declares UNDO (Blender pushes a step when it finishes); headless
@@ -378,8 +387,8 @@ def test_generate_material_wires_every_map_with_the_engines_pixels(tmp_path, add
     assert cube["displacement"] == [0.5, pytest.approx(0.02)]  # a new node gets the default
 
 
-def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
-    found = run_blender(tmp_path, """
+def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip, blender):
+    found = run_blender(blender, tmp_path, """
         install()
         prefs = bpy.context.preferences.addons[MODULE].preferences
         prefs.endpoint = args["endpoint"]
@@ -425,14 +434,14 @@ def test_engine_down_is_a_clear_error_within_the_deadline(tmp_path, addon_zip):
     assert found["cube"].startswith("Cube") and found["idle"] is True and found["running"] is False
 
 
-def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip):
+def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip, blender):
     home = engine_home(tmp_path / "engine")
-    found = run_blender(tmp_path, """
+    found = run_blender(blender, tmp_path, """
         install()
         proc_mod = sys.modules[MODULE + ".engine_process"]
         prefs = bpy.context.preferences.addons[MODULE].preferences
         prefs.endpoint, prefs.python_executable, prefs.project_folder = args["endpoint"], args["python"], args["root"]
-        prefs.auto_start = True  # the preference's update starts the engine
+        prefs.auto_start = True  # the preference's update starts the engine (on .venv's Python, with torch)
         proc = proc_mod._process
         t0 = time.monotonic()
         while bpy.ops.mgan.refresh.poll() and time.monotonic() - t0 < 120:
@@ -456,14 +465,14 @@ def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip)
 
 
 @pytest.mark.parametrize("temporal", [0.0, 0.8])
-def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, engine, temporal):
+def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, blender, engine, temporal):
     from PIL import Image
 
     from engine.client import EngineClient
     from engine.sequence import temporal_blend
 
     frames = tmp_path / "frames"
-    found = run_blender(tmp_path, """
+    found = run_blender(blender, tmp_path, """
         install()
         bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
         assert bpy.ops.mgan.refresh() == {"FINISHED"}
@@ -481,9 +490,13 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
             cube.location.x = x
             cube.keyframe_insert("location", frame=frame)
         bpy.ops.render.render(animation=True)
-        emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init])
+        emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init],
+             images=[i.name for i in bpy.data.images])
     """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames, temporal=temporal)
     assert found["handlers"] == ["on_render_write", "on_render_init"]
+    # the handler's temporary images (a frame read, a stylised frame written) are gone after the job
+    assert "Render Result" in found["images"]
+    assert not [name for name in found["images"] if name.startswith(("frame_", "MGAN stylised frame"))]
     rendered = [np.asarray(Image.open(frames / f"frame_{n:04d}.png").convert("RGB")) for n in (1, 2, 3)]
     assert not np.array_equal(rendered[0], rendered[2])
     prev_out = prev_src = None
@@ -506,12 +519,12 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, eng
         assert blended > 100  # the filter did act (where the background stayed still)
 
 
-def test_train_preset_from_an_image(tmp_path, addon_zip, engine):
+def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
     from tests.conftest import skimage_image
 
     exemplar = skimage_image("gravel.png")
     name = f"gravel-{time.monotonic_ns() % 10**9}"  # the engine fixture is shared by the module
-    found = run_blender(tmp_path, """
+    found = run_blender(blender, tmp_path, """
         install()
         bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
         op_train = sys.modules[MODULE + ".op_train"]
@@ -566,7 +579,7 @@ KILLED_MID_JOB = """
 """
 
 
-def test_engine_killed_mid_job_is_a_clear_error_and_a_restart_recovers(tmp_path, addon_zip):
+def test_engine_killed_mid_job_is_a_clear_error_and_a_restart_recovers(tmp_path, addon_zip, blender):
     home = engine_home(tmp_path / "home")
     first = EngineProcess(home, "tcp://127.0.0.1:*").start()
     flags = tmp_path / "flags"
@@ -574,30 +587,28 @@ def test_engine_killed_mid_job_is_a_clear_error_and_a_restart_recovers(tmp_path,
     deadline = 5.0
     path = tmp_path / "killed.py"
     path.write_text(PRELUDE + textwrap.dedent(KILLED_MID_JOB))
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
-    env.pop("PYTHONPATH", None)
     args = json.dumps({"zip": str(addon_zip), "endpoint": first.connect_address(), "flags": str(flags),
                        "deadline": deadline})
-    blender = subprocess.Popen([sys.executable, str(path), args], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([blender.python, str(path), args], cwd=tmp_path, env=blender_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = None
     try:
         t0 = time.monotonic()
         while not (flags / "started").exists():
-            assert blender.poll() is None and time.monotonic() - t0 < 120, blender.communicate()
+            assert proc.poll() is None and time.monotonic() - t0 < 120, proc.communicate()
             time.sleep(0.1)
         time.sleep(1.0)  # the 4096x4096 synthesis is under way
         first.kill()
         second = EngineProcess(home, first.endpoint).start()  # the same address
         (flags / "restarted").write_text("")
-        out, err = blender.communicate(timeout=300)
+        out, err = proc.communicate(timeout=300)
     finally:
-        if blender.poll() is None:
-            blender.kill()
+        if proc.poll() is None:
+            proc.kill()
         if second is not None:
             second.kill()
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    assert blender.returncode == 0 and lines, f"{out[-3000:]}\n{err[-3000:]}"
+    assert proc.returncode == 0 and lines, f"{out[-3000:]}\n{err[-3000:]}"
     found = json.loads(lines[-1][len("RESULT "):])
     assert isinstance(found["first"], str) and "did not answer synthesize" in found["first"], found
     assert "Traceback" not in found["first"]
