@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated engine home, and a tiny preset made without training."""
+"""Shared fixtures: an isolated engine home, a tiny preset made without training, the built
+add-on zip and the real Blenders it is tested in."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from tests.blender_proc import BLENDERS, build_addon_zip, find_blender
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIMAGE_DATA = None
@@ -106,3 +109,15 @@ def tiny_vgg_image_pair():
     with Image.open(skimage_image("gravel.png")) as im:
         a = np.asarray(im.convert("RGB"), dtype=np.float32)[:96, :96] / 255.0
     return get_vgg19("relu4_1"), torch.from_numpy(a).permute(2, 0, 1)[None].contiguous()
+
+
+# The built add-on zip and the real Blenders it is tested in (tests/blender_proc.py).
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory):
+    return build_addon_zip(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module", params=sorted(BLENDERS))
+def blender(request):
+    return find_blender(request.param)
+

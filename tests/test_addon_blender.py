@@ -25,7 +25,6 @@ import time
 import numpy as np
 import pytest
 
-from tests.blender_proc import BLENDERS, build_addon_zip, find_blender
 from tests.conftest import ROOT
 from tests.engine_proc import EngineProcess, engine_home
 
@@ -46,16 +45,6 @@ def install():
 def emit(**found):
     print("RESULT " + json.dumps(found))
 """
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon_zip(tmp_path_factory.mktemp("dist"))
-
-
-@pytest.fixture(scope="module", params=sorted(BLENDERS))
-def blender(request):
-    return find_blender(request.param)
 
 
 def blender_env(tmp_path, env: dict | None = None) -> dict:

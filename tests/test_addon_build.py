@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from tests.blender_proc import BLENDER_PYTHONS, BLENDERS, build_addon_module, build_addon_zip, find_blender
+from tests.blender_proc import BLENDER_PYTHONS, build_addon_module
 from tests.conftest import ROOT
 
 PLATFORMS = {"linux-x64", "windows-x64", "macos-arm64"}
@@ -22,16 +22,6 @@ PLATFORMS = {"linux-x64", "windows-x64", "macos-arm64"}
 WHEEL_PLATFORM = {"linux-x64": r"manylinux_\d+_\d+_x86_64|manylinux\d+_x86_64",
                   "windows-x64": r"win_amd64",
                   "macos-arm64": r"macosx_\d+_\d+_(arm64|universal2)"}
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon_zip(tmp_path_factory.mktemp("dist"))
-
-
-@pytest.fixture(scope="module", params=sorted(BLENDERS))
-def blender(request):
-    return find_blender(request.param)
 
 
 def _wheel_tags(name: str) -> tuple[str, str, str, str, str]:
