@@ -119,19 +119,24 @@ def cmd_synth(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from engine.presets import list_presets, search_dirs
+    from engine.presets import scan_presets, search_dirs
 
-    presets = list_presets()
+    scan = scan_presets()
+    presets = scan.presets
     if args.json:
         print(json.dumps([{"name": p.name, "kind": p.kind, "path": str(p.path),
-                           "exemplar": p.meta.get("exemplar", {})} for p in presets], indent=2))
+                           "exemplar": p.meta.get("exemplar", {}), "broken": None} for p in presets]
+                         + [{"name": b.name, "kind": None, "path": str(b.path), "exemplar": {}, "broken": b.reason}
+                            for b in scan.broken], indent=2))
         return 0
-    if not presets:
+    if not presets and not scan.broken:
         print("no presets installed; searched: " + ", ".join(str(d) for d in search_dirs()))
         return 0
     for p in presets:
         ex = p.meta.get("exemplar", {})
         print(f"{p.name:16s} {p.kind:8s} {ex.get('source', '')[:60]:60s} {ex.get('licence', '')}")
+    for b in scan.broken:
+        print(f"{b.name:16s} {'BROKEN':8s} {b.reason}")
     return 0
 
 

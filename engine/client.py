@@ -297,6 +297,11 @@ class EngineClient:
         """Cancel a job; returns its state now ('cancelled', or 'cancelling' while it stops)."""
         return self.call("cancel", {"job": job}, timeout=timeout).header["state"]
 
+    def release(self, timeout: float | None = None) -> dict:
+        """Free engine memory without stopping it: {"released_presets": n, "cuda_cache_emptied": bool}."""
+        h = self.call("release", timeout=timeout).header
+        return {"released_presets": h["released_presets"], "cuda_cache_emptied": h["cuda_cache_emptied"]}
+
     def shutdown(self, timeout: float | None = None) -> None:
         self.call("shutdown", timeout=timeout)
 

@@ -67,8 +67,8 @@ class MapSettings:
             if spec.type != "number":
                 continue
             v, lo, hi = getattr(self, name), spec.lo, spec.hi
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or not lo <= v <= hi:
-                raise ValueError(f"map setting {name} must be a number in {lo}..{hi}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ValueError(f"map setting {name} must be a number in {lo}..{hi}, got {repr(v)[:40]}")
         if self.normal_convention not in NORMAL_CONVENTIONS:
             raise ValueError(f"map setting normal_convention must be one of {', '.join(NORMAL_CONVENTIONS)}, "
                              f"got {self.normal_convention!r}")

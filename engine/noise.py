@@ -14,6 +14,7 @@ Values are returned as (3,H,W) float32 sRGB in [0,1]: each channel standardised,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -50,10 +51,26 @@ class NoiseParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NoiseParams":
+        """Parameters from JSON (a preset, a request), types checked before ranges: a string
+        or a list where a number belongs is named as such, not met later as a TypeError."""
+        if not isinstance(d, dict):
+            raise ValueError(f"noise parameters must be an object, got {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown noise parameters: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown noise parameters: {', '.join(sorted(map(str, unknown)))}")
+        for name, value in d.items():
+            if name == "kind":
+                ok, want = isinstance(value, str), "a string"
+            elif name == "octaves":
+                ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+            else:
+                ok = isinstance(value, int) and not isinstance(value, bool) or (
+                    isinstance(value, float) and math.isfinite(value))  # an int of any size compares fine
+                want = "a finite number"
+            if not ok:
+                text = repr(value)
+                raise ValueError(f"noise {name} must be {want}, got {text if len(text) <= 60 else text[:60] + '...'}")
         return cls(**d).validate()
 
 

@@ -24,7 +24,7 @@ PROTOCOL_VERSION = 2  # docs/protocol.md, section 8: what changed in each versio
 DEFAULT_PORT = 5757
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
-OPS = ("hello", "presets", "synthesize", "stylize", "train", "status", "cancel", "shutdown")
+OPS = ("hello", "presets", "synthesize", "stylize", "train", "status", "cancel", "release", "shutdown")
 # Arrays travel little-endian whatever the hosts are; only these pixel types exist (uint16:
 # the height map of ``maps``).
 DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2"), "float32": np.dtype("<f4")}
@@ -204,6 +204,7 @@ SPECS: dict[str, OpSpec] = {
         "events": _EVENTS}, "file", 1, 1),
     "status": OpSpec({"job": Field("str", pattern=ID_RE)}),
     "cancel": OpSpec({"job": _JOB}),
+    "release": OpSpec(),
     "shutdown": OpSpec(),
 }
 # Fields every request header carries besides its op's own (and "frames", the descriptors

@@ -24,7 +24,7 @@ import zmq
 
 from . import protocol as P
 from .jobs import Job, JobBook, new_job_id
-from .presets import PresetError, data_dir, find_preset, list_presets
+from .presets import PresetError, data_dir, find_preset, scan_presets
 from .security import CurveServerKeys, EndpointError, apply_server_keys, check_bind, start_authenticator
 from .synth import pick_device
 from .worker import DeviceWorker, effective_noise, preset_error
@@ -74,7 +74,7 @@ class EngineServer:
         self._worker: DeviceWorker | None = None
         self._handlers = {"hello": self._hello, "presets": self._presets, "synthesize": self._compute,
                           "stylize": self._compute, "train": self._train, "status": self._status,
-                          "cancel": self._cancel, "shutdown": self._shutdown}
+                          "cancel": self._cancel, "release": self._release, "shutdown": self._shutdown}
 
     # ---- life cycle -------------------------------------------------------------------
     def start(self) -> str:
@@ -227,9 +227,15 @@ class EngineServer:
                  protocol_version=P.PROTOCOL_VERSION, device=str(self.device), device_name=name,
                  limits=self.limits.to_dict(), ops=list(P.OPS))
 
+    def _release(self, identity: bytes, request: P.Request) -> None:
+        """Free engine memory without stopping: the loaded presets (and CUDA's cached blocks).
+        A job that is running keeps what it holds until it ends."""
+        self._ok(identity, request, **self._worker.release())
+
     def _presets(self, identity: bytes, request: P.Request) -> None:
         listed, thumbs = [], []
-        for p in list_presets():
+        scan = scan_presets()
+        for p in scan.presets:
             ex = p.meta.get("exemplar", {})
             entry = {"name": p.name, "kind": p.kind, "exemplar": {"source": str(ex.get("source", "")),
                                                                  "licence": str(ex.get("licence", ""))},
@@ -239,7 +245,8 @@ class EngineServer:
                 entry["thumbnail"] = len(thumbs)
                 thumbs.append(P.EncodedImage("png", thumb.read_bytes()))
             listed.append(entry)
-        self._ok(identity, request, thumbs, presets=listed)
+        self._ok(identity, request, thumbs, presets=listed,
+                 broken=[{"name": b.name, "reason": b.reason} for b in scan.broken])
 
     def _status(self, identity: bytes, request: P.Request) -> None:
         job = request.fields.get("job")

@@ -23,7 +23,7 @@ import torch
 from .circular import halo_padding
 from .generator import Generator
 from .noise import NoiseParams, noise_canvas, periodic_resize
-from .presets import PresetInfo, load_generator, preset_from_arg
+from .presets import PresetError, PresetInfo, load_generator, preset_from_arg
 from .vgg import get_vgg19
 
 MAX_SIDE = 16384
@@ -100,7 +100,9 @@ class Synthesizer:
         info = preset if isinstance(preset, PresetInfo) else preset_from_arg(preset)
         dev = pick_device(device)
         g = load_generator(info, dev).to(memory_format=torch.channels_last)
-        return cls(info, g, dev, precision)
+        synth = cls(info, g, dev, precision)
+        check_finite_output(synth)
+        return synth
 
     @torch.inference_mode()
     def decode(self, image01: torch.Tensor, window: bool = False) -> torch.Tensor:
@@ -174,6 +176,16 @@ class Synthesizer:
             if dtype == np.uint8:
                 decoded = to_uint8(decoded)
         return decoded
+
+
+def check_finite_output(synth: Synthesizer, side: int = 32) -> None:
+    """Decode one small canvas of the preset's noise; a generator whose output is not finite
+    is a broken preset. Finite weights can still overflow: a flipped exponent bit turns a
+    feature std of 250 into 7e-37, and the features divided by it into infinities."""
+    canvas = noise_canvas(synth.preset.noise, 0, (side, side))
+    if not torch.isfinite(synth.decode(torch.from_numpy(canvas)[None])).all():
+        raise PresetError(f"preset {synth.preset.name!r}: its generator produces non-finite values (NaN or "
+                          "infinity) from finite weights: generator.safetensors is damaged; reinstall or retrain it")
 
 
 def pad_photo(x: torch.Tensor, m: int = TILE_HALO) -> torch.Tensor:

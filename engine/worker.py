@@ -103,6 +103,7 @@ class DeviceWorker(threading.Thread):
         self._training: deque[Job] = deque()
         self._stopping = False
         self._synths: OrderedDict[tuple, Synthesizer] = OrderedDict()
+        self._synths_lock = threading.Lock()
         self._out: zmq.Socket | None = None
 
     # ---- queue ------------------------------------------------------------------------
@@ -204,18 +205,31 @@ class DeviceWorker(threading.Thread):
         return P.error_header(err, job.kind)
 
     # ---- synthesis --------------------------------------------------------------------
+    def release(self) -> dict:
+        """Drop the loaded presets (called from the IO thread; the cache's lock keeps the
+        worker's lookups whole) and, on a GPU, hand its cached blocks back to the driver."""
+        with self._synths_lock:
+            released = len(self._synths)
+            self._synths.clear()
+        cuda = self.device.startswith("cuda") and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.empty_cache()
+        return {"released_presets": released, "cuda_cache_emptied": cuda}
+
     def synthesizer(self, preset: PresetInfo, precision: str) -> Synthesizer:
         """Cached per preset folder, weights file version and precision: loading G and
         moving it to the device costs more than a small synthesis."""
         weights = preset.path / "generator.safetensors"
         key = (str(preset.path), weights.stat().st_mtime_ns if weights.exists() else 0, precision)
-        if key in self._synths:
-            self._synths.move_to_end(key)
-            return self._synths[key]
+        with self._synths_lock:
+            if key in self._synths:
+                self._synths.move_to_end(key)
+                return self._synths[key]
         synth = Synthesizer.load(preset, device=self.device, precision=precision)
-        self._synths[key] = synth
-        while len(self._synths) > SYNTH_CACHE_SIZE:
-            self._synths.popitem(last=False)
+        with self._synths_lock:
+            self._synths[key] = synth
+            while len(self._synths) > SYNTH_CACHE_SIZE:
+                self._synths.popitem(last=False)
         return synth
 
     def _infer(self, job: Job) -> tuple[dict, list[np.ndarray]]:

@@ -96,6 +96,15 @@ def test_maps_over_the_socket_equal_the_in_process_maps(client, pipeline):
         client.material("tiny", 64, 64, map_settings={"roughness_min": 0.8, "roughness_max": 0.2})
 
 
+def test_release_frees_loaded_presets_and_the_engine_keeps_serving(client, pipeline):
+    client.synthesize("tiny", 32, 32, seed=1)
+    freed = client.release()
+    assert freed["released_presets"] >= 1 and freed["cuda_cache_emptied"] is False
+    assert client.release()["released_presets"] == 0  # nothing loaded since
+    got = client.synthesize("tiny", 40, 24, seed=9)  # the preset loads again
+    assert got.tobytes() == pipeline.synthesize(40, 24, 9).tobytes()
+
+
 def test_untileable_texture_does_not_wrap(client):
     wrapped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32")
     cropped = client.synthesize("tiny", 64, 64, seed=2, dtype="float32", tileable=False)

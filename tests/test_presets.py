@@ -7,7 +7,7 @@ from PIL import Image
 import torch
 
 from engine.presets import (BUILTIN_DIR, PresetError, check_name, find_preset, list_presets, open_preset,
-                            load_generator, read_meta)
+                            load_generator, read_meta, scan_presets)
 from engine.synth import Synthesizer
 from tests.conftest import make_tiny_preset
 
@@ -35,19 +35,37 @@ def test_names_are_validated(name):
         check_name(name)
 
 
-def test_corrupt_json(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", "9" * 5000, "[" * 100_000 + "]" * 100_000, "\udcff"])
+def test_corrupt_json(tmp_path, text):
     folder = make_tiny_preset(tmp_path)
-    (folder / "preset.json").write_text("{not json")
-    with pytest.raises(PresetError, match="corrupt"):
+    (folder / "preset.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(PresetError, match="preset.json is corrupt"):
         read_meta(folder)
+
+
+def test_json_with_a_byte_order_mark_is_read(tmp_path):
+    folder = make_tiny_preset(tmp_path)
+    (folder / "preset.json").write_bytes(b"\xef\xbb\xbf" + (folder / "preset.json").read_bytes())
+    assert read_meta(folder)["name"] == "tiny"
 
 
 @pytest.mark.parametrize("patch,message", [
     ({"format": "something-else"}, "not an MGAN preset"),
-    ({"format_version": 99}, "format version 99"),
+    ({"format_version": 99}, "format_version 99"),
+    ({"format_version": True}, "format_version True"),
     ({"kind": "sound"}, "kind must be"),
     ({"generator": {"arch": "vit"}}, "unknown generator arch"),
     ({"noise": {"kind": "pink"}}, "unknown noise kind"),
+    # A field of the wrong type is named, never met later as an AttributeError or TypeError.
+    ({"exemplar": None}, "field 'exemplar': must be an object, got NoneType"),
+    ({"exemplar": "photo.png"}, "field 'exemplar': must be an object, got str"),
+    ({"exemplar": {"source": 5}}, "exemplar source must be a string, got 5"),
+    ({"noise": None}, "field 'noise': noise parameters must be an object"),
+    ({"noise": {"octaves": float("inf")}}, "noise octaves must be an integer, got inf"),
+    ({"noise": {"beta": "2.5"}}, "noise beta must be a finite number, got '2.5'"),
+    ({"generator": 3}, "field 'generator': generator config must be an object"),
+    ({"maps": []}, "field 'maps': map settings must be an object"),
+    ({"name": None}, "field 'name': invalid preset name None"),
 ])
 def test_foreign_or_invalid_meta(tmp_path, patch, message):
     folder = make_tiny_preset(tmp_path)
@@ -69,13 +87,34 @@ def test_corrupt_weights(tmp_path):
         load_generator(info)
 
 
+def test_truncated_or_forged_weights(tmp_path):
+    import struct
+
+    folder = make_tiny_preset(tmp_path)
+    info = open_preset(folder)
+    weights = folder / "generator.safetensors"
+    blob = weights.read_bytes()
+    weights.write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(PresetError, match=rf"preset 'tiny': generator.safetensors is truncated: {len(blob) // 2} "
+                                          rf"bytes, its header describes {len(blob)}"):
+        load_generator(info)
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    header["head.weight"]["dtype"] = "I16"  # same size as F16: only the dtype tells
+    text = json.dumps(header).encode()
+    weights.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n:])
+    with pytest.raises(PresetError, match="tensor head.weight has dtype 'I16'"):
+        load_generator(info)
+
+
 def test_weights_not_matching_config(tmp_path):
     from safetensors.torch import save_file
 
     folder = make_tiny_preset(tmp_path)
     info = open_preset(folder)
     save_file({"head.weight": torch.zeros(3)}, str(folder / "generator.safetensors"))
-    with pytest.raises(PresetError, match="do not match"):
+    with pytest.raises(PresetError, match=r"does not match the generator config in preset.json \(\{\"arch\": "
+                                          r"\"upsample\", \"widths\": \[32, 16, 16\]\}\): missing tensors"):
         load_generator(info)
 
 
@@ -90,14 +129,116 @@ def test_non_finite_weights_refused(tmp_path):
         load_generator(open_preset(folder))
 
 
-def test_broken_preset_is_skipped_in_listing(tmp_path, monkeypatch):
-    make_tiny_preset(tmp_path / "user", name="good")
-    bad = tmp_path / "user" / "bad"
-    bad.mkdir()
-    (bad / "preset.json").write_text("[]")
+def test_generator_with_non_finite_output_refused(tmp_path):
+    """Finite weights that overflow (a flipped exponent bit made a feature std tiny) are
+    refused at load, before they paint a NaN texture."""
+    from safetensors.torch import load_file, save_file
+
+    folder = make_tiny_preset(tmp_path)
+    state = load_file(str(folder / "generator.safetensors"))
+    state["feat_std"] = state["feat_std"].float()
+    state["feat_std"][0, 7] = 7e-37
+    save_file(state, str(folder / "generator.safetensors"))
+    load_generator(open_preset(folder))  # every tensor is finite...
+    with pytest.raises(PresetError, match="preset 'tiny': its generator produces non-finite values"):
+        Synthesizer.load(str(folder), device="cpu")  # ...but what they make is not
+
+
+def broken_presets(folder):
+    """A good preset and three broken ones: JSON that is not a preset, truncated weights, and
+    a folder whose name cannot be a preset's."""
+    make_tiny_preset(folder, name="good")
+    (folder / "notjson").mkdir()
+    (folder / "notjson" / "preset.json").write_text("[]")
+    weights = make_tiny_preset(folder, name="cut") / "generator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    make_tiny_preset(folder, name="tiny").rename(folder / "My Preset")
+    (folder / "not-a-preset").mkdir()  # no preset.json: not listed at all
+
+
+def test_broken_presets_are_listed_with_the_reason(tmp_path, monkeypatch):
+    broken_presets(tmp_path / "user")
     monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
-    names = [p.name for p in list_presets()]
-    assert "good" in names and "bad" not in names
+    scan = scan_presets()
+    user = [p.name for p in scan.presets if p.path.parent == tmp_path / "user"]
+    assert user == ["good"] and [p.name for p in list_presets() if p.path.parent == tmp_path / "user"] == ["good"]
+    reasons = {b.name: b.reason for b in scan.broken}
+    assert set(reasons) == {"My Preset", "cut", "notjson"}
+    assert "is not an MGAN preset" in reasons["notjson"]
+    assert "generator.safetensors is truncated: " in reasons["cut"]
+    assert "the folder's name is not a preset name" in reasons["My Preset"]
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_broken_user_preset_shadows_the_builtin(tmp_path, monkeypatch):
+    """As find_preset opens the user's folder first, the listing shows that one: broken."""
+    builtin = next(p for p in list_presets() if p.path.parent == BUILTIN_DIR)
+    (tmp_path / "user" / builtin.name).mkdir(parents=True)
+    (tmp_path / "user" / builtin.name / "preset.json").write_text("{")
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    scan = scan_presets()
+    assert builtin.name not in [p.name for p in scan.presets]
+    assert [b.path for b in scan.broken if b.name == builtin.name] == [tmp_path / "user" / builtin.name]
+    with pytest.raises(PresetError, match="corrupt"):
+        find_preset(builtin.name)
+
+
+def test_mgan_presets_prints_broken_ones_with_the_reason(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from engine.cli import cmd_presets
+
+    broken_presets(tmp_path / "user")
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    assert cmd_presets(argparse.Namespace(json=False)) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["good"].split()[1] == "texture"
+    assert lines["cut"].split()[1] == "BROKEN" and "generator.safetensors is truncated" in lines["cut"]
+    assert lines["notjson"].split()[1] == "BROKEN" and "not an MGAN preset" in lines["notjson"]
+    assert cmd_presets(argparse.Namespace(json=True)) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert listed["good"]["broken"] is None and listed["good"]["kind"] == "texture"
+    assert "is truncated" in listed["cut"]["broken"] and listed["cut"]["kind"] is None
+
+
+def test_engine_reports_broken_presets_and_refuses_them_as_bad_preset(tmp_path, monkeypatch):
+    """The presets reply carries the broken ones; a preset that fails at load (here: in the
+    worker, when its generator turns out to make NaNs) is answered bad_preset."""
+    import threading
+
+    from safetensors.torch import load_file, save_file
+
+    from engine import protocol as P
+    from engine.client import EngineClient, EngineError
+    from engine.server import EngineServer
+
+    broken_presets(tmp_path / "user")
+    weights = make_tiny_preset(tmp_path / "user", name="nan") / "generator.safetensors"
+    state = load_file(str(weights))
+    state["feat_std"] = state["feat_std"].float()
+    state["feat_std"][0, 7] = 7e-37
+    save_file(state, str(weights))
+    monkeypatch.setenv("MGAN_PRESETS", str(tmp_path / "user"))
+    server = EngineServer(f"ipc://{tmp_path}/engine.sock", device="cpu", log=lambda line: None)
+    server.start()
+    serving = threading.Thread(target=server.serve)
+    serving.start()
+    try:
+        with EngineClient(server.endpoint, timeout=60) as client:
+            reply = client.call("presets")
+            assert {p["name"] for p in reply.header["presets"]} >= {"good", "nan"}
+            broken = {b["name"]: b["reason"] for b in reply.header["broken"]}
+            assert set(broken) == {"My Preset", "cut", "notjson"}
+            assert "generator.safetensors is truncated" in broken["cut"]
+            for name, message in [("cut", "is truncated"), ("notjson", "not an MGAN preset"),
+                                  ("nan", "generator produces non-finite values")]:
+                with pytest.raises(EngineError, match=message) as err:
+                    client.synthesize(name, 32, 32)
+                assert err.value.code == P.BAD_PRESET
+    finally:
+        server.stop()
+        serving.join(timeout=60)
+        server.close()
 
 
 def test_builtin_presets_are_valid_and_record_their_exemplar():
