@@ -214,9 +214,12 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
         raise ValueError(f"height bands need tent radii in 1..31, got {bands!r}")
     reach = 2 * max(r for r, _ in bands)
     raw = np.empty((h, w), np.float32)
+    luma = np.empty((h, w), np.uint8)  # kept for the roughness
 
     def bands_of(y0: int, y1: int) -> None:
-        raw[y0:y1] = _band_sum(_luma(basecolor[_rows(h, y0, y1, reach)]), reach + 2, y1 - y0, bands)
+        window = _luma(basecolor[_rows(h, y0, y1, reach)])
+        luma[y0:y1] = window[reach + 2:reach + 2 + y1 - y0]
+        raw[y0:y1] = _band_sum(window, reach + 2, y1 - y0, bands)
     _each_strip(bands_of, strips, h * w)
     lo, hi = np.percentile(_sample(raw), HEIGHT_PERCENTILES)
     mid = float(np.median(_sample(raw)))
@@ -225,9 +228,11 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
     # 2. height in 16 bits: the canonical relief that normal, AO and roughness read
     height = np.empty((h, w), np.uint16)
     gain = settings.height_scale / spread
-    for y0, y1 in strips:
+
+    def height_of(y0: int, y1: int) -> None:
         level = 0.5 + (raw[y0:y1] - mid) * gain
         height[y0:y1] = np.rint(np.clip(level, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    _each_strip(height_of, strips, h * w)
     del raw
     if "height" in names:
         out["height"] = height
@@ -240,7 +245,7 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
         out["normal"] = np.empty((h, w, 3), np.uint8)
     if "roughness" in want:
         out["roughness"] = np.empty((h, w), np.uint8)
-        luma_lo, luma_hi = np.percentile(_luma(_sample(basecolor)), HEIGHT_PERCENTILES)
+        luma_lo, luma_hi = np.percentile(_sample(luma), HEIGHT_PERCENTILES)
         luma_span = max(float(luma_hi - luma_lo), 1.0)
     ao_box = max(1, int(round(settings.ao_radius / 2)))  # a tent of box radius r reaches 2r px
     if "ao" in want:
@@ -272,7 +277,7 @@ def derive_maps(basecolor: np.ndarray, names: Iterable[str] = MAP_NAMES, setting
             occlusion = below * np.float32(AO_GAIN * settings.ao_strength / 255.0)
             out["ao"][y0:y1] = np.rint(np.clip(1.0 - occlusion, 0.0, 1.0) * 255.0).astype(np.uint8)
         if "roughness" in want:
-            bright = np.clip((_luma(basecolor[y0:y1]).astype(np.float32) - np.float32(luma_lo)) / np.float32(luma_span), 0.0, 1.0)
+            bright = np.clip((luma[y0:y1].astype(np.float32) - np.float32(luma_lo)) / np.float32(luma_span), 0.0, 1.0)
             rough = np.clip(0.5 * (1.0 - bright) + 0.5 * (1.0 - core / 65535.0), 0.0, 1.0)
             rough = settings.roughness_min + (settings.roughness_max - settings.roughness_min) * rough
             out["roughness"][y0:y1] = np.rint(rough * 255.0).astype(np.uint8)
