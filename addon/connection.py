@@ -9,6 +9,8 @@ try:
 except ImportError:  # a source checkout with the repository on sys.path
     from engine import client, protocol, sequence  # noqa: F401
 
+from .preset_list import read_presets_reply
+
 EngineClient, EngineError, EngineTimeout = client.EngineClient, client.EngineError, client.EngineTimeout
 
 # A UI must not hang on an engine that is down: short deadlines for quick questions.
@@ -22,6 +24,7 @@ class Link:
         self._client: client.EngineClient | None = None
         self.hello: dict | None = None
         self.presets: list[dict] = []
+        self.broken: list[dict] = []  # presets the engine cannot load: {"name", "reason"}
         self.last_error: str = ""
         self._done: dict = {}            # request id -> reply, collected for its owner
         self._abandoned: set[str] = set()  # ids whose replies nobody wants any more
@@ -34,12 +37,14 @@ class Link:
         return self._client
 
     def refresh(self, endpoint: str, timeout: float = QUICK_TIMEOUT) -> bool:
-        """Ask the engine who it is and which presets it has; False (and last_error) if it
-        does not answer."""
+        """Ask the engine who it is and which presets it has (with their thumbnails, and the
+        broken ones); False (and last_error) if it does not answer."""
         try:
             c = self.client(endpoint)
             self.hello = c.hello(timeout=timeout)
-            self.presets = c.presets(timeout=timeout)
+            reply = c.call("presets", timeout=timeout)  # not c.presets(): it drops `broken`
+            listing = read_presets_reply(reply.header, reply.payloads)
+            self.presets, self.broken = listing.presets, listing.broken
             self.last_error = ""
             return True
         except EngineError as exc:

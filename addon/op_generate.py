@@ -7,26 +7,38 @@ from .images import wire_texture, write_image
 from .jobs import synthesize_fields
 from .op_job import EngineJobOperator
 from .properties import STATE
+from .variants import texture_name
 
 
-class MGAN_OT_generate(EngineJobOperator, bpy.types.Operator):
-    """Synthesize a seamless texture with the MGAN engine"""
-    bl_idname = "mgan.generate"
-    bl_label = "Generate"
-    bl_options = {"REGISTER", "UNDO"}
+class GenerateTexture(EngineJobOperator):
+    """Generate's request and result, shared with Keep (op_variants.py), which picks its own
+    seed and name: a registered operator class cannot be subclassed (Blender then loses the
+    parent's Python class), so both operators mix this in."""
+
+    _preset, _seed = "", 0
+
+    def texture_seed(self, context) -> int:
+        return context.scene.mgan.seed
+
+    def image_name_for(self, context) -> str:
+        """The panel's image name; empty (the default), '<preset>_s<seed>', so a new seed is
+        a new image instead of overwriting the last."""
+        return context.scene.mgan.image_name or texture_name(self._preset, self._seed)
 
     def request(self, context):
         preset = self.chosen_preset(context)
         if preset is None:
             return None
         s = context.scene.mgan
-        fields = synthesize_fields(preset, s.width, s.height, s.seed, s.noise_scale, s.tileable)
-        return fields, f"generating {s.width}x{s.height} '{preset}'"
+        # what the image is named after: the panel may change while the engine works
+        self._preset, self._seed = preset, self.texture_seed(context)
+        fields = synthesize_fields(preset, s.width, s.height, self._seed, s.noise_scale, s.tileable)
+        return fields, f"generating {s.width}x{s.height} '{preset}' seed {self._seed}"
 
     def finish(self, context, reply):
         settings = context.scene.mgan
         rgb = reply.payloads[0]
-        image = write_image(settings.image_name, rgb, settings.float_buffer)
+        image = write_image(self.image_name_for(context), rgb, settings.float_buffer)
         seconds = reply.header.get("seconds", 0)
         STATE.message = f"{image.name}: {rgb.shape[1]}x{rgb.shape[0]} in {seconds:.1f} s"
         if settings.add_to_material:
@@ -45,3 +57,10 @@ class MGAN_OT_generate(EngineJobOperator, bpy.types.Operator):
                 area.spaces.active.image = image  # show the result where the user works
         self.report({"INFO"}, STATE.message)
         return {"FINISHED"}
+
+
+class MGAN_OT_generate(GenerateTexture, bpy.types.Operator):
+    """Synthesize a seamless texture with the MGAN engine"""
+    bl_idname = "mgan.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER", "UNDO"}

@@ -57,6 +57,11 @@ class EngineJobOperator:
         return preset
 
     # ---- stepping ----------------------------------------------------------------------
+    def make_job(self, endpoint: str, fields, hello_timeout: float, timeout: float):
+        """The job that ``request``'s fields become: one EngineJob; Variants (several
+        requests) makes a JobBatch with the same interface."""
+        return EngineJob(LINK, endpoint, self.job_op, fields, hello_timeout=hello_timeout, timeout=timeout)
+
     def _start(self, context) -> bool:
         asked = self.request(context)
         if asked is None:
@@ -64,8 +69,8 @@ class EngineJobOperator:
         fields, message = asked
         hello_timeout = STARTING_ENGINE_TIMEOUT if engine_process.running() else QUICK_TIMEOUT
         try:
-            self._job = EngineJob(LINK, addon_prefs(context).endpoint, self.job_op, fields,
-                                  hello_timeout=hello_timeout, timeout=context.scene.mgan.timeout).start()
+            self._job = self.make_job(addon_prefs(context).endpoint, fields, hello_timeout,
+                                      context.scene.mgan.timeout).start()
         except EngineError as exc:
             self.report({"ERROR"}, exc.message)
             return False

@@ -1,8 +1,9 @@
-"""Refresh: ask the engine for its status and preset list."""
+"""Refresh: ask the engine for its status and preset list (and rebuild the thumbnails)."""
 import bpy
 
 from .connection import LINK
 from .preferences import addon_prefs
+from .previews import THUMBNAILS
 
 
 class MGAN_OT_refresh(bpy.types.Operator):
@@ -18,4 +19,11 @@ class MGAN_OT_refresh(bpy.types.Operator):
         names = [p["name"] for p in LINK.presets]
         if names and settings.preset not in names:
             settings.preset = names[0]
+        try:
+            THUMBNAILS.rebuild(LINK.presets)
+        except OSError as exc:
+            self.report({"WARNING"}, f"the presets' thumbnails cannot be shown: {exc}")
+        if LINK.broken:
+            self.report({"WARNING"}, f"cannot load preset(s) {', '.join(b['name'] for b in LINK.broken)}: "
+                                     "the MGAN panel says why")
         return {"FINISHED"}

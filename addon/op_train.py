@@ -1,21 +1,24 @@
 """Train preset from image: send an image to the engine as a training exemplar. The
 engine trains in the background (minutes to hours); a timer follows the job without
-blocking and lists the new preset when it is done."""
+blocking: a progress bar, the latest preview image and Cancel in the panel, and the new
+preset listed when it is done."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
 import bpy
+import bpy.utils.previews
 
-from .connection import LINK, EngineError, client, protocol
+from .connection import LINK, QUICK_TIMEOUT, EngineError, client, protocol
 from .images import image_rgb, save_png
 from .jobs import EngineJob
 from .preferences import addon_prefs
 from .properties import STATE
+from .train_progress import (FINISHED_STATES, PREVIEW_SETTLE_SECONDS, engine_data_dir, job_fraction, job_message,
+                             latest_preview, preview_every, preview_folder)
 
-WATCH_SECONDS = 2.0
-FINISHED_STATES = ("done", "failed", "cancelled", "interrupted")
+WATCH_SECONDS = 1.0
 
 
 def exemplar_bytes(image: bpy.types.Image) -> bytes:
@@ -30,12 +33,16 @@ def exemplar_bytes(image: bpy.types.Image) -> bytes:
 
 
 class TrainWatch:
-    """Follows one training job with non-blocking status requests from a timer."""
+    """Follows one training job with non-blocking status requests; finds its newest preview."""
 
-    def __init__(self, endpoint: str, job: str):
+    def __init__(self, endpoint: str, job: str, data_dir: Path | None = None):
         self.endpoint, self.job = endpoint, job
+        self.data_dir = engine_data_dir() if data_dir is None else Path(data_dir)
         self.rid: str | None = None
         self.record: dict | None = None
+        self.fraction = 0.0
+        self.finished = False
+        self.preview: Path | None = None
 
     def step(self) -> bool:
         """True once the job has finished (or cannot be followed any more)."""
@@ -48,29 +55,97 @@ class TrainWatch:
         self.rid = None
         if not reply.header.get("ok"):
             STATE.train_message = f"training {self.job}: {reply.header['error']['message']}"
+            self.finished = True
             return True
         self.record = reply.header.get("job") or {}
-        progress = self.record.get("progress") or {}
-        state = self.record.get("state", "?")
-        done, total = progress.get("done", 0), progress.get("total", "?")
-        STATE.train_message = f"training '{self.record.get('name')}': {state} {done}/{total}"
-        if state == "failed":
-            STATE.train_message += f": {self.record.get('error')}"
-        return state in FINISHED_STATES
+        self.fraction = job_fraction(self.record)
+        STATE.train_message = job_message(self.record)
+        self.finished = self.record.get("state") in FINISHED_STATES
+        name = self.record.get("name")
+        if isinstance(name, str) and protocol.NAME_RE.match(name):  # a path part from the wire: checked
+            # once finished nothing is being written any more: the newest file is whole
+            settle = 0.0 if self.finished else PREVIEW_SETTLE_SECONDS
+            self.preview = latest_preview(preview_folder(self.data_dir, name), settle=settle) or self.preview
+        return self.finished
 
 
-def _watch_timer(watch: TrainWatch):
-    def tick():
+class Following:
+    """The training job the panel follows (one at a time): its watch, the timer that steps
+    it (interactive Blender only: timers do not run in the background, where a script
+    calls ``tick``), and the latest preview as a panel icon."""
+
+    def __init__(self):
+        self.watch: TrainWatch | None = None
+        self.icons = None  # a bpy.utils.previews collection, made on the first preview
+        self.icon_path: Path | None = None
+        self._tick = self.tick  # one bound method, so the timer can be found and removed
+
+    def follow(self, watch: TrainWatch) -> None:
+        self.forget()
+        self.watch = watch
+        if not bpy.app.background:  # persistent: the job goes on when another file is opened
+            bpy.app.timers.register(self._tick, first_interval=WATCH_SECONDS, persistent=True)
+
+    def tick(self) -> float | None:
+        watch = self.watch
+        if watch is None:
+            return None
         try:
             done = watch.step()
         except EngineError as exc:
-            STATE.train_message, done = exc.message, True
-        if done:
-            if watch.record and watch.record.get("state") == "done":
-                LINK.refresh(watch.endpoint)  # the new preset appears in the list
+            STATE.train_message, watch.finished, done = exc.message, True, True
+        if watch.preview is not None and watch.preview != self.icon_path:
+            self._show(watch.preview)
+        _redraw_image_editors()
+        if not done:
+            return WATCH_SECONDS
+        if watch.record and watch.record.get("state") == "done":
+            LINK.refresh(watch.endpoint)  # the new preset appears in the list
+        return None
+
+    def _show(self, path: Path) -> None:
+        if self.icons is None:
+            self.icons = bpy.utils.previews.new()
+        self.icons.clear()  # only the latest is kept
+        self.icons.load(str(path), str(path), "IMAGE")  # positional: 5.3 renamed the keywords
+        self.icon_path = path
+
+    def icon(self):
+        """The latest preview's ImagePreview, or None."""
+        if self.icons is None or self.icon_path is None:
             return None
-        return WATCH_SECONDS
-    return tick
+        return self.icons.get(str(self.icon_path))
+
+    def forget(self) -> None:
+        if bpy.app.timers.is_registered(self._tick):
+            bpy.app.timers.unregister(self._tick)
+        if self.icons is not None:
+            bpy.utils.previews.remove(self.icons)
+        self.watch, self.icons, self.icon_path = None, None, None
+
+
+FOLLOWING = Following()
+
+
+def _redraw_image_editors() -> None:
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.tag_redraw()
+
+
+def draw_train_status(layout) -> None:
+    """Under Train: while a job runs, its progress bar and Cancel; then its last word; and
+    its latest preview."""
+    watch = FOLLOWING.watch
+    if watch is not None and not watch.finished:
+        layout.progress(factor=watch.fraction, text=STATE.train_message or "training: queued")
+        layout.operator("mgan.cancel_training", icon="CANCEL")
+    elif STATE.train_message:
+        layout.label(text=STATE.train_message)
+    icon = FOLLOWING.icon()
+    if icon is not None and icon.icon_id:  # headless Blender makes no icons
+        layout.template_icon(icon_value=icon.icon_id, scale=8.0)
 
 
 class MGAN_OT_train(bpy.types.Operator):
@@ -91,6 +166,7 @@ class MGAN_OT_train(bpy.types.Operator):
         endpoint = addon_prefs(context).endpoint
         fields = {"name": name, "steps": settings.train_steps, "exemplar_size": settings.train_exemplar_size,
                   "crop": settings.train_crop, "batch": settings.train_batch,
+                  "preview_every": preview_every(settings.train_steps),
                   "source": f"Blender image '{settings.train_image.name}'"}
         try:
             data = exemplar_bytes(settings.train_image)
@@ -104,9 +180,29 @@ class MGAN_OT_train(bpy.types.Operator):
             return {"CANCELLED"}
         STATE.train_job = job.reply.header["job"]
         STATE.train_message = f"training '{name}': queued"
-        if not bpy.app.background:  # timers only run with an event loop
-            bpy.app.timers.register(_watch_timer(TrainWatch(endpoint, STATE.train_job)),
-                                    first_interval=WATCH_SECONDS)
+        FOLLOWING.follow(TrainWatch(endpoint, STATE.train_job))
         self.report({"INFO"}, f"training '{name}' started (job {STATE.train_job})")
         return {"FINISHED"}
 
+
+class MGAN_OT_cancel_training(bpy.types.Operator):
+    """Stop the training job: the engine stops after the current step and keeps its checkpoint"""
+    bl_idname = "mgan.cancel_training"
+    bl_label = "Cancel training"
+
+    @classmethod
+    def poll(cls, context):
+        return FOLLOWING.watch is not None and not FOLLOWING.watch.finished
+
+    def execute(self, context):
+        watch = FOLLOWING.watch
+        try:  # the engine answers cancel at once, whatever it computes
+            job = EngineJob(LINK, addon_prefs(context).endpoint, "cancel", {"job": watch.job},
+                            timeout=QUICK_TIMEOUT).start().run()
+        except EngineError as exc:
+            self.report({"ERROR"}, exc.message)
+            return {"CANCELLED"}
+        state = job.reply.header.get("state")
+        STATE.train_message = f"training {watch.job}: {state}"  # the watch's next status says more
+        self.report({"INFO"}, f"training job {watch.job}: {state}")
+        return {"FINISHED"}

@@ -3,6 +3,9 @@ import bpy
 
 from .connection import LINK
 from .jobs import PANEL_MAP_SETTINGS
+from .live_preview_timer import draw_live_preview
+from .op_train import draw_train_status
+from .panels_presets import draw_broken_presets, draw_preset_picker, draw_release
 from .properties import STATE
 
 
@@ -19,14 +22,17 @@ def draw_panel(layout, context) -> None:
         if LINK.last_error:
             box.label(text=LINK.last_error[:80])
     row.operator("mgan.refresh", text="", icon="FILE_REFRESH")
+    draw_release(box)
 
-    layout.prop(settings, "preset")
+    draw_preset_picker(layout, settings)
+    draw_broken_presets(layout)
     col = layout.column(align=True)
     col.prop(settings, "width")
     col.prop(settings, "height")
     layout.prop(settings, "seed")
     layout.prop(settings, "noise_scale")
     layout.prop(settings, "tileable")
+    draw_live_preview(layout, settings)
     layout.prop(settings, "image_name")
     layout.prop(settings, "float_buffer")
     layout.prop(settings, "add_to_material")
@@ -63,8 +69,7 @@ def draw_training(layout, context) -> None:
     for prop in ("train_steps", "train_exemplar_size", "train_crop", "train_batch"):
         col.prop(settings, prop)
     layout.operator("mgan.train", icon="EXPORT")
-    if STATE.train_message:
-        layout.label(text=STATE.train_message)
+    draw_train_status(layout)
 
 
 class SidebarTab:

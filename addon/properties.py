@@ -5,22 +5,21 @@ import bpy
 
 from .connection import LINK, protocol
 from .jobs import PANEL_MAP_SETTINGS
+from .live_preview_timer import live_preview_toggled
+from .preset_list import NO_PRESET, enum_items
+from .previews import THUMBNAILS
+from .variant_settings import MGAN_VariantSettings
 
 # Blender keeps pointers into the strings of dynamic enum items: keep them alive here.
-_preset_items: list[tuple[str, str, str]] = []
-NO_PRESET = "NONE"
+_preset_items: list[tuple] = []
 
 
-_style_items: list[tuple[str, str, str]] = []
+_style_items: list[tuple] = []
 
 
-def _items(first_kind: str) -> list[tuple[str, str, str]]:
-    """The engine's presets, those of ``first_kind`` first (so the default fits the panel)."""
-    presets = [p for p in LINK.presets if isinstance(p.get("name"), str)]
-    presets.sort(key=lambda p: p.get("kind", "texture") != first_kind)
-    items = [(p["name"], p["name"], f"{p.get('kind', 'texture')}: {p.get('exemplar', {}).get('source', '')}")
-             for p in presets]
-    return items or [(NO_PRESET, "No presets", "Connect to the engine (Refresh) to list its presets")]
+def _items(first_kind: str) -> list[tuple]:
+    """The engine's presets, those of ``first_kind`` first, with their thumbnails' icons."""
+    return enum_items(LINK.presets, first_kind, THUMBNAILS.icon_id)
 
 
 def preset_items(self, context):
@@ -78,8 +77,14 @@ class MGAN_Settings(bpy.types.PropertyGroup):
                                          description="Feature size in pixels; 0 keeps the preset's own")
     tileable: bpy.props.BoolProperty(name="Tileable", default=True,
                                      description="The texture wraps around seamlessly")
-    image_name: bpy.props.StringProperty(name="Image", default="MGAN Texture",
-                                         description="Image to create or update")
+    live_preview: bpy.props.BoolProperty(
+        name="Live preview", default=False, update=live_preview_toggled,
+        description="Keep a small preview ('MGAN Preview', shown repeated in the Image Editor) up to date "
+                    "while the preset, seed, noise scale or size change; Apply generates the full size")
+    image_name: bpy.props.StringProperty(name="Image", default="",
+                                         description="Image to create or update; empty: one image per preset "
+                                                     "and seed, named '<preset>_s<seed>'")
+    variants: bpy.props.PointerProperty(type=MGAN_VariantSettings)
     float_buffer: bpy.props.BoolProperty(name="Float buffer", default=False,
                                          description="Store as a 32-bit float (scene-linear) image")
     add_to_material: bpy.props.BoolProperty(

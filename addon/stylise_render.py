@@ -1,10 +1,14 @@
 """Stylise rendered frames: after Blender writes each frame, send it through a style
 preset and write ``<frame file>_mgan.png`` beside it (the frame number is in the name).
 
-It runs in the ``render_write`` handler, when the frame's file exists. The request is
-blocking: in background renders (`blender -b ... -a`) that is the main thread and the
-right thing; in the UI the render job is busy anyway. It has its own engine link, so it
-never shares a socket with the panel's operators.
+It starts in the ``render_write`` handler, when the frame's file exists. In a background
+render (`blender -b ... -a`) the handler runs on the main thread and does it all, blocking
+(nothing else is waiting). In an interactive render (Render Animation, Ctrl F12) the
+handlers run on a render thread and must not touch Blender data: they queue what happened
+(render_queue.py), and a timer on the main thread reads each frame, steps its engine
+request without blocking the UI, and writes the result, in order. It has its own engine
+link, so it never shares a socket with the panel's operators. (A still rendered with F12
+writes no frame file: there is nothing here to stylise.)
 
 With "Temporal smoothing" above 0, consecutive frames of one render job go through the
 engine's motion-gated filter (engine/sequence.py, the CLI's ``--temporal``): where the
@@ -24,9 +28,13 @@ from .connection import EngineError, Link, sequence
 from .images import LaterRemoval, read_rgb, save_png
 from .jobs import EngineJob
 from .preferences import addon_prefs
+from .render_queue import END, FRAME, INIT, RenderEvent, RenderEvents, runs_inline
 
 RENDER_LINK = Link()
 SUFFIX = "_mgan"
+EVENTS = RenderEvents()
+# The main thread's timer: quick while frames wait, slow while nothing renders.
+BUSY_TICK, IDLE_TICK = 0.05, 0.25
 
 
 class PreviousFrame:
@@ -59,27 +67,117 @@ def stylised_path(frame_file: str) -> Path:
     return p.with_name(f"{p.stem}{SUFFIX}.png")
 
 
-def stylise_file(frame_file: str, preset: str, endpoint: str, timeout: float,
-                 frame: int | None = None, temporal: float = 0.0) -> Path:
-    rgb = read_rgb(frame_file, dispose=SPENT_IMAGES)
-    job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": preset, "dtype": "uint8"}, [rgb],
-                    timeout=timeout).start().run()
-    result = job.reply.payloads[0]
-    if frame is not None and temporal > 0:
-        result = PREVIOUS.blend(frame, preset, rgb, result, temporal)
-    out = stylised_path(frame_file)
-    save_png(out, result, dispose=SPENT_IMAGES)
-    return out
+class FrameWork:
+    """One frame's stylisation: the frame read, its engine request, the result written.
+    ``start`` and ``finish`` touch Blender data: main thread only."""
+
+    def __init__(self, frame_file: str, frame: int | None, preset: str, temporal: float):
+        self.frame_file, self.frame, self.preset, self.temporal = frame_file, frame, preset, temporal
+        self.rgb = None
+        self.job: EngineJob | None = None
+
+    def start(self, endpoint: str, timeout: float) -> "FrameWork":
+        self.rgb = read_rgb(self.frame_file, dispose=SPENT_IMAGES)
+        self.job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": self.preset, "dtype": "uint8"},
+                             [self.rgb], timeout=timeout).start()
+        return self
+
+    def finish(self) -> Path:
+        result = self.job.reply.payloads[0]
+        if self.frame is not None and self.temporal > 0:
+            result = PREVIOUS.blend(self.frame, self.preset, self.rgb, result, self.temporal)
+        out = stylised_path(self.frame_file)
+        save_png(out, result, dispose=SPENT_IMAGES)
+        print(f"MGAN: stylised frame {self.frame} -> {out}")
+        return out
+
+    def failed(self, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, EngineError) else str(exc)
+        PREVIOUS.clear()  # the next frame must not blend with a frame from before the gap
+        print(f"MGAN: could not stylise frame {self.frame}: {message}")
 
 
+class QueuedStylist:
+    """The main thread's side of an interactive render: takes the handlers' events in
+    order and works on one frame at a time, stepping its engine request without blocking."""
+
+    def __init__(self):
+        self.work: FrameWork | None = None
+
+    def tick(self) -> float:
+        """One step (the timer; a test calls it directly); the seconds until the next."""
+        if self.work is not None:
+            self._step()
+            return BUSY_TICK
+        event = EVENTS.take()
+        if event is None:
+            return IDLE_TICK
+        if event.kind == INIT:
+            PREVIOUS.clear()
+        elif event.kind == END:
+            if EVENTS.may_remove_images():  # else the next job's END removes them
+                SPENT_IMAGES.remove_all()
+        elif event.kind == FRAME:
+            self._start(event)
+        return BUSY_TICK
+
+    @property
+    def idle(self) -> bool:
+        return self.work is None and len(EVENTS) == 0
+
+    def _start(self, event: RenderEvent) -> None:
+        scene = bpy.data.scenes.get(event.scene)
+        settings = getattr(scene, "mgan", None)
+        if settings is None or not settings.stylise_render:
+            return
+        work = FrameWork(event.path, event.frame, settings.stylise_preset, settings.stylise_temporal)
+        try:
+            self.work = work.start(addon_prefs().endpoint, settings.timeout)
+        except (EngineError, OSError, RuntimeError) as exc:
+            work.failed(exc)
+
+    def _step(self) -> None:
+        work = self.work
+        try:
+            if not work.job.step():
+                return
+            work.finish()
+        except (EngineError, OSError, RuntimeError) as exc:
+            work.failed(exc)
+        self.work = None
+
+    def stop(self) -> None:
+        if self.work is not None and self.work.job is not None:
+            self.work.job.cancel()
+        self.work = None
+        EVENTS.clear()
+
+
+STYLIST = QueuedStylist()
+_tick = STYLIST.tick  # one bound method: the timer registered is the one unregistered
+
+
+def handlers_work_inline() -> bool:
+    """Whether the render handlers do the work themselves (see render_queue.runs_inline)."""
+    return runs_inline(bpy.app.background)
+
+
+# The handlers. Queued, each reads only the scene's name and the frame's number and path:
+# nothing is created, changed or removed off the main thread.
 @bpy.app.handlers.persistent
 def on_render_init(*_):
-    PREVIOUS.clear()
+    if handlers_work_inline():
+        PREVIOUS.clear()
+    else:
+        EVENTS.put(RenderEvent(INIT))
 
 
 @bpy.app.handlers.persistent
 def on_render_end(*_):
-    SPENT_IMAGES.remove_all()
+    if handlers_work_inline():
+        SPENT_IMAGES.remove_all()
+    else:
+        EVENTS.put(RenderEvent(END))
 
 
 @bpy.app.handlers.persistent
@@ -87,15 +185,17 @@ def on_render_write(scene, *_):
     settings = scene.mgan
     if not settings.stylise_render:
         return
-    frame_file = bpy.path.abspath(scene.render.frame_path(frame=scene.frame_current))
+    frame = scene.frame_current
+    frame_file = bpy.path.abspath(scene.render.frame_path(frame=frame))
+    if not handlers_work_inline():
+        EVENTS.put(RenderEvent(FRAME, scene.name, frame, frame_file))
+        return
+    work = FrameWork(frame_file, frame, settings.stylise_preset, settings.stylise_temporal)
     try:
-        out = stylise_file(frame_file, settings.stylise_preset, addon_prefs().endpoint, settings.timeout,
-                           frame=scene.frame_current, temporal=settings.stylise_temporal)
-        print(f"MGAN: stylised frame {scene.frame_current} -> {out}")
+        work.start(addon_prefs().endpoint, settings.timeout).job.run()  # blocking: see the module
+        work.finish()
     except (EngineError, OSError, RuntimeError) as exc:
-        message = exc.message if isinstance(exc, EngineError) else str(exc)
-        PREVIOUS.clear()  # the next frame must not blend with a frame from before the gap
-        print(f"MGAN: could not stylise frame {scene.frame_current}: {message}")
+        work.failed(exc)
 
 
 class MGAN_PT_render_stylise(bpy.types.Panel):
@@ -125,12 +225,18 @@ def register_handler() -> None:
     for kind, handler in HANDLERS:
         if handler not in getattr(bpy.app.handlers, kind):
             getattr(bpy.app.handlers, kind).append(handler)
+    # Registered here, on the main thread: a render thread must not register timers either.
+    if not bpy.app.background and not bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.register(_tick, first_interval=IDLE_TICK, persistent=True)
 
 
 def unregister_handler() -> None:
     for kind, handler in HANDLERS:
         while handler in getattr(bpy.app.handlers, kind):
             getattr(bpy.app.handlers, kind).remove(handler)
+    if bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.unregister(_tick)
+    STYLIST.stop()
     PREVIOUS.clear()
     SPENT_IMAGES.remove_all()
     RENDER_LINK.close()

@@ -12,9 +12,12 @@ into a skip (for a machine without Python 3.13, say); CI=true ignores it."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +84,43 @@ def build_addon_zip(out_dir: Path) -> Path:
     """The extension zip as `make addon` builds it (Blender 5.0's `extension build`)."""
     blender = find_blender("5.0")
     return build_addon_module().build(out_dir, ROOT / "build" / "wheels", blender.python)
+
+
+# ---- running a script in one of them --------------------------------------------------------
+MODULE = "bl_ext.user_default.mgan_textures"  # the add-on's module once installed as an extension
+
+PRELUDE = """
+import json, sys, time
+import bpy, addon_utils
+import numpy as np
+MODULE = "bl_ext.user_default.mgan_textures"
+args = json.loads(sys.argv[1])
+def install():
+    result = bpy.ops.extensions.package_install_files(filepath=args["zip"], repo="user_default",
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"}, result
+    return sys.modules[MODULE]
+def emit(**found):
+    print("RESULT " + json.dumps(found))
+"""
+
+
+def blender_env(tmp_path, env: dict | None = None) -> dict:
+    env = dict(os.environ, **(env or {}), BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
+    env.pop("PYTHONPATH", None)  # the add-on must work from its zip alone, not from this checkout
+    return env
+
+
+def run_blender(blender, tmp_path, script: str, timeout: float = 300, env: dict | None = None, **args) -> dict:
+    """Run ``script`` (after PRELUDE) in a fresh headless ``blender``; its RESULT line as a dict."""
+    path = tmp_path / f"blender_{time.monotonic_ns()}.py"
+    path.write_text(PRELUDE + textwrap.dedent(script))
+    as_json = {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in args.items()}
+    proc = subprocess.run([blender.python, str(path), json.dumps(as_json)],
+                          cwd=tmp_path, env=blender_env(tmp_path, env), capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(f"blender script failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])

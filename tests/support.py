@@ -17,3 +17,20 @@ def residual_preset(folder, widths=(32, 32, 16, 16)):
     write_preset(folder, {"name": folder.name, "kind": "texture", "noise": NoiseParams().to_dict()}, g)
     return open_preset(folder)
 
+
+
+def addon_core(*modules: str) -> tuple:
+    """Bpy-free modules of addon/, loaded as a package without running its __init__ (which
+    registers with Blender)."""
+    import importlib
+    import sys
+    import types
+
+    from tests.conftest import ROOT
+
+    name = "mgan_addon_core"
+    if name not in sys.modules:
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [str(ROOT / "addon")]
+        sys.modules[name] = pkg
+    return tuple(importlib.import_module(f"{name}.{m}") for m in modules)

@@ -16,7 +16,6 @@ the operator's UNDO option, and that headless undo is indeed unavailable."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -25,47 +24,11 @@ import time
 import numpy as np
 import pytest
 
+from tests.blender_proc import MODULE, PRELUDE, blender_env, run_blender
 from tests.conftest import ROOT
 from tests.engine_proc import EngineProcess, engine_home
 
 pytestmark = pytest.mark.slow
-MODULE = "bl_ext.user_default.mgan_textures"
-
-PRELUDE = """
-import json, sys, time
-import bpy, addon_utils
-import numpy as np
-MODULE = "bl_ext.user_default.mgan_textures"
-args = json.loads(sys.argv[1])
-def install():
-    result = bpy.ops.extensions.package_install_files(filepath=args["zip"], repo="user_default",
-                                                      enable_on_install=True)
-    assert result == {"FINISHED"}, result
-    return sys.modules[MODULE]
-def emit(**found):
-    print("RESULT " + json.dumps(found))
-"""
-
-
-def blender_env(tmp_path, env: dict | None = None) -> dict:
-    env = dict(os.environ, **(env or {}), BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
-    env.pop("PYTHONPATH", None)  # the add-on must work from its zip alone, not from this checkout
-    return env
-
-
-def run_blender(blender, tmp_path, script: str, timeout: float = 300, env: dict | None = None, **args) -> dict:
-    """Run ``script`` (after PRELUDE) in a fresh headless ``blender``; its RESULT line as a dict."""
-    path = tmp_path / f"blender_{time.monotonic_ns()}.py"
-    path.write_text(PRELUDE + textwrap.dedent(script))
-    as_json = {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in args.items()}
-    proc = subprocess.run([blender.python, str(path), json.dumps(as_json)],
-                          cwd=tmp_path, env=blender_env(tmp_path, env), capture_output=True, text=True,
-                          timeout=timeout)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise AssertionError(f"blender script failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
 
 
 def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zip, blender):
@@ -445,7 +408,7 @@ def test_auto_start_runs_the_engine_and_unregister_stops_it(tmp_path, addon_zip,
         alive_before = proc.poll() is None
         addon_utils.disable(MODULE, default_set=True)  # unregister stops the engine
         emit(generated=generated, alive_before=alive_before, returncode=proc.poll(),
-             size=list(bpy.data.images["MGAN Texture"].size))
+             size=list(bpy.data.images["tiny_s0"].size))  # no image name: named after preset and seed
     """, timeout=400, zip=addon_zip, endpoint=f"ipc://{tmp_path}/auto.sock", python=sys.executable, root=ROOT,
                         env={"MGAN_HOME": str(home), "MGAN_PRESETS": str(home / "presets")})
     assert found["generated"] == ["FINISHED"] and found["size"] == [16, 16]

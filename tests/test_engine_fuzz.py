@@ -52,7 +52,7 @@ def fits(kind: str, value) -> bool:
         return type(value) is int
     if kind == "number":
         return type(value) in (int, float)
-    return type(value) is {"bool": bool, "str": str, "object": dict}[kind]
+    return type(value) is {"bool": bool, "str": str, "object": dict, "list": list}[kind]
 
 
 def schema(op: str) -> dict:

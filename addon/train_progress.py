@@ -1,0 +1,83 @@
+"""What the panel shows of a training job, from its status record and its run folder. No bpy.
+
+The status record says how far the job is (``progress``: done/total), not where its
+previews are. The engine writes them under its data folder, ``<MGAN_HOME>/runs/<preset
+name>/previews/step_<step>.png`` (training/loop.py), and the engine is local; so the
+folder is found the way the engine finds it: ``MGAN_HOME``, else ~/.local/share/mgan
+(engine.presets.data_dir, mirrored here because the add-on cannot import the engine).
+An engine started by this add-on inherits Blender's environment, so both agree; one
+started by hand with another MGAN_HOME gives no preview, the progress bar still works."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Mapping
+
+FINISHED_STATES = ("done", "failed", "cancelled", "interrupted")
+PREVIEW_RE = re.compile(r"step_(\d+)\.png")
+# A preview younger than this may still be being written (the trainer writes it in place).
+PREVIEW_SETTLE_SECONDS = 0.5
+
+
+def engine_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The engine's data folder as the engine computes it (engine.presets.data_dir)."""
+    return Path(environ.get("MGAN_HOME") or os.path.expanduser("~/.local/share/mgan"))
+
+
+def preview_folder(data_dir: Path, name: str) -> Path:
+    return Path(data_dir) / "runs" / name / "previews"
+
+
+def latest_preview(folder: Path, now: float | None = None,
+                   settle: float = PREVIEW_SETTLE_SECONDS) -> Path | None:
+    """The preview of the highest step that has settled, or None (no folder, none yet)."""
+    now = time.time() if now is None else now
+    best: tuple[int, Path] | None = None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        found = PREVIEW_RE.fullmatch(entry.name)
+        if not found:
+            continue
+        try:
+            if now - entry.stat().st_mtime < settle:
+                continue
+        except OSError:  # removed meanwhile (a fresh run)
+            continue
+        step = int(found.group(1))
+        if best is None or step > best[0]:
+            best = (step, Path(entry.path))
+    return best[1] if best else None
+
+
+def job_fraction(record: Mapping) -> float:
+    """done/total of a status record, in [0, 1] (0 when it says nothing usable)."""
+    progress = record.get("progress")
+    if not isinstance(progress, Mapping):
+        return 0.0
+    done, total = progress.get("done"), progress.get("total")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (done, total)) or total <= 0:
+        return 0.0
+    return min(1.0, max(0.0, done / total))
+
+
+def job_message(record: Mapping) -> str:
+    """The panel's line for a status record: "training 'wood': running 40/300"."""
+    progress = record.get("progress") if isinstance(record.get("progress"), Mapping) else {}
+    message = (f"training '{record.get('name')}': {record.get('state', '?')} "
+               f"{progress.get('done', 0)}/{progress.get('total', '?')}")
+    if record.get("state") == "failed":
+        error = record.get("error")
+        message += f": {error.get('message') if isinstance(error, Mapping) else error}"
+    return message
+
+
+def preview_every(steps: int) -> int:
+    """Steps between two previews: about 50 over a run, at most the engine's default 100
+    (a preview costs one 256 px decode, a small share of that many training steps), so a
+    short run shows progress too."""
+    return max(1, min(100, int(steps) // 50))
