@@ -8,8 +8,8 @@ and give the same numbers.
 A tile of a large canvas is decoded from a window that already carries a halo of real
 neighbours wider than the network's reach, so what a convolution puts beyond the
 window's edge never reaches the pixels that are kept. There ``halo_padding()`` makes every
-CircularConv2d pad with zeros inside the convolution itself, which copies nothing: the
-two concatenations cost as much as a third of a full-resolution layer.
+CircularConv2d pad with zeros inside the convolution itself, which copies nothing (with the
+copies, one 1024 px tile took a median 1.22x as long: bench/synth_bench.py).
 """
 from __future__ import annotations
 
