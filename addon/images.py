@@ -1,6 +1,10 @@
 """Engine results into Blender data: images and material nodes (main thread only)."""
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
 import bpy
 import numpy as np
 
@@ -126,3 +130,55 @@ def save_png(path, rgb: np.ndarray, dispose=_remove) -> None:
         image.save()
     finally:
         dispose(image)
+
+
+RENDER_RESULT = "Render Result"  # Blender's image of the last render (its pixels are not in .pixels)
+
+
+@contextmanager
+def _png_output(scene: bpy.types.Scene):
+    """The scene's output format set to 8-bit RGB PNG for a moment, then put back.
+    ``save_render`` writes in the scene's format (an OpenEXR scene gets linear floats, whatever
+    the file's name); a PNG gets the view transform, what the artist sees in the Render Result
+    and what a PNG frame file holds."""
+    settings = scene.render.image_settings
+    # media_type (Blender 5.0+) first: it decides which file formats are allowed
+    names = [n for n in ("media_type", "file_format", "color_mode", "color_depth") if hasattr(settings, n)]
+    saved = [(n, getattr(settings, n)) for n in names]
+    try:
+        if "media_type" in names:
+            settings.media_type = "IMAGE"
+        settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+        yield
+    finally:
+        for name, value in saved:
+            setattr(settings, name, value)
+
+
+def render_result_rgb(scene: bpy.types.Scene) -> np.ndarray:
+    """The Render Result (a still just rendered) as (H, W, 3) sRGB uint8, top row first:
+    saved through the scene's colour management to a temporary PNG, the supported way to
+    read its pixels, and read back. Main thread only, no render running. RuntimeError if
+    there is no result."""
+    result = bpy.data.images.get(RENDER_RESULT)
+    if result is None:
+        raise RuntimeError("there is no Render Result to stylise")
+    with tempfile.TemporaryDirectory(prefix="mgan_still_") as folder:
+        path = str(Path(folder) / "render_result.png")
+        with _png_output(scene):
+            result.save_render(path, scene=scene)  # RuntimeError if the result has no pixels
+        return read_rgb(path)
+
+
+def show_instead_of_render(image: bpy.types.Image) -> bool:
+    """Show ``image`` in the first Image Editor that shows the Render Result (the render
+    window of F12), if there is one; whether one was found. Main thread only."""
+    for wm in bpy.data.window_managers:
+        for window in wm.windows:
+            for area in window.screen.areas:
+                space = area.spaces.active if area.type == "IMAGE_EDITOR" else None
+                if space is not None and space.image is not None and space.image.type == "RENDER_RESULT":
+                    space.image = image
+                    area.tag_redraw()
+                    return True
+    return False

@@ -1,5 +1,7 @@
 """Stylise rendered frames: after Blender writes each frame, send it through a style
-preset and write ``<frame file>_mgan.png`` beside it (the frame number is in the name).
+preset and write ``<frame file>_mgan.png`` beside it (the frame number is in the name); a
+still rendered with F12 (Render Image), which writes no file, goes from the Render Result
+into the image "Render Result MGAN", shown in the render window.
 
 It starts in the ``render_write`` handler, when the frame's file exists. In a background
 render (`blender -b ... -a`) the handler runs on the main thread and does it all, blocking
@@ -7,8 +9,12 @@ render (`blender -b ... -a`) the handler runs on the main thread and does it all
 handlers run on a render thread and must not touch Blender data: they queue what happened
 (render_queue.py), and a timer on the main thread reads each frame, steps its engine
 request without blocking the UI, and writes the result, in order. It has its own engine
-link, so it never shares a socket with the panel's operators. (A still rendered with F12
-writes no frame file: there is nothing here to stylise.)
+link, so it never shares a socket with the panel's operators.
+
+A still is told from an animation by the job's handlers (render_queue.RenderJob): it
+rendered a frame and wrote none. Its Render Result is read (images.render_result_rgb) on the
+main thread once the render job has ended, by the timer as for frames, or at render_complete
+in a background render; `blender -b -f N` writes its frame, so it takes the frame path.
 
 With "Temporal smoothing" above 0, consecutive frames of one render job go through the
 engine's motion-gated filter (engine/sequence.py, the CLI's ``--temporal``): where the
@@ -25,14 +31,16 @@ import bpy
 import numpy as np
 
 from .connection import EngineError, Link, sequence
-from .images import LaterRemoval, read_rgb, save_png
+from .images import LaterRemoval, read_rgb, render_result_rgb, save_png, show_instead_of_render, write_image
 from .jobs import EngineJob
 from .preferences import addon_prefs
-from .render_queue import END, FRAME, INIT, RenderEvent, RenderEvents, runs_inline
+from .render_queue import END, FRAME, INIT, STILL, RenderEvent, RenderEvents, RenderJob, runs_inline
 
 RENDER_LINK = Link()
 SUFFIX = "_mgan"
+STILL_IMAGE = "Render Result MGAN"
 EVENTS = RenderEvents()
+JOB = RenderJob()  # what the handlers saw of the render job now running
 # The main thread's timer: quick while frames wait, slow while nothing renders.
 BUSY_TICK, IDLE_TICK = 0.05, 0.25
 
@@ -92,9 +100,41 @@ class FrameWork:
         return out
 
     def failed(self, exc: Exception) -> None:
-        message = exc.message if isinstance(exc, EngineError) else str(exc)
         PREVIOUS.clear()  # the next frame must not blend with a frame from before the gap
-        print(f"MGAN: could not stylise frame {self.frame}: {message}")
+        print(f"MGAN: could not stylise frame {self.frame}: {_message(exc)}")
+
+
+class StillWork:
+    """A still's stylisation (F12: no frame file): the Render Result read, its engine request,
+    the result written into image STILL_IMAGE (a byte image tagged sRGB, as images.write_image
+    does for textures) and shown where the render is. ``start`` and ``finish`` touch Blender
+    data: main thread only, with no render job running."""
+
+    def __init__(self, scene: str, preset: str):
+        self.scene, self.preset = scene, preset
+        self.job: EngineJob | None = None
+
+    def start(self, endpoint: str, timeout: float) -> "StillWork":
+        scene = bpy.data.scenes.get(self.scene)
+        if scene is None:
+            raise RuntimeError(f"scene '{self.scene}' is gone")
+        rgb = render_result_rgb(scene)
+        self.job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": self.preset, "dtype": "uint8"},
+                             [rgb], timeout=timeout).start()
+        return self
+
+    def finish(self) -> bpy.types.Image:
+        image = write_image(STILL_IMAGE, self.job.reply.payloads[0])
+        where = "shown in the render window" if show_instead_of_render(image) else "in the Image Editor's list"
+        print(f"MGAN: stylised the rendered still -> image '{image.name}' ({where})")
+        return image
+
+    def failed(self, exc: Exception) -> None:
+        print(f"MGAN: could not stylise the rendered still: {_message(exc)}")
+
+
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, EngineError) else str(exc)
 
 
 class QueuedStylist:
@@ -102,12 +142,16 @@ class QueuedStylist:
     order and works on one frame at a time, stepping its engine request without blocking."""
 
     def __init__(self):
-        self.work: FrameWork | None = None
+        self.work: FrameWork | StillWork | None = None
+        self.still: RenderEvent | None = None  # a STILL taken, waiting for its render job to end
 
     def tick(self) -> float:
         """One step (the timer; a test calls it directly); the seconds until the next."""
         if self.work is not None:
             self._step()
+            return BUSY_TICK
+        if self.still is not None:
+            self._start_still()
             return BUSY_TICK
         event = EVENTS.take()
         if event is None:
@@ -119,18 +163,35 @@ class QueuedStylist:
                 SPENT_IMAGES.remove_all()
         elif event.kind == FRAME:
             self._start(event)
+        elif event.kind == STILL:
+            self.still = event
+            self._start_still()
         return BUSY_TICK
 
     @property
     def idle(self) -> bool:
-        return self.work is None and len(EVENTS) == 0
+        return self.work is None and self.still is None and len(EVENTS) == 0
+
+    def _start_still(self) -> None:
+        """The still's work, once its render job has ended: render_complete comes from the
+        render thread before the job lets go of the result. Dropped if another render has
+        started since: the Render Result is that one's now."""
+        if EVENTS.newer_job_queued():
+            print("MGAN: a new render started before the still was stylised; skipped it")
+            self.still = None
+        elif not bpy.app.is_job_running("RENDER"):
+            event, self.still = self.still, None
+            self._start(event)
 
     def _start(self, event: RenderEvent) -> None:
         scene = bpy.data.scenes.get(event.scene)
         settings = getattr(scene, "mgan", None)
         if settings is None or not settings.stylise_render:
             return
-        work = FrameWork(event.path, event.frame, settings.stylise_preset, settings.stylise_temporal)
+        if event.kind == STILL:
+            work = StillWork(scene.name, settings.stylise_preset)
+        else:
+            work = FrameWork(event.path, event.frame, settings.stylise_preset, settings.stylise_temporal)
         try:
             self.work = work.start(addon_prefs().endpoint, settings.timeout)
         except (EngineError, OSError, RuntimeError) as exc:
@@ -149,7 +210,7 @@ class QueuedStylist:
     def stop(self) -> None:
         if self.work is not None and self.work.job is not None:
             self.work.job.cancel()
-        self.work = None
+        self.work = self.still = None
         EVENTS.clear()
 
 
@@ -162,10 +223,11 @@ def handlers_work_inline() -> bool:
     return runs_inline(bpy.app.background)
 
 
-# The handlers. Queued, each reads only the scene's name and the frame's number and path:
-# nothing is created, changed or removed off the main thread.
+# The handlers. Queued, each reads only the scene's name and settings and the frame's number
+# and path, and counts frames (JOB): nothing is created, changed or removed off the main thread.
 @bpy.app.handlers.persistent
 def on_render_init(*_):
+    JOB.begin()
     if handlers_work_inline():
         PREVIOUS.clear()
     else:
@@ -173,7 +235,30 @@ def on_render_init(*_):
 
 
 @bpy.app.handlers.persistent
-def on_render_end(*_):
+def on_render_post(*_):
+    JOB.frame_rendered()
+
+
+@bpy.app.handlers.persistent
+def on_render_complete(scene, *_):
+    still = JOB.still and scene.mgan.stylise_render
+    if not handlers_work_inline():
+        EVENTS.put(RenderEvent(END))
+        if still:  # after END: the job is over when the main thread takes it
+            EVENTS.put(RenderEvent(STILL, scene.name))
+        return
+    if still:  # a background render: the main thread, and the result is complete
+        work = StillWork(scene.name, scene.mgan.stylise_preset)
+        try:
+            work.start(addon_prefs().endpoint, scene.mgan.timeout).job.run()  # blocking: see the module
+            work.finish()
+        except (EngineError, OSError, RuntimeError) as exc:
+            work.failed(exc)
+    SPENT_IMAGES.remove_all()
+
+
+@bpy.app.handlers.persistent
+def on_render_cancel(*_):
     if handlers_work_inline():
         SPENT_IMAGES.remove_all()
     else:
@@ -182,6 +267,7 @@ def on_render_end(*_):
 
 @bpy.app.handlers.persistent
 def on_render_write(scene, *_):
+    JOB.frame_written()
     settings = scene.mgan
     if not settings.stylise_render:
         return
@@ -214,11 +300,12 @@ class MGAN_PT_render_stylise(bpy.types.Panel):
         layout.prop(context.scene.mgan, "stylise_preset")
         layout.prop(context.scene.mgan, "stylise_temporal")
         layout.label(text=f"Writes <frame>{SUFFIX}.png next to each rendered frame")
+        layout.label(text=f"A still (F12) goes to the image '{STILL_IMAGE}'")
         layout.operator("mgan.refresh", icon="FILE_REFRESH")
 
 
-HANDLERS = (("render_init", on_render_init), ("render_write", on_render_write),
-            ("render_complete", on_render_end), ("render_cancel", on_render_end))
+HANDLERS = (("render_init", on_render_init), ("render_post", on_render_post), ("render_write", on_render_write),
+            ("render_complete", on_render_complete), ("render_cancel", on_render_cancel))
 
 
 def register_handler() -> None:

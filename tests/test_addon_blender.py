@@ -35,9 +35,9 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
     found = run_blender(blender, tmp_path, """
         mod = install()
         def render_hooks():
-            return [h.__name__ for kind in ("render_write", "render_init", "render_complete", "render_cancel")
-                    for h in getattr(bpy.app.handlers, kind)] == [
-                "on_render_write", "on_render_init", "on_render_end", "on_render_end"]
+            return [h.__name__ for kind in ("render_write", "render_init", "render_post", "render_complete",
+                                            "render_cancel") for h in getattr(bpy.app.handlers, kind)] == [
+                "on_render_write", "on_render_init", "on_render_post", "on_render_complete", "on_render_cancel"]
         cycles = []
         for _ in range(2):
             addon_utils.disable(MODULE, default_set=True)
@@ -469,6 +469,57 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, ble
             blended += int((np.abs(stylised.astype(int) - plain.astype(int)) > 1).sum())
     if temporal:
         assert blended > 100  # the filter did act (where the background stayed still)
+
+
+def test_background_stills_stylise_the_render_result_or_the_file_written(tmp_path, addon_zip, blender, engine):
+    """In a background render the handlers work at once: a still from a script (no file) goes
+    into "Render Result MGAN"; one frame as `blender -b -f 2` renders it (RE_RenderAnim from 2
+    to 2) writes its file, so it gets `<frame>_mgan.png` instead."""
+    from PIL import Image
+
+    from engine.client import EngineClient
+
+    frames = tmp_path / "frames"
+    found = run_blender(blender, tmp_path, """
+        import os
+        install()
+        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+        assert bpy.ops.mgan.refresh() == {"FINISHED"}
+        sr = sys.modules[MODULE + ".stylise_render"]
+        scene = bpy.context.scene
+        scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        scene.render.engine = "CYCLES"
+        scene.cycles.samples, scene.cycles.device = 4, "CPU"
+        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
+        scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
+        scene.render.filepath = args["frames"] + "/frame_"
+        found = {}
+        bpy.ops.render.render()  # a still: no file
+        found["still_files"] = sorted(os.listdir(args["frames"])) if os.path.isdir(args["frames"]) else []
+        image = bpy.data.images.get(sr.STILL_IMAGE)
+        found["still_image"] = image is not None and [list(image.size), image.colorspace_settings.name]
+        a = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(a)
+        np.save(args["out"] + "/stylised.npy", a.reshape(image.size[1], image.size[0], 4))
+        bpy.data.images["Render Result"].save_render(args["out"] + "/render.png", scene=scene)
+        bpy.data.images.remove(image)
+        scene.frame_start = scene.frame_end = 2
+        bpy.ops.render.render(animation=True)  # what `blender -b -f 2` runs
+        found["files"] = sorted(os.listdir(args["frames"]))
+        found["image_after_files"] = sr.STILL_IMAGE in bpy.data.images
+        emit(**found)
+    """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames, out=tmp_path)
+    assert found["still_files"] == [] and found["still_image"] == [[128, 96], "sRGB"]
+    assert found["files"] == ["frame_0002.png", "frame_0002_mgan.png"]
+    assert found["image_after_files"] is False  # a file was written: the file was stylised instead
+    render = np.asarray(Image.open(tmp_path / "render.png").convert("RGB"))
+    rgba = np.load(tmp_path / "stylised.npy")
+    with EngineClient(engine.connect_address()) as c:
+        assert np.abs(np.rint(rgba[::-1, :, :3] * 255).astype(int) -
+                      c.stylize("tiny", render)[0].astype(int)).max() <= 1
+        frame = np.asarray(Image.open(frames / "frame_0002.png").convert("RGB"))
+        stylised = np.asarray(Image.open(frames / "frame_0002_mgan.png").convert("RGB"))
+        np.testing.assert_array_equal(stylised, c.stylize("tiny", frame)[0])
 
 
 def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):

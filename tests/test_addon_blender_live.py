@@ -294,3 +294,86 @@ def test_queued_stylisation_runs_on_the_main_thread_in_order(tmp_path, addon_zip
             expect = temporal_blend(plain.astype(np.float32) / 255, src, prev_out, prev_src, temporal)
             prev_out, prev_src = expect, src
             assert np.abs(stylised.astype(int) - (expect * 255 + 0.5).astype(int)).max() <= 1
+
+
+QUEUED_STILL = """
+    import os
+    install()
+    bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+    sr = sys.modules[MODULE + ".stylise_render"]
+    sr.handlers_work_inline = lambda: False  # as in an interactive render: the handlers only queue
+    assert bpy.ops.mgan.refresh() == {"FINISHED"}
+    scene = bpy.context.scene
+    scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples, scene.cycles.device = 4, "CPU"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
+    # an output format that save_render must not use (it would give linear floats)
+    settings = scene.render.image_settings
+    settings.file_format, settings.color_depth = "OPEN_EXR", "32"
+    scene.render.filepath = args["out"] + "/frames/still_"
+    bpy.data.objects["Cube"].location.x = 1.0
+    # the render window of F12: an Image Editor that shows the Render Result
+    area = bpy.context.window_manager.windows[0].screen.areas[0]
+    area.type = "IMAGE_EDITOR"
+    images_before = sorted(i.name for i in bpy.data.images)
+    bpy.ops.render.render()  # F12 (Render Image): a still, no write_still
+    area.spaces.active.image = bpy.data.images["Render Result"]
+    found = {"queued": [e.kind for e in list(sr.EVENTS._events)],
+             "images_after_render": sorted(i.name for i in bpy.data.images), "images_before": images_before,
+             "frames_written": os.path.isdir(args["out"] + "/frames")}
+    ticks, t0 = 0, time.monotonic()
+    while not sr.STYLIST.idle and time.monotonic() - t0 < 300:
+        sr.STYLIST.tick()  # what the main thread's timer calls
+        ticks += 1
+        time.sleep(0.01)
+    found["ticks"] = ticks
+    found["output_settings"] = [settings.file_format, settings.color_depth, settings.color_mode]
+    found["images_after"] = sorted(i.name for i in bpy.data.images)
+    image = bpy.data.images[sr.STILL_IMAGE]
+    found["image"] = [list(image.size), image.colorspace_settings.name, image.is_float]
+    found["shown"] = area.spaces.active.image.name
+    a = np.empty(len(image.pixels), dtype=np.float32)
+    image.pixels.foreach_get(a)
+    np.save(args["out"] + "/stylised.npy", a.reshape(image.size[1], image.size[0], 4))
+    # the render as the test reads it: the Render Result through the view transform, as a PNG
+    settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+    bpy.data.images["Render Result"].save_render(args["out"] + "/render.png", scene=scene)
+    # a still of a scene that does not stylise is left alone
+    bpy.data.images.remove(image)
+    scene.mgan.stylise_render = False
+    bpy.ops.render.render()
+    found["queued_off"] = [e.kind for e in list(sr.EVENTS._events)]
+    while not sr.STYLIST.idle:
+        sr.STYLIST.tick()
+    found["image_when_off"] = sr.STILL_IMAGE in bpy.data.images
+    emit(**found)
+"""
+
+
+def test_a_still_render_is_stylised_on_the_main_thread(tmp_path, addon_zip, blender, engine):
+    from PIL import Image
+
+    from engine.client import EngineClient
+
+    found = run_blender(blender, tmp_path, QUEUED_STILL, zip=addon_zip, endpoint=engine.connect_address(),
+                        out=tmp_path)
+    # the handlers queued the job and that it was a still; they touched no image and wrote no file
+    assert found["queued"] == ["init", "end", "still"]
+    assert set(found["images_after_render"]) - set(found["images_before"]) <= {"Render Result"}
+    assert found["frames_written"] is False
+    assert found["ticks"] > 3  # stepped, not done in one blocking call
+    assert found["output_settings"] == ["OPEN_EXR", "32", "RGBA"]  # put back after the PNG
+    # the temporary image of the saved Render Result is gone; the stylised one stays
+    assert set(found["images_after"]) - set(found["images_before"]) - {"Render Result"} == {"Render Result MGAN"}
+    assert found["image"] == [[128, 96], "sRGB", False]
+    assert found["shown"] == "Render Result MGAN"  # in the render window, instead of the render
+    render = np.asarray(Image.open(tmp_path / "render.png").convert("RGB"))
+    assert render.shape == (96, 128, 3) and render.std() > 5  # a real render, not an empty result
+    with EngineClient(engine.connect_address()) as c:
+        expected = c.stylize("tiny", render)[0]
+    rgba = np.load(tmp_path / "stylised.npy")
+    assert np.all(rgba[..., 3] == 1.0)
+    stylised = np.rint(rgba[::-1, :, :3] * 255).astype(int)  # byte image, bottom row first
+    assert np.abs(stylised - expected.astype(int)).max() <= 1
+    assert found["queued_off"] == ["init", "end"] and found["image_when_off"] is False

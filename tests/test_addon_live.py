@@ -311,3 +311,43 @@ def test_events_from_a_render_thread_reach_the_main_thread_in_order():
     assert events.may_remove_images()
     events.clear()
     assert len(events) == 0 and events.take() is None
+
+
+# The handler calls of one render job, in Blender's order (RE_RenderFrame / RE_RenderAnim in
+# source/blender/render/intern/pipeline.cc, and as bpy 5.0 and 5.3 call them): "post" is
+# render_post (a frame rendered), "write" render_write (its file written).
+RENDER_JOBS = {
+    "F12 still (Render Image)": (["post"], True),
+    "still with write_still": (["post", "write"], False),
+    "blender -b -f 7 (one frame of RE_RenderAnim)": (["post", "write"], False),
+    "animation of 3 frames": (["post", "write"] * 3, False),
+    "animation whose frames all exist (no overwrite)": ([], False),
+    "set-up failed (no camera): the result is an older one": ([], False),
+}
+
+
+@pytest.mark.parametrize("job", sorted(RENDER_JOBS))
+def test_a_still_is_a_job_that_rendered_a_frame_and_wrote_none(job):
+    calls, still = RENDER_JOBS[job]
+    tally = render_queue.RenderJob()
+    tally.frame_rendered()  # left from the job before: begin() forgets it
+    tally.frame_written()
+    tally.begin()  # render_init
+    for call in calls:
+        {"post": tally.frame_rendered, "write": tally.frame_written}[call]()
+    assert tally.still is still  # at render_complete
+    assert render_queue.is_still(calls.count("post"), calls.count("write")) is still
+
+
+def test_a_still_waits_for_no_newer_render_job():
+    E = render_queue
+    events = E.RenderEvents()
+    for event in (E.RenderEvent(E.INIT), E.RenderEvent(E.END), E.RenderEvent(E.STILL, "Scene")):
+        events.put(event)
+    taken = [events.take() for _ in range(3)]
+    assert [e.kind for e in taken] == [E.INIT, E.END, E.STILL] and taken[2].scene == "Scene"
+    assert not events.newer_job_queued()  # its Render Result is still the one to read
+    events.put(E.RenderEvent(E.INIT))  # F12 again before the still was read
+    assert events.newer_job_queued()
+    events.put(E.RenderEvent(E.END))
+    assert events.newer_job_queued()  # ended too: the result is that job's now
