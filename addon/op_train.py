@@ -65,7 +65,8 @@ class TrainWatch:
         if isinstance(name, str) and protocol.NAME_RE.match(name):  # a path part from the wire: checked
             # once finished nothing is being written any more: the newest file is whole
             settle = 0.0 if self.finished else PREVIEW_SETTLE_SECONDS
-            self.preview = latest_preview(preview_folder(self.data_dir, name), settle=settle) or self.preview
+            self.preview = latest_preview(preview_folder(self.data_dir, name, self.record),
+                                          settle=settle) or self.preview
         return self.finished
 
 

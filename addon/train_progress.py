@@ -1,12 +1,10 @@
 """What the panel shows of a training job, from its status record and its run folder. No bpy.
 
-The status record says how far the job is (``progress``: done/total), not where its
-previews are. The engine writes them under its data folder, ``<MGAN_HOME>/runs/<preset
-name>/previews/step_<step>.png`` (training/loop.py), and the engine is local; so the
-folder is found the way the engine finds it: ``MGAN_HOME``, else ~/.local/share/mgan
-(engine.presets.data_dir, mirrored here because the add-on cannot import the engine).
-An engine started by this add-on inherits Blender's environment, so both agree; one
-started by hand with another MGAN_HOME gives no preview, the progress bar still works."""
+The status record says how far the job is (``progress``: done/total) and where its
+previews are (``previews``, the folder of ``step_<step>.png`` files; the engine is local).
+A record without it (an older engine) falls back to the folder found the way the engine
+finds it: ``MGAN_HOME``, else ~/.local/share/mgan (engine.presets.data_dir, mirrored here
+because the add-on cannot import the engine)."""
 from __future__ import annotations
 
 import os
@@ -26,7 +24,12 @@ def engine_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("MGAN_HOME") or os.path.expanduser("~/.local/share/mgan"))
 
 
-def preview_folder(data_dir: Path, name: str) -> Path:
+def preview_folder(data_dir: Path, name: str, record: Mapping | None = None) -> Path:
+    """The folder the status record names (engines from protocol 2 on say it), else the one
+    derived from the data folder."""
+    named = record.get("previews") if isinstance(record, Mapping) else None
+    if isinstance(named, str) and named and os.path.isabs(named):
+        return Path(named)
     return Path(data_dir) / "runs" / name / "previews"
 
 

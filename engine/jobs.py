@@ -67,7 +67,10 @@ class Job:
                 or self.fields.get("preset"), "progress": {"done": self.done, "total": self.total,
                                                            "figures": self.figures},
                 "error": self.error, "result": self.result, "created": self.created,
-                "updated": self.updated, "resumed_from": self.resumed_from}
+                "updated": self.updated, "resumed_from": self.resumed_from,
+                # where a training run writes its preview images (the engine is local)
+                **({"previews": str(Path(self.extra["run_dir"]) / "previews")}
+                   if self.kind == "train" and "run_dir" in self.extra else {})}
 
     def record(self) -> dict:
         return {"version": RECORD_VERSION, "id": self.id, "kind": self.kind, "fields": self.fields,

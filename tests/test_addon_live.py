@@ -237,6 +237,11 @@ def test_the_engines_data_folder_is_found_as_the_engine_finds_it(monkeypatch, tm
     assert train_progress.engine_data_dir() == data_dir()
     assert train_progress.engine_data_dir({"MGAN_HOME": "/x"}) == train_progress.Path("/x")
     assert train_progress.preview_folder(tmp_path, "wood") == tmp_path / "runs" / "wood" / "previews"
+    # an engine that names its folder is believed (its MGAN_HOME may differ from Blender's)
+    named = {"previews": str(tmp_path / "elsewhere" / "previews")}
+    assert train_progress.preview_folder(tmp_path, "wood", named) == tmp_path / "elsewhere" / "previews"
+    for bad in ({"previews": "relative/previews"}, {"previews": 3}, {"previews": ""}, None):
+        assert train_progress.preview_folder(tmp_path, "wood", bad) == tmp_path / "runs" / "wood" / "previews"
 
 
 def test_the_latest_settled_preview_is_shown(tmp_path):

@@ -98,3 +98,15 @@ def test_unreadable_records_are_skipped_with_a_message(tmp_path):
     said = []
     assert JobBook(folder).load_training(log=said.append) == []
     assert "job-broken.json" in said[0]
+
+
+def test_a_training_status_names_its_preview_folder(tmp_path):
+    book = JobBook(tmp_path / "jobs")
+    job = train_job("wood")
+    job.extra["run_dir"] = str(tmp_path / "runs" / "wood")
+    book.add(job)
+    assert book.snapshot(job.id)["previews"] == str(tmp_path / "runs" / "wood" / "previews")
+    bare = train_job("no-run-dir")
+    del bare.extra["run_dir"]
+    assert "previews" not in book.snapshot(book.add(bare).id)
+    assert "previews" not in book.snapshot(book.add(Job(id="s1", kind="synthesize", fields={"preset": "x"})).id)
