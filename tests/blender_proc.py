@@ -102,6 +102,28 @@ def install():
     return sys.modules[MODULE]
 def emit(**found):
     print("RESULT " + json.dumps(found))
+class Layout:  # stands in for UILayout (panels cannot draw without a window): records each call
+    def __init__(self, icons=False):
+        self.calls, self.icons = [], icons
+    def __getattr__(self, name):
+        def call(*a, **kw):
+            entry = [name, [x for x in a if isinstance(x, str)], kw.get("text")]
+            self.calls.append(entry + [kw.get("icon")] if self.icons else entry)
+            return (self, self) if name == "panel" else self  # layout.panel: (header, body)
+        return call
+def small_animation(scene, frames):
+    # Cycles at 4 samples, 128x96 RGB PNG frames 1..3 into the folder `frames`, of the
+    # default cube moving, so that the frames differ
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples, scene.cycles.device = 4, "CPU"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
+    scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
+    scene.render.filepath = frames + "/frame_"
+    scene.frame_start, scene.frame_end = 1, 3
+    cube = bpy.data.objects["Cube"]
+    for frame, x in ((1, -1.5), (3, 1.5)):
+        cube.location.x = x
+        cube.keyframe_insert("location", frame=frame)
 """
 
 

@@ -51,14 +51,6 @@ def test_the_zip_installs_as_an_extension_and_registers_twice(tmp_path, addon_zi
             cycles.append([off, on])
         prefs = bpy.context.preferences.addons[MODULE].preferences
 
-        class Layout:  # stands in for UILayout (panels cannot draw without a window)
-            def __init__(self):
-                self.calls = []
-            def __getattr__(self, name):
-                def call(*a, **kw):
-                    self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text")])
-                    return (self, self) if name == "panel" else self  # layout.panel: (header, body)
-                return call
         panels, state = sys.modules[MODULE + ".panels"], sys.modules[MODULE + ".properties"].STATE
         drawn = []
         for running in (False, True):
@@ -431,16 +423,7 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, ble
         scene = bpy.context.scene
         scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
         scene.mgan.stylise_temporal = args["temporal"]
-        scene.render.engine = "CYCLES"
-        scene.cycles.samples, scene.cycles.device = 4, "CPU"
-        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
-        scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
-        scene.render.filepath = args["frames"] + "/frame_"
-        scene.frame_start, scene.frame_end = 1, 3
-        cube = bpy.data.objects["Cube"]
-        for frame, x in ((1, -1.5), (3, 1.5)):  # frames that differ
-            cube.location.x = x
-            cube.keyframe_insert("location", frame=frame)
+        small_animation(scene, args["frames"])
         bpy.ops.render.render(animation=True)
         emit(handlers=[h.__name__ for h in bpy.app.handlers.render_write + bpy.app.handlers.render_init],
              images=[i.name for i in bpy.data.images])

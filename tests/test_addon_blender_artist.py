@@ -51,14 +51,6 @@ ARTIST = """
     thumbs, link, state = modules["previews"].THUMBNAILS, modules["connection"].LINK, modules["properties"].STATE
     s = bpy.context.scene.mgan
 
-    class Layout:  # stands in for UILayout (panels cannot draw without a window)
-        def __init__(self):
-            self.calls = []
-        def __getattr__(self, name):
-            def call(*a, **kw):
-                self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text"), kw.get("icon")])
-                return (self, self) if name == "panel" else self
-            return call
 
     def pixels(image, tag):
         a = np.empty(len(image.pixels), dtype=np.float32)
@@ -79,7 +71,7 @@ ARTIST = """
     found["folder"] = str(modules["previews"].thumbnail_folder())
     found["files"] = sorted(f.name for f in pathlib.Path(found["folder"]).iterdir())
     found["broken"] = link.broken
-    layout = Layout()  # connected: the release button is drawn too
+    layout = Layout(icons=True)  # connected: the release button is drawn too
     modules["panels"].draw_panel(layout, bpy.context)
     found["drawn"] = layout.calls
     # a second refresh rebuilds the previews: the old collection is closed, not leaked
@@ -94,7 +86,7 @@ ARTIST = """
     assert bpy.ops.mgan.variants() == {"FINISHED"}
     found["variants"] = {"size": pixels(bpy.data.images["MGAN Variants"], "variants"),
                          "shown": [s.variants.preset, s.variants.first_seed, s.variants.shown]}
-    layout = Layout()
+    layout = Layout(icons=True)
     modules["panels_variants"].draw_variants(layout, bpy.context)
     found["variants_drawn"] = [c for c in layout.calls if c[0] == "operator"]
     s.seed, s.preset = 0, "bricks"  # the panel moved on: Keep uses the variants' preset and its own seed

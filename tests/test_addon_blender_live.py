@@ -40,14 +40,6 @@ LIVE_PREVIEW = """
     s = bpy.context.scene.mgan
     s.preset, s.width, s.height, s.seed, s.add_to_material = "tiny", 512, 256, 1, False
 
-    class Layout:  # stands in for UILayout (panels cannot draw without a window)
-        def __init__(self):
-            self.calls = []
-        def __getattr__(self, name):
-            def call(*a, **kw):
-                self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text")])
-                return (self, self) if name == "panel" else self
-            return call
 
     def save(tag):
         image = bpy.data.images[lp.IMAGE_NAME]
@@ -154,14 +146,6 @@ TRAIN_CANCEL = """
     state = sys.modules[MODULE + ".properties"].STATE
     following = op_train.FOLLOWING
 
-    class Layout:
-        def __init__(self):
-            self.calls = []
-        def __getattr__(self, name):
-            def call(*a, **kw):
-                self.calls.append([name, [x for x in a if isinstance(x, str)], kw.get("text")])
-                return (self, self) if name == "panel" else self
-            return call
 
     s = bpy.context.scene.mgan
     s.train_image = bpy.data.images.load(args["exemplar"])
@@ -240,16 +224,7 @@ QUEUED_RENDER = """
     assert bpy.ops.mgan.refresh() == {"FINISHED"}
     scene = bpy.context.scene
     scene.mgan.stylise_render, scene.mgan.stylise_preset, scene.mgan.stylise_temporal = True, "tiny", 0.8
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples, scene.cycles.device = 4, "CPU"
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 128, 96, 100
-    scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
-    scene.render.filepath = args["frames"] + "/frame_"
-    scene.frame_start, scene.frame_end = 1, 3
-    cube = bpy.data.objects["Cube"]
-    for frame, x in ((1, -1.5), (3, 1.5)):
-        cube.location.x = x
-        cube.keyframe_insert("location", frame=frame)
+    small_animation(scene, args["frames"])
     images_before = sorted(i.name for i in bpy.data.images)
     bpy.ops.render.render(animation=True)
     import pathlib
