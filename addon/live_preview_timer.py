@@ -17,6 +17,7 @@ from .live_preview import (BUSY_TICK, IDLE_TICK, IMAGE_NAME, LivePreview, Previe
 from .pixels import SRGB, engine_to_blender
 from .preferences import addon_prefs
 from .preset_list import NO_PRESET
+from .screens import PANEL_EDITORS, areas, redraw
 
 # Its own link: a preview's deadline or cancel never touches the socket a Generate waits on.
 PREVIEW_LINK = Link()
@@ -59,28 +60,14 @@ def preview_image(width: int, height: int) -> bpy.types.Image:
     return image
 
 
-def _image_editors():
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                yield area
-
-
 def show_preview(image: bpy.types.Image) -> None:
     """Image Editors showing nothing (or the preview) show it repeated, so its seams (or
     their absence) are what the user sees."""
-    areas = list(_image_editors())
-    for space in editors_to_show([a.spaces.active for a in areas], image):
+    editors = list(areas("IMAGE_EDITOR"))
+    for space in editors_to_show([a.spaces.active for a in editors], image):
         space.image, space.show_repeat = image, True
-    for area in areas:
+    for area in editors:
         area.tag_redraw()
-
-
-def _redraw_panels() -> None:
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in ("IMAGE_EDITOR", "NODE_EDITOR"):
-                area.tag_redraw()
 
 
 def tick() -> float | None:
@@ -98,7 +85,7 @@ def tick() -> float | None:
         except (RuntimeError, TypeError, ValueError) as exc:  # e.g. a user's own image of that name
             PREVIEW.error = f"cannot write image '{IMAGE_NAME}': {exc}"
     if landed is not None or (PREVIEW.error, PREVIEW.busy) != before:
-        _redraw_panels()  # the panel's line says what the preview shows, or why not
+        redraw(*PANEL_EDITORS)  # the panel's line says what the preview shows, or why not
     return BUSY_TICK if PREVIEW.busy else IDLE_TICK
 
 

@@ -17,15 +17,9 @@ from .connection import LINK, QUICK_TIMEOUT, EngineError
 from .jobs import STARTING_ENGINE_TIMEOUT, EngineJob
 from .preferences import addon_prefs
 from .properties import NO_PRESET, STATE
+from .screens import PANEL_EDITORS, redraw
 
 TIMER_SECONDS = 0.1
-
-
-def _redraw(context) -> None:
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in ("IMAGE_EDITOR", "NODE_EDITOR"):
-                area.tag_redraw()
 
 
 class EngineJobOperator:
@@ -114,7 +108,7 @@ class EngineJobOperator:
             self._job.cancel()
             STATE.running, STATE.message = False, "cancelled"
             self.report({"WARNING"}, f"{self.bl_label} cancelled")
-            _redraw(context)
+            redraw(*PANEL_EDITORS)
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
@@ -122,10 +116,10 @@ class EngineJobOperator:
             done = self._job.step()
         except EngineError as exc:
             self._stop_timer(context)
-            _redraw(context)
+            redraw(*PANEL_EDITORS)
             return self.fail(exc.message)
         STATE.fraction = self._job.fraction
-        _redraw(context)
+        redraw(*PANEL_EDITORS)
         if not done:
             return {"RUNNING_MODAL"}
         self._stop_timer(context)

@@ -15,6 +15,7 @@ from .images import image_rgb, save_png
 from .jobs import EngineJob
 from .preferences import addon_prefs
 from .properties import STATE
+from .screens import redraw
 from .train_progress import (FINISHED_STATES, PREVIEW_SETTLE_SECONDS, engine_data_dir, job_fraction, job_message,
                              latest_preview, preview_every, preview_folder)
 
@@ -97,7 +98,7 @@ class Following:
             STATE.train_message, watch.finished, done = exc.message, True, True
         if watch.preview is not None and watch.preview != self.icon_path:
             self._show(watch.preview)
-        _redraw_image_editors()
+        redraw("IMAGE_EDITOR")
         if not done:
             return WATCH_SECONDS
         if watch.record and watch.record.get("state") == "done":
@@ -126,13 +127,6 @@ class Following:
 
 
 FOLLOWING = Following()
-
-
-def _redraw_image_editors() -> None:
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                area.tag_redraw()
 
 
 def draw_train_status(layout) -> None:

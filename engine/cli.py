@@ -36,25 +36,18 @@ def _noise_from_args(args, defaults):
     return NoiseParams.from_dict(d)
 
 
-def _save_output(image, args) -> Path:
-    """Write ``args.output`` (and the 2x2 repeat to ``args.tiled`` if asked)."""
+def _write_image(path: Path, image) -> Path:
+    """A PNG through the project's writer (no suffix: .png); JPEG and other preview
+    formats as PIL picks them by suffix."""
     from engine.images import write_png
-    from engine.synth import tile_2x2
 
-    out = Path(args.output)
-    if out.suffix.lower() in ("", ".png"):
-        write_png(out.with_suffix(".png") if not out.suffix else out, image)
-        out = out.with_suffix(".png") if not out.suffix else out
-    else:  # JPEG and friends: an 8-bit preview format PIL picks by suffix
-        from PIL import Image
+    if path.suffix.lower() in ("", ".png"):
+        return write_png(path.with_suffix(".png"), image)
+    from PIL import Image
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(out)
-    if args.tiled:
-        from PIL import Image
-
-        Image.fromarray(tile_2x2(image)).save(args.tiled)
-    return out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
 
 
 def map_paths(output: str, preset: str, names: list[str]) -> dict[str, Path]:
@@ -66,19 +59,22 @@ def map_paths(output: str, preset: str, names: list[str]) -> dict[str, Path]:
 
 
 def _map_settings(args, preset):
-    overrides = {key: getattr(args, key) for key in ("height_scale", "normal_strength", "normal_convention",
-                                                     "roughness_min", "roughness_max", "ao_radius", "ao_strength")
-                 if getattr(args, key) is not None}
+    """The preset's map settings with every option given (one option per MapSettings field)."""
+    from dataclasses import fields
+
+    from engine.maps import MapSettings
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(MapSettings) if getattr(args, f.name) is not None}
     return preset.map_settings.merged(overrides)
 
 
 def cmd_synth(args) -> int:
+    import numpy as np
+
     from engine.images import write_png
     from engine.maps import derive_maps, parse_map_names
     from engine.progress import Progress
-    import numpy as np
-
-    from engine.synth import Synthesizer, parse_size
+    from engine.synth import Synthesizer, parse_size, tile_2x2
 
     h, w = parse_size(args.size)
     period = None
@@ -100,18 +96,13 @@ def cmd_synth(args) -> int:
                              progress=progress, dtype=np.uint8)
     bar.close()
     if maps is None:
-        out = _save_output(image, args)
-        written = [out]
+        written = [_write_image(Path(args.output), image)]
     else:
         paths = map_paths(args.output, synth.preset.name, maps)
         written = [write_png(paths["basecolor"], image)]
-        for name, data in derive_maps(image, maps, settings).items():
-            written.append(write_png(paths[name], data))
-        if args.tiled:
-            from PIL import Image
-
-            from engine.synth import tile_2x2
-            Image.fromarray(tile_2x2(image)).save(args.tiled)
+        written += [write_png(paths[name], data) for name, data in derive_maps(image, maps, settings).items()]
+    if args.tiled:
+        _write_image(Path(args.tiled), tile_2x2(image))
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
@@ -208,7 +199,7 @@ def cmd_train_style(args) -> int:
 
 
 def cmd_mdan(args) -> int:
-    from engine.synth import parse_size, to_uint8
+    from engine.synth import parse_size, tile_2x2, to_uint8
     from training.exemplar import load_exemplar
     from training.mdan import MDAN, MDANConfig
 
@@ -239,7 +230,9 @@ def cmd_mdan(args) -> int:
         what = f"mdan {contents[0].name}" if contents else "mdan texture"
         out, history = mdan.run(content, size=size, progress=not args.quiet, desc=what)
         image = to_uint8(out)
-        path = _save_output(image, args)
+        path = _write_image(Path(args.output), image)
+        if args.tiled:
+            _write_image(Path(args.tiled), tile_2x2(image))
         if not args.quiet:
             first, last = history[0], history[-1]
             print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "

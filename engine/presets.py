@@ -392,7 +392,13 @@ def write_preset(folder: Path, meta: dict, generator: Generator, thumbnail=None)
     os.replace(tmp, folder / "generator.safetensors")
     if thumbnail is not None:
         thumbnail.save(folder / "thumbnail.png")
-    tmp = folder / "preset.json.tmp"
-    tmp.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / "preset.json")
+    write_meta(folder, full)
     return folder
+
+
+def write_meta(folder: Path, meta: dict) -> Path:
+    """preset.json, atomically: a crash leaves the old one or the new one, never half."""
+    tmp = folder / "preset.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / "preset.json")
+    return folder / "preset.json"

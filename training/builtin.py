@@ -65,20 +65,14 @@ BUILTINS = (
 
 def write_map_defaults(b: Builtin) -> Path:
     """Put ``b``'s map defaults into its installed preset.json (no re-training)."""
-    import json
-    import os
-
     from engine.maps import MapSettings
-    from engine.presets import read_meta
+    from engine.presets import read_meta, write_meta
 
-    path = BUILTIN_DIR / b.name / "preset.json"
-    meta = read_meta(path.parent)
+    folder = BUILTIN_DIR / b.name
+    meta = read_meta(folder)
     MapSettings().merged(dict(b.maps))
     meta["maps"] = dict(b.maps)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_meta(folder, meta)
 
 
 @dataclass(frozen=True)
