@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import describe  # noqa: E402
 from bench.metrics import TAPS, grams  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd,  # noqa: E402
-                                measure, resolve_budget, textures_of, train, window_side)
+                                measure, resolve_budget, side_by_side, textures_of, train, window_side)
 from engine.noise import brown_noise  # noqa: E402
 from engine.synth import pick_device, to_uint8  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
@@ -63,23 +63,6 @@ def gatys(exemplar: np.ndarray, size: int, steps: int, seed: int, device: torch.
 
     opt.step(closure)
     return to_uint8(x.detach().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy())
-
-
-def side_by_side(path: Path, ex: np.ndarray, images: dict[str, np.ndarray]) -> None:
-    from PIL import Image, ImageDraw
-
-    gap, top = 8, 16
-    width = ex.shape[1] + sum(im.shape[1] + gap for im in images.values())
-    height = max(ex.shape[0], *(im.shape[0] for im in images.values())) + top
-    canvas = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(canvas)
-    x = 0
-    for label, im in {"exemplar 1:1": ex, **images}.items():
-        canvas.paste(Image.fromarray(im), (x, top))
-        d.text((x + 2, 2), label, fill="black")
-        x += im.shape[1] + gap
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, quality=90)
 
 
 def main() -> None:

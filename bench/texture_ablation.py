@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd,  # noqa: E402
-                                measure, resolve_budget, textures_of, train, window_side)
+                                measure, resolve_budget, side_by_side, textures_of, train, window_side)
 from engine.generator import GeneratorConfig  # noqa: E402
 from training.texture import TrainConfig  # noqa: E402
 
@@ -33,27 +33,40 @@ VARIANTS = {
     "- residual G (previous upsample G)": replace(FULL, generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict()),
     "- sliced Wasserstein (Gram + colour)": replace(FULL, loss="gram", lr_g=2e-4, adv_ratio=2.0),
     "- weight average (EMA)": replace(FULL, ema=0.0),
+    "- periodic inputs (lattice off)": replace(FULL, lattice="off"),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="tiles,rock,rug")
+    ap.add_argument("--variants", help="comma-separated variant names (default: all), e.g. "
+                                       "'full recipe,- periodic inputs (lattice off)'")
+    ap.add_argument("--out", help="save each variant's first texture beside the photo here")
     add_budget_args(ap, minutes=2.0)
     args = ap.parse_args()
     print(describe())
     files = exemplar_files(only=args.only)
-    steps_json = resolve_budget(args, files, VARIANTS, describe())
+    variants = VARIANTS
+    if args.variants:
+        names = [v.strip() for v in args.variants.split(",")]
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown:
+            ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+        variants = {v: VARIANTS[v] for v in names}
+    steps_json = resolve_budget(args, files, variants, describe())
     if steps_json is None:
         return
     print()
-    results = {name: [] for name in VARIANTS}
+    results = {name: [] for name in variants}
     print("| variant | exemplar | steps | swd / floor | spectrum | colour |")
     print("|---|---|---:|---:|---:|---:|")
     for f in files:
-        for name, cfg in VARIANTS.items():
+        for name, cfg in variants.items():
             synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
             tex, _ = textures_of(synth)
+            if args.out:
+                side_by_side(Path(args.out) / f"{f.stem} {name.strip('- ')}.png", ex, {name: tex[0]})
             side = window_side(ex)
             m = measure(tex, ex, floor_swd(ex, side), side)
             results[name].append(m)

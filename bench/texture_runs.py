@@ -145,3 +145,20 @@ def textures_of(synth: Synthesizer, size: int = 256, seeds=(1, 2)) -> tuple[list
 
 def window_side(ex: np.ndarray) -> int:
     return int(min(128, min(ex.shape[:2]) // 8 * 8))
+
+
+def side_by_side(path: Path, ex: np.ndarray, images: dict[str, np.ndarray]) -> None:
+    from PIL import Image, ImageDraw
+
+    gap, top = 8, 16
+    width = ex.shape[1] + sum(im.shape[1] + gap for im in images.values())
+    height = max(ex.shape[0], *(im.shape[0] for im in images.values())) + top
+    canvas = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(canvas)
+    x = 0
+    for label, im in {"exemplar 1:1": ex, **images}.items():
+        canvas.paste(Image.fromarray(im), (x, top))
+        d.text((x + 2, 2), label, fill="black")
+        x += im.shape[1] + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, quality=90)

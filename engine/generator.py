@@ -6,7 +6,10 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
   adds 16 px of reach, so G can coordinate structure as large as a brick course), then
   three (nearest x2, conv, conv) stages. relu3_1 and relu2_1 of the same periodic input
   join at 1/4 and 1/2 through 1x1 convs: finer-scale detail that relu4_1's 1/8 lattice
-  cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py).
+  cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py). A regular
+  texture's G (``waves`` > 0) also reads periodic inputs, sin and cos of its lattice's
+  waves (engine/lattice.py), through 1x1 convs at 1/8, 1/4 and 1/2; the wave vectors are a
+  buffer of the preset.
 - ``upsample`` (default, shipped): nearest-neighbour x2 upsampling followed by a 3x3 conv,
   three times. Every output pixel of a 2x2 block sees the same kernel, so there is no
   checkerboard (bench/checkerboard.py measures it).
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .circular import CircularConv2d, circular_pad
+from .lattice import MAX_WAVES
 
 ARCHS = ("residual", "upsample", "paper")
 DEFAULT_WIDTHS = {"residual": (128, 128, 64, 32), "upsample": (256, 128, 64), "paper": (256, 128, 64)}
@@ -38,6 +42,8 @@ class GeneratorConfig:
     arch: str = "residual"
     widths: tuple[int, ...] = DEFAULT_WIDTHS["residual"]
     blocks: int = 2                 # residual: blocks at 1/8
+    waves: int = 0                  # residual: periodic inputs (engine/lattice.py), 0 for irregular textures
+    harmonics: int = 1              # each wave's sin and cos at 1..harmonics times its frequency
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -47,11 +53,20 @@ class GeneratorConfig:
             raise ValueError(f"generator widths for {self.arch!r} must be {n} ints in 1..1024, got {list(self.widths)}")
         if not (isinstance(self.blocks, int) and 0 <= self.blocks <= 8):
             raise ValueError(f"generator blocks must be an int in 0..8, got {self.blocks!r}")
+        if not (isinstance(self.waves, int) and 0 <= self.waves <= MAX_WAVES):
+            raise ValueError(f"generator waves must be an int in 0..{MAX_WAVES}, got {self.waves!r}")
+        if not (isinstance(self.harmonics, int) and 1 <= self.harmonics <= 8):
+            raise ValueError(f"generator harmonics must be an int in 1..8, got {self.harmonics!r}")
+        if self.waves and self.arch != "residual":
+            raise ValueError("only the residual generator reads periodic inputs (waves)")
 
     def to_dict(self) -> dict:
         d = {"arch": self.arch, "widths": list(self.widths)}
         if self.arch == "residual":
             d["blocks"] = self.blocks
+            if self.waves:
+                d["waves"] = self.waves
+                d["harmonics"] = self.harmonics
         return d
 
     @classmethod
@@ -63,11 +78,16 @@ class GeneratorConfig:
             raise ValueError(f"unknown generator arch {arch!r}; known: {', '.join(ARCHS)}")
         widths = d.get("widths", DEFAULT_WIDTHS[arch])
         blocks = d.get("blocks", cls.blocks)
+        waves = d.get("waves", cls.waves)
+        harmonics = d.get("harmonics", cls.harmonics)
         if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
             raise ValueError(f"generator widths must be a list of ints, got {widths!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int):
             raise ValueError(f"generator blocks must be an int, got {blocks!r}")
-        return cls(arch=arch, widths=tuple(widths), blocks=blocks)
+        for key, v in (("waves", waves), ("harmonics", harmonics)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"generator {key} must be an int, got {v!r}")
+        return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics)
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -124,6 +144,11 @@ class Generator(nn.Module):
             self.side3 = _conv(256, w1, 1)
             self.side2 = _conv(128, w2, 1)
             self.to_rgb = _conv(w3, 3)
+            if config.waves:
+                # the exemplar's wave vectors (cycles per px at training scale), saved in the preset
+                self.register_buffer("wave_vectors", torch.zeros(config.waves, 2))
+                n = 2 * config.waves * config.harmonics
+                self.wave8, self.wave4, self.wave2 = _conv(n, w0, 1), _conv(n, w1, 1), _conv(n, w2, 1)
             return
         w1, w2, w3 = config.widths
         self.head = _conv(512, w1)
@@ -163,13 +188,22 @@ class Generator(nn.Module):
             features = {"relu4_1": features}
         x = (features["relu4_1"] - self.feat_mean) / self.feat_std
         if self.config.arch == "residual":
-            x = self.blocks(self.act(self.stem(x)))
+            x = self.stem(x)
+            waves = self.config.waves
+            if waves:
+                if "wave8" not in features:
+                    raise ValueError("this generator lays out a regular texture: it needs its periodic "
+                                     "inputs (engine/lattice.py wave_inputs)")
+                x = x + self.wave8(features["wave8"].to(x.dtype))
+            x = self.blocks(self.act(x))
             sides = ((features["relu3_1"] - self.side3_mean) / self.side3_std,
                      (features["relu2_1"] - self.side2_mean) / self.side2_std)
             for i, (conv_a, conv_b) in enumerate(self.stages):
                 x = conv_a(F.interpolate(x, scale_factor=2, mode="nearest"))
                 if i < 2:
                     x = x + (self.side3, self.side2)[i](sides[i])
+                    if waves:
+                        x = x + (self.wave4, self.wave2)[i](features[("wave4", "wave2")[i]].to(x.dtype))
                 x = self.act(conv_b(self.act(x)))
             return torch.sigmoid(self.to_rgb(x))
         x = self.act(self.head(x))

@@ -22,6 +22,7 @@ import torch
 
 from .circular import halo_padding
 from .generator import Generator
+from .lattice import canvas_waves, wave_inputs
 from .noise import NoiseParams, noise_canvas, periodic_resize
 from .presets import PresetError, PresetInfo, load_generator, preset_from_arg
 from .vgg import get_vgg19
@@ -105,21 +106,39 @@ class Synthesizer:
         return synth
 
     @torch.inference_mode()
-    def decode(self, image01: torch.Tensor, window: bool = False) -> torch.Tensor:
+    def decode(self, image01: torch.Tensor, window: bool = False, waves: dict | None = None) -> torch.Tensor:
         """(N,3,H,W) image with sides multiple of 8, periodic -> (N,3,H,W) decoded, periodic.
         ``window``: the image is a window whose halo covers the network's reach, so the
-        convolutions need not wrap around (engine/circular.py); only its centre is valid."""
+        convolutions need not wrap around (engine/circular.py); only its centre is valid.
+        ``waves``: a regular preset's periodic inputs for this image (``wave_inputs``);
+        by default those of a whole canvas of this size, seed 0."""
         vgg = get_vgg19("relu4_1", self.device)
         x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
+        if waves is None and self.generator.config.waves:
+            h, w = x.shape[-2:]
+            waves = self.waves_for((h, w), 0)(np.arange(h), np.arange(w))
         with autocast_for(self.device, self.precision), (halo_padding() if window else contextlib.nullcontext()):
-            out = self.generator(vgg(x, self.generator.taps))
+            feats = vgg(x, self.generator.taps)
+            if waves:
+                feats.update({k: v.to(self.device) for k, v in waves.items()})
+            out = self.generator(feats)
         return out.float().clamp_(0, 1)
 
+    def waves_for(self, period: tuple[int, int], seed: int):
+        """rows, cols -> the periodic inputs of that window of a canvas with this noise
+        period and seed (None for an irregular preset)."""
+        if not self.generator.config.waves:
+            return lambda rows, cols: None
+        cycles, phase = canvas_waves(self.generator.wave_vectors.tolist(), period, seed)
+        n = self.generator.config.harmonics
+        return lambda rows, cols: wave_inputs(cycles, phase, rows, cols, period, harmonics=n)
+
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
-                     progress=None, dtype=np.float32) -> np.ndarray:
+                     progress=None, dtype=np.float32, waves=None) -> np.ndarray:
         """(3,H,W) periodic float canvas (sides multiple of 8) -> (H,W,3) float32 (or uint8,
         quantised tile by tile as ``to_uint8`` does, which keeps a quarter of the memory),
-        tile by tile. The halo defaults to what this generator needs (``Generator.tile_halo``)."""
+        tile by tile. The halo defaults to what this generator needs (``Generator.tile_halo``).
+        ``waves``: rows, cols -> the periodic inputs of a window (``waves_for``)."""
         _, h, w = canvas.shape
         if halo is None:
             halo = self.generator.tile_halo
@@ -130,7 +149,8 @@ class Synthesizer:
         # the tile side (a 1024 px photo plus its mirror margin) would decode ~4x its area.
         store = to_uint8 if dtype == np.uint8 else (lambda a: a)
         if (h <= tile and w <= tile) or (h * w <= 1.5 * tile * tile and max(h, w) <= 1.5 * tile):
-            return store(self.decode(torch.from_numpy(canvas)[None])[0].permute(1, 2, 0).cpu().numpy())
+            whole = waves(np.arange(h), np.arange(w)) if waves else None
+            return store(self.decode(torch.from_numpy(canvas)[None], waves=whole)[0].permute(1, 2, 0).cpu().numpy())
         out = np.empty((h, w, 3), dtype)
         ys, xs = range(0, h, tile), range(0, w, tile)
         done = 0
@@ -140,7 +160,8 @@ class Synthesizer:
                 rows = np.arange(y0 - halo, y0 + th + halo) % h
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
                 window = canvas[:, rows][:, :, cols]
-                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None], window=True)[0]
+                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None], window=True,
+                                  waves=waves(rows, cols) if waves else None)[0]
                 out[y0:y0 + th, x0:x0 + tw] = store(dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy())
                 done += 1
                 if progress:
@@ -168,7 +189,8 @@ class Synthesizer:
             period = (h8, w8)
         canvas = noise_canvas(params, seed, (h8, w8), period)
         resized = (h8, w8) != (h, w)
-        decoded = self.decode_tiled(canvas, tile=tile, progress=progress, dtype=np.float32 if resized else dtype)
+        decoded = self.decode_tiled(canvas, tile=tile, progress=progress, dtype=np.float32 if resized else dtype,
+                                    waves=self.waves_for(period, seed))
         del canvas
         if resized:
             chw = torch.from_numpy(decoded).permute(2, 0, 1)[None]

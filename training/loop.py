@@ -71,6 +71,7 @@ class GeneratorStart:
     feat_std: torch.Tensor
     mean_rgb: torch.Tensor
     side_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # finer taps G reads
+    wave_vectors: list[tuple[float, float]] = field(default_factory=list)  # a regular texture's lattice
 
 
 class TrainingTask(Protocol):
@@ -154,6 +155,9 @@ class Trainer:
         for tap, (mean, std) in start.side_stats.items():
             self.G.set_feature_stats(mean, std, tap)
         self.G.init_output(start.mean_rgb)
+        if start.wave_vectors:
+            with torch.no_grad():
+                self.G.wave_vectors.copy_(torch.tensor(start.wave_vectors, dtype=torch.float32))
         self.G = self.G.to(memory_format=torch.channels_last)
         # An exponential moving average of G's weights is what previews and the preset use
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time

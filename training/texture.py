@@ -17,6 +17,10 @@ at an equal time budget:
   side inputs: no 1/8 grid, and reach enough to lay out large structure.
 - D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
+- Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
+  give G periodic inputs, sin and cos of the lattice's waves with one random phase per
+  canvas, so courses and joints run straight across any canvas; the training canvas is
+  picked to hold the waves in whole cycles (``lattice="off"`` switches it off).
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
 ``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
 
@@ -39,6 +43,7 @@ owns the rest (G, D, the step, balancing, checkpoints, signals, budget, export):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +52,7 @@ import numpy as np
 import torch
 
 from engine.generator import Generator, GeneratorConfig
+from engine.lattice import HARMONICS, canvas_waves, detect_lattice, quantise, stretch, wave_inputs
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
@@ -60,6 +66,7 @@ from .loop import Critic, GeneratorStart, TaskContext
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 AUGMENTS = ("flips", "dihedral", "none")
 LOSSES = ("sw", "gram")
+LATTICE = ("auto", "off")
 MIN_CROP = 32
 
 
@@ -85,6 +92,7 @@ class TrainConfig:
     balance_every: int = 50
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
+    lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
     checkpoint_every: int = 100
@@ -107,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"max_side must be 64..4096, got {self.max_side}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.lattice not in LATTICE:
+            raise ValueError(f"lattice must be one of {', '.join(LATTICE)}, got {self.lattice!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         self.scales = tuple(int(s) for s in self.scales)
@@ -175,6 +185,17 @@ class TextureTask:
         # The canvas adapts to small and narrow photos: never larger than the photo.
         self.crop = max(MIN_CROP, min(cfg.crop, min(h, w) // 8 * 8))
         self.g_config = GeneratorConfig.from_dict(cfg.generator)
+        self.wave_vectors: list[tuple[float, float]] = []
+        if cfg.lattice == "auto" and self.g_config.arch == "residual":
+            self.wave_vectors = detect_lattice(ex[0].permute(1, 2, 0).cpu().numpy())
+        if self.wave_vectors:
+            self.g_config = dataclasses.replace(self.g_config, waves=len(self.wave_vectors), harmonics=HARMONICS)
+            self.crop = self._lattice_crop(min(h, w) // 8 * 8)
+            periods = ", ".join(f"{1 / math.hypot(*k):.1f} px at {math.degrees(math.atan2(*k)):.0f} deg"
+                                for k in self.wave_vectors)
+            ctx.log(f"regular texture: lattice {periods}; canvas {self.crop} px "
+                    f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop)):.1f}%)")
+        self.cycles = quantise(self.wave_vectors, (self.crop, self.crop))
         variants = augment(ex, cfg.augment)
         with torch.no_grad():
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
@@ -203,7 +224,20 @@ class TextureTask:
         # (fixed buffers saved in the preset), so G starts with O(1) activations.
         stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
-                              side_stats={t: s for t, s in stats.items() if t != "relu4_1"})
+                              side_stats={t: s for t, s in stats.items() if t != "relu4_1"},
+                              wave_vectors=self.wave_vectors)
+
+    def _lattice_crop(self, limit: int) -> int:
+        """The training canvas (multiple of 8, within 25% of the usual one and the photo) that
+        holds the lattice's waves in whole cycles with the least stretch."""
+        base = self.crop
+        sides = range(max(MIN_CROP, int(0.75 * base) // 8 * 8), min(limit, int(1.25 * base)) + 1, 8)
+        return min(sides, key=lambda c: (round(stretch(self.wave_vectors, (c, c)), 3), abs(c - base)), default=base)
+
+    def _waves(self, seed: int, size: int) -> dict[str, torch.Tensor]:
+        cycles, phase = canvas_waves(self.wave_vectors, (size, size), seed)
+        idx = np.arange(size)
+        return wave_inputs(cycles, phase, idx, idx, (size, size), self.device, self.g_config.harmonics)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
@@ -234,6 +268,10 @@ class TextureTask:
                 k = 8 // TAP_STRIDE[t]
                 out[t].append(self.pool[t][i:i + 1].roll((dy * k, dx * k), (2, 3)))
         batch = {t: torch.cat(v).contiguous(memory_format=torch.channels_last) for t, v in out.items()}
+        if self.wave_vectors:
+            seeds = torch.randint(0, 2 ** 62, (cfg.batch,), generator=self.rng).tolist()
+            waves = [self._waves(s, self.crop) for s in seeds]
+            batch.update({k: torch.cat([w[k] for w in waves]) for k in waves[0]})
         shift = torch.randint(0, 8, (2,), generator=self.rng).tolist() if cfg.shift else [0, 0]
         return {"features": batch, "shift": shift}
 
@@ -302,7 +340,10 @@ class TextureTask:
         """A (size,size,3) uint8 seamless tile from G."""
         x = torch.from_numpy(noise_period(self.noise_params, seed, (size, size)))[None].to(self.device)
         with torch.no_grad(), autocast_for(self.device, self.config.precision):
-            img = G(self.vgg(x.contiguous(memory_format=torch.channels_last), G.taps)).float()
+            feats = self.vgg(x.contiguous(memory_format=torch.channels_last), G.taps)
+            if self.wave_vectors:
+                feats.update(self._waves(seed, size))
+            img = G(feats).float()
         return to_uint8(img[0].permute(1, 2, 0).cpu().numpy())
 
     def meta(self) -> dict:

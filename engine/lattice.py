@@ -1,0 +1,181 @@
+"""Regular textures: the exemplar's lattice, and the periodic inputs that lay it out.
+
+A feed-forward G sees only ~140 px around each output pixel, so from isotropic noise it
+cannot keep a brick wall's courses straight across a canvas: every region picks its own
+phase, and the courses wander. Regular textures get two more inputs (after the periodic
+spatial GAN of Bergmann, Jetchev and Vollgraf 2017): sin and cos of 2*pi*(k . x + phi) for
+each of the exemplar's dominant wave vectors k. One global phase per canvas, so the
+courses run straight; the noise still varies every brick.
+
+- ``detect_lattice`` finds the wave vectors in the photo's power spectrum: peaks that stand
+  far above the spectrum's level at the same frequency (``MIN_PROMINENCE``), periods
+  between ``MIN_PERIOD_PX`` and a third of the photo, at most two, not parallel. Grass and
+  soil have none, and train as before.
+- ``quantise`` rounds each wave vector to whole cycles over the canvas (or noise period),
+  so the inputs wrap around exactly; the stretch is under 1/(2 * cycles).
+- ``wave_inputs`` evaluates the fields for any window of a canvas from the window's global
+  pixel indices, so a tiled decode equals the untiled one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+MIN_PERIOD_PX = 12        # finer repetition is local texture: G draws it unaided
+MIN_PROMINENCE = 100.0    # peak power / median power at the same frequency: regular photos 300+, others under 40
+SUPPORT_PROMINENCE = 8.0  # a second, weaker wave: only where a further peak confirms its lattice
+MAX_WAVES = 2
+HARMONICS = 3             # what training gives a regular texture's G
+WAVE_STRIDES = (8, 4, 2)  # G reads the fields at 1/8 (its stem), 1/4 and 1/2 (its side inputs)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    a = np.asarray(rgb, dtype=np.float64)
+    if a.ndim == 3:
+        a = a[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return a
+
+
+def spectrum_peaks(rgb: np.ndarray, pad: int = 4) -> list[tuple[float, float, float]]:
+    """Local maxima of the Hann-windowed, ``pad``-times zero-padded power spectrum of the
+    luma: [(fy, fx, prominence)] in cycles per pixel, half-plane fy > 0 or (fy == 0, fx > 0),
+    strongest first. Prominence: the peak's power over the median power in its ring."""
+    y = _luma(rgb)
+    h, w = y.shape
+    y = (y - y.mean()) * np.outer(np.hanning(h), np.hanning(w))
+    H, W = h * pad, w * pad
+    p = np.abs(np.fft.fft2(y, (H, W))) ** 2
+    fy = np.fft.fftfreq(H)[:, None]
+    fx = np.fft.fftfreq(W)[None, :]
+    r = np.hypot(fy, fx)
+    # The median power of rings of width 1/min(h, w): the level a peak must stand above.
+    ring = np.minimum((r * min(h, w)).astype(np.int64), int(0.75 * min(h, w)))
+    order = np.argsort(ring, axis=None, kind="stable")
+    bounds = np.cumsum(np.bincount(ring.ravel()))[:-1]
+    level = np.array([np.median(g) if g.size else np.inf for g in np.split(p.ravel()[order], bounds)])
+    prom = p / np.maximum(level[ring], 1e-30)
+    # 3x3 local maxima of the (wrap-around) spectrum
+    is_max = np.ones_like(p, dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                is_max &= p >= np.roll(p, (dy, dx), (0, 1))
+    lo = 1.0 / (min(h, w) / 3.0)
+    hi = 1.0 / MIN_PERIOD_PX
+    half = (fy > 0) | ((fy == 0) & (fx > 0))
+    cand = is_max & half & (r >= lo) & (r <= hi)
+    iy, ix = np.nonzero(cand)
+    out = []
+    for a, b in zip(iy, ix):
+        # sub-bin refinement: a parabola through log-power along each axis
+        def vertex(m1, c0, p1):
+            d = m1 - 2 * c0 + p1
+            return 0.5 * (m1 - p1) / d if d < 0 else 0.0
+        lp = np.log(p + 1e-30)
+        oy = vertex(lp[a - 1, b], lp[a, b], lp[(a + 1) % H, b])
+        ox = vertex(lp[a, b - 1], lp[a, b], lp[a, (b + 1) % W])
+        out.append((float(fy[a, 0] + oy / H), float(fx[0, b] + ox / W), float(prom[a, b])))
+    out.sort(key=lambda t: -t[2])
+    return out
+
+
+def _parallel(a: np.ndarray, b: np.ndarray, degrees: float = 20.0) -> bool:
+    return abs(float(np.cross(a, b))) < math.sin(math.radians(degrees)) * np.linalg.norm(a) * np.linalg.norm(b)
+
+
+def _fundamental(k: np.ndarray, peaks: list[np.ndarray]) -> np.ndarray:
+    """The lowest frequency among ``peaks`` of which ``k`` is a whole multiple (a harmonic's
+    fundamental); ``k`` itself when there is none."""
+    best = k
+    for q in peaks:
+        if np.linalg.norm(q) < np.linalg.norm(best) and _parallel(q, k, 3.0):
+            ratio = np.linalg.norm(k) / np.linalg.norm(q)
+            if abs(ratio - round(ratio)) < 0.1:
+                best = q
+    return best
+
+
+def _near(k: np.ndarray, peaks: list[np.ndarray], tol: float) -> bool:
+    return any(min(np.linalg.norm(k - q), np.linalg.norm(k + q)) < tol for q in peaks)
+
+
+def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> list[tuple[float, float]]:
+    """The exemplar's dominant wave vectors (fy, fx) in cycles per pixel: [] for an irregular
+    texture, else the strongest prominent one (a brick wall's courses, a plank's grain) taken
+    down to its fundamental, and a second, not parallel, where the photo has one: the
+    lowest frequency that is either prominent itself (a tiled floor's other axis) or a
+    weaker peak (``SUPPORT_PROMINENCE``) whose place in a lattice with the first is
+    confirmed by a further peak at 2q, 2q +- k1 or q +- k1. That is how a running bond
+    shows: bricks of uneven length smear the bond's own peak, but together with the
+    courses it predicts the others (and the lowest frequency is the bond itself, where
+    the half-brick stack at 2q would lose it)."""
+    h, w = np.asarray(rgb).shape[:2]
+    found = spectrum_peaks(rgb)
+    strong = [np.array(t[:2]) for t in found if t[2] >= min_prominence]
+    if not strong:
+        return []
+    weak = [np.array(t[:2]) for t in found if t[2] >= SUPPORT_PROMINENCE]
+    k1 = _fundamental(strong[0], strong)
+    waves = [k1]
+    for q in sorted((k for k in weak if not _parallel(k, k1)), key=np.linalg.norm):
+        if any(q is k for k in strong):
+            waves.append(q)
+            break
+        tol = max(0.15 * np.linalg.norm(q), 1.5 / min(h, w))
+        rest = [p for p in weak if p is not q]
+        if any(_near(c, rest, tol) for c in (2 * q, 2 * q + k1, 2 * q - k1, q + k1, q - k1)):
+            waves.append(q)
+            break
+    return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]
+
+
+def quantise(waves, period: tuple[int, int]) -> list[tuple[int, int]]:
+    """Wave vectors (cycles per px) -> whole cycles (my, mx) over a period (h, w) px."""
+    h, w = period
+    return [(int(round(fy * h)), int(round(fx * w))) for fy, fx in waves]
+
+
+def stretch(waves, period: tuple[int, int]) -> float:
+    """Largest relative error |k_quantised - k| / |k| of ``quantise`` for this period."""
+    h, w = period
+    worst = 0.0
+    for (fy, fx), (my, mx) in zip(waves, quantise(waves, period)):
+        worst = max(worst, math.hypot(my / h - fy, mx / w - fx) / max(math.hypot(fy, fx), 1e-12))
+    return worst
+
+
+def wave_inputs(cycles, phase, rows: np.ndarray, cols: np.ndarray, period: tuple[int, int],
+                device=None, harmonics: int = 1) -> dict[str, torch.Tensor]:
+    """G's periodic inputs for a window: {"wave8"|"wave4"|"wave2": (1, 2n*harmonics, h/s, w/s)}:
+    sin and cos of each wave at 1..``harmonics`` times its frequency (thin mortar lines are
+    many harmonics; G need not build them from the first alone).
+
+    ``cycles`` [(my, mx)] per ``period`` (h, w); ``phase`` [phi] in turns; ``rows``/``cols``
+    the window's global pixel indices (multiples of 8 long, starting on a multiple of 8).
+    A cell of stride s is evaluated at its centre. Computed in float64 from indices modulo
+    the period, so every window of a canvas agrees exactly with the whole."""
+    ph, pw = period
+    out = {}
+    for s in WAVE_STRIDES:
+        r = (np.asarray(rows[::s], dtype=np.float64) + (s - 1) / 2) / ph
+        c = (np.asarray(cols[::s], dtype=np.float64) + (s - 1) / 2) / pw
+        chans = []
+        for (my, mx), phi in zip(cycles, phase):
+            t = 2 * math.pi * (my * r[:, None] + mx * c[None, :] + phi)
+            for m in range(1, harmonics + 1):
+                chans += [np.sin(m * t), np.cos(m * t)]
+        a = np.stack(chans)[None].astype(np.float32) if chans else np.zeros((1, 0, len(r), len(c)), np.float32)
+        out[f"wave{s}"] = torch.from_numpy(a).to(device) if device is not None else torch.from_numpy(a)
+    return out
+
+
+def canvas_waves(wave_vectors, period: tuple[int, int], seed: int) -> tuple[list[tuple[int, int]], list[float]]:
+    """(cycles, phase) of a canvas: the wave vectors quantised to ``period``, and the phases
+    of one random translation of the lattice drawn from ``seed`` (different seeds, different
+    walls; one translation, so the waves stay in step as the exemplar's are)."""
+    cycles = quantise(wave_vectors, period)
+    rng = np.random.default_rng([int(seed) % (2 ** 63), 0x1A77])
+    ty, tx = rng.random(2)
+    return cycles, [float((my * ty + mx * tx) % 1.0) for my, mx in cycles]

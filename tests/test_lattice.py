@@ -1,0 +1,101 @@
+"""Regular textures: the lattice found in a photo, the periodic inputs, and a regular
+preset's exact tiling."""
+import math
+
+import numpy as np
+import pytest
+
+from engine.lattice import canvas_waves, detect_lattice, quantise, stretch, wave_inputs
+from engine.synth import Synthesizer
+from tests.support import residual_preset
+
+
+def running_bond(h=384, w=384, course=40, brick=84, mortar=4, seed=0):
+    """A brick wall: courses of ``course`` px, bricks of ``brick`` px, each course shifted by
+    half a brick, grey mortar, noisy bricks."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:h, :w]
+    row = y // course
+    shifted = (x + (row % 2) * brick // 2) % brick
+    is_mortar = (y % course < mortar) | (shifted < mortar)
+    img = np.where(is_mortar, 0.8, 0.45 + 0.08 * rng.standard_normal((h, w)))
+    return np.repeat(img[..., None], 3, -1).clip(0, 1)
+
+
+def test_a_brick_wall_has_its_courses_found():
+    waves = detect_lattice(running_bond())
+    assert waves, "no lattice found in a regular brick wall"
+    periods = sorted(1 / math.hypot(fy, fx) for fy, fx in waves)
+    # the course height (40 px, vertical) is one of the wave vectors, to within 2%
+    course = [k for k in waves if abs(1 / math.hypot(*k) - 40) < 0.8]
+    assert course, periods
+    fy, fx = course[0]
+    assert abs(fx) < 0.1 * abs(fy)  # it points across the courses
+    # and the other is the running bond itself, (1/(2 course), 1/brick), not the half-brick
+    # stack (0, 2/brick) that a lattice of courses alone would give
+    assert len(waves) == 2
+    by, bx = [k for k in waves if k is not course[0]][0]
+    assert abs(abs(by) - 1 / 80) < 0.1 / 80 and abs(abs(bx) - 1 / 84) < 0.1 / 84, (by, bx)
+
+
+def test_noise_and_a_smooth_field_have_no_lattice():
+    rng = np.random.default_rng(1)
+    assert detect_lattice(rng.random((256, 256, 3))) == []
+    from scipy.ndimage import gaussian_filter
+    assert detect_lattice(gaussian_filter(rng.random((256, 256)), 6)) == []
+
+
+def test_quantise_gives_whole_cycles_and_the_stretch_it_costs():
+    waves = [(1 / 55.0, 0.0), (0.01, 1 / 30.0)]
+    assert quantise(waves, (110, 120)) == [(2, 0), (1, 4)]
+    # the first fits 110 px exactly; the second is off by 1/110 - 0.01 across
+    assert stretch(waves, (110, 120)) == pytest.approx(abs(1 / 110 - 0.01) / math.hypot(0.01, 1 / 30), rel=1e-9)
+    assert stretch([(1 / 55.0, 0.0)], (110, 110)) == pytest.approx(0, abs=1e-12)
+    assert stretch([(1 / 55.0, 0.0)], (128, 128)) == pytest.approx(abs(2 / 128 - 1 / 55) * 55, rel=1e-9)
+
+
+def test_wave_windows_equal_the_whole_and_wrap_around():
+    cycles, phase = canvas_waves([(1 / 30.0, 0.01), (0.0, 1 / 48.0)], (96, 144), seed=3)
+    idx_r, idx_c = np.arange(96), np.arange(144)
+    whole = wave_inputs(cycles, phase, idx_r, idx_c, (96, 144))
+    rows = np.arange(40 - 16, 40 + 32 + 16) % 96          # a window that wraps: 24..87
+    cols = np.arange(-24, 56) % 144                        # starts on the other side
+    part = wave_inputs(cycles, phase, rows, cols, (96, 144))
+    for s in (8, 4, 2):
+        w, p = whole[f"wave{s}"], part[f"wave{s}"]
+        assert w.shape == (1, 4, 96 // s, 144 // s)
+        np.testing.assert_array_equal(p.numpy(), w.numpy()[:, :, (rows[::s] // s)][:, :, :, cols[::s] // s])
+    # harmonics: per wave, sin and cos of m times its phase, m = 1..3; m = 1 as without
+    three = wave_inputs(cycles, phase, idx_r, idx_c, (96, 144), harmonics=3)["wave4"].numpy()
+    assert three.shape == (1, 12, 24, 36)
+    np.testing.assert_allclose(three[:, [0, 1, 6, 7]], whole["wave4"].numpy(), atol=1e-6)
+    t = np.arctan2(three[:, 0], three[:, 1])
+    np.testing.assert_allclose(three[:, 4], np.sin(3 * t), atol=1e-4)
+    # seeds move the lattice; the same seed does not
+    assert canvas_waves([(1 / 30.0, 0.0)], (96, 96), 3) == canvas_waves([(1 / 30.0, 0.0)], (96, 96), 3)
+    assert canvas_waves([(1 / 30.0, 0.0)], (96, 96), 3)[1] != canvas_waves([(1 / 30.0, 0.0)], (96, 96), 4)[1]
+
+
+def test_regular_preset_tiles_exactly_and_seeds_differ(tmp_path):
+    s = Synthesizer.load(residual_preset(tmp_path / "regular", wave_vectors=[(1 / 40.0, 0.0), (0.004, 1 / 70.0)],
+                                         harmonics=3), device="cpu", precision="fp32")
+    assert (s.generator.config.waves, s.generator.config.harmonics) == (2, 3)
+    whole = s.synthesize((320, 256), seed=1, tile=1024)
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=96)).max() < 1e-3
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=64)).max() < 1e-3
+    doubled = s.synthesize((640, 256), seed=1, period=(320, 256))
+    assert np.abs(doubled[:320] - doubled[320:]).max() < 1e-4
+    assert np.abs(whole - s.synthesize((320, 256), seed=2, tile=1024)).mean() > 1e-3
+
+
+def test_the_waves_reach_the_output(tmp_path):
+    """The periodic inputs are not ignored: shifting the lattice's phase changes the output."""
+    s = Synthesizer.load(residual_preset(tmp_path / "regular", wave_vectors=[(1 / 40.0, 0.0)]),
+                         device="cpu", precision="fp32")
+    import torch
+    from engine.noise import noise_canvas
+    canvas = torch.from_numpy(noise_canvas(s.preset.noise, 0, (128, 128)))[None]
+    idx = np.arange(128)
+    a = s.decode(canvas, waves=wave_inputs([(3, 0)], [0.0], idx, idx, (128, 128)))
+    b = s.decode(canvas, waves=wave_inputs([(3, 0)], [0.5], idx, idx, (128, 128)))
+    assert (a - b).abs().mean() > 1e-4
