@@ -2,7 +2,7 @@
 on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / floor: lower
 is better; spectrum: lower is better).
 
-    python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug]
+    python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug] [--variants "full recipe,..."] [--out DIR]
     python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU
     python -m bench.texture_ablation --steps-json steps.json --device cuda
 """

@@ -376,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-side", type=int, help="longest exemplar side trained on at the default scale (texture; 512)")
     s.add_argument("--exemplar-size", type=int, help="scale the exemplar's longest side to this instead of --scale")
     s.add_argument("--augment", choices=("flips", "dihedral", "none"))
+    s.add_argument("--lattice", choices=("auto", "off"),
+                   help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--adv-ratio", type=float)

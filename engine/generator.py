@@ -44,6 +44,7 @@ class GeneratorConfig:
     blocks: int = 2                 # residual: blocks at 1/8
     waves: int = 0                  # residual: periodic inputs (engine/lattice.py), 0 for irregular textures
     harmonics: int = 1              # each wave's sin and cos at 1..harmonics times its frequency
+    bond: bool = False              # two waves: the second as the bond coordinate (engine/lattice.py wave_inputs)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -57,6 +58,8 @@ class GeneratorConfig:
             raise ValueError(f"generator waves must be an int in 0..{MAX_WAVES}, got {self.waves!r}")
         if not (isinstance(self.harmonics, int) and 1 <= self.harmonics <= 8):
             raise ValueError(f"generator harmonics must be an int in 1..8, got {self.harmonics!r}")
+        if not isinstance(self.bond, bool) or (self.bond and self.waves != 2):
+            raise ValueError(f"generator bond must be true or false, and true only with 2 waves, got {self.bond!r}")
         if self.waves and self.arch != "residual":
             raise ValueError("only the residual generator reads periodic inputs (waves)")
 
@@ -67,6 +70,8 @@ class GeneratorConfig:
             if self.waves:
                 d["waves"] = self.waves
                 d["harmonics"] = self.harmonics
+                if self.bond:
+                    d["bond"] = True
         return d
 
     @classmethod
@@ -80,6 +85,7 @@ class GeneratorConfig:
         blocks = d.get("blocks", cls.blocks)
         waves = d.get("waves", cls.waves)
         harmonics = d.get("harmonics", cls.harmonics)
+        bond = d.get("bond", cls.bond)
         if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
             raise ValueError(f"generator widths must be a list of ints, got {widths!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int):
@@ -87,7 +93,9 @@ class GeneratorConfig:
         for key, v in (("waves", waves), ("harmonics", harmonics)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"generator {key} must be an int, got {v!r}")
-        return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics)
+        if not isinstance(bond, bool):
+            raise ValueError(f"generator bond must be true or false, got {bond!r}")
+        return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond)
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -147,7 +155,7 @@ class Generator(nn.Module):
             if config.waves:
                 # the exemplar's wave vectors (cycles per px at training scale), saved in the preset
                 self.register_buffer("wave_vectors", torch.zeros(config.waves, 2))
-                n = 2 * config.waves * config.harmonics
+                n = 2 * config.harmonics * config.waves
                 self.wave8, self.wave4, self.wave2 = _conv(n, w0, 1), _conv(n, w1, 1), _conv(n, w2, 1)
             return
         w1, w2, w3 = config.widths

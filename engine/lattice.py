@@ -12,9 +12,12 @@ courses run straight; the noise still varies every brick.
   between ``MIN_PERIOD_PX`` and a third of the photo, at most two, not parallel. Grass and
   soil have none, and train as before.
 - ``quantise`` rounds each wave vector to whole cycles over the canvas (or noise period),
-  so the inputs wrap around exactly; the stretch is under 1/(2 * cycles).
+  so the inputs wrap around exactly; the stretch is under 1/(2 * cycles). A bond's
+  offset stays a simple fraction (a running bond's half brick stays a half).
 - ``wave_inputs`` evaluates the fields for any window of a canvas from the window's global
-  pixel indices, so a tiled decode equals the untiled one.
+  pixel indices, so a tiled decode equals the untiled one: sin and cos of each wave at
+  1..3 times its frequency, and with two waves the bond coordinate in place of the second,
+  whose iso-lines are head joints square to the courses.
 """
 from __future__ import annotations
 
@@ -131,26 +134,65 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]
 
 
-def quantise(waves, period: tuple[int, int]) -> list[tuple[int, int]]:
-    """Wave vectors (cycles per px) -> whole cycles (my, mx) over a period (h, w) px."""
+BOND_OFFSETS = tuple(sorted({p / q for q in (1, 2, 3, 4) for p in range(q + 1)}))  # 0, 1/4, 1/3, 1/2, ...
+
+
+def bond_offset(waves) -> float:
+    """a = k2.k1 / k1.k1 of two waves: the bond's offset per course, in turns of the second."""
+    (a1, b1), (a2, b2) = waves[:2]
+    return (a1 * a2 + b1 * b2) / max(a1 * a1 + b1 * b1, 1e-30)
+
+
+def quantise(waves, period: tuple[int, int], bond: bool = False) -> list[tuple[int, int]]:
+    """Wave vectors (cycles per px) -> whole cycles (my, mx) over a period (h, w) px.
+
+    Each rounded alone, by default. With ``bond`` (two waves, the second read as the bond
+    coordinate), the bond's offset is kept a simple fraction (a half brick stays a half,
+    where rounding alone gave 4/9 on a 512 px canvas and the joints drifted course by
+    course): the offset p/q nearest the photo's (within 0.05), the first wave rounded to
+    multiples of q cycles, the second = p/q of the first plus its rounded rest."""
     h, w = period
-    return [(int(round(fy * h)), int(round(fx * w))) for fy, fx in waves]
+    alone = [(int(round(fy * h)), int(round(fx * w))) for fy, fx in waves]
+    if not bond or len(waves) != 2:
+        return alone
+    a = bond_offset(waves)
+    frac = min(BOND_OFFSETS, key=lambda f: abs(f - (a - math.floor(a))))
+    if abs(frac - (a - math.floor(a))) > 0.05:
+        return alone
+    from fractions import Fraction
+    off = Fraction(frac).limit_denominator(4) + math.floor(a)
+    (f1y, f1x), (f2y, f2x) = waves
+    step = off.denominator
+    m1 = (int(round(f1y * h / step)) * step, int(round(f1x * w / step)) * step)
+    if m1 == (0, 0):
+        return alone
+    rest = (f2y - a * f1y, f2x - a * f1x)  # the second wave's part square to the first
+    m2 = (int(off * m1[0]) + int(round(rest[0] * h)), int(off * m1[1]) + int(round(rest[1] * w)))
+    return [m1, m2]
 
 
-def stretch(waves, period: tuple[int, int]) -> float:
+def stretch(waves, period: tuple[int, int], bond: bool = False) -> float:
     """Largest relative error |k_quantised - k| / |k| of ``quantise`` for this period."""
     h, w = period
     worst = 0.0
-    for (fy, fx), (my, mx) in zip(waves, quantise(waves, period)):
+    for (fy, fx), (my, mx) in zip(waves, quantise(waves, period, bond)):
         worst = max(worst, math.hypot(my / h - fy, mx / w - fx) / max(math.hypot(fy, fx), 1e-12))
     return worst
 
 
 def wave_inputs(cycles, phase, rows: np.ndarray, cols: np.ndarray, period: tuple[int, int],
-                device=None, harmonics: int = 1) -> dict[str, torch.Tensor]:
-    """G's periodic inputs for a window: {"wave8"|"wave4"|"wave2": (1, 2n*harmonics, h/s, w/s)}:
+                device=None, harmonics: int = 1, bond: bool = False) -> dict[str, torch.Tensor]:
+    """G's periodic inputs for a window: {"wave8"|"wave4"|"wave2": (1, C, h/s, w/s)}:
     sin and cos of each wave at 1..``harmonics`` times its frequency (thin mortar lines are
-    many harmonics; G need not build them from the first alone).
+    many harmonics; G need not build them from the first alone), C = 2 * harmonics * waves.
+
+    ``bond`` (two waves): the second wave's phase t2 is replaced by the bond coordinate
+    u = t2 - a * frac(t1), t in turns, a = k2.k1 / k1.k1. Within a cell of the first wave (a
+    course) u changes only along it, so its iso-lines are the head joints, square to the
+    courses; at each course boundary u jumps by a, the bond's offset (a half brick for a
+    running bond). The second wave's own iso-lines are diagonal, and G fed with them drew
+    the joints as diagonal streaks. u still wraps: over the period, t1 and t2 change by
+    whole cycles.
 
     ``cycles`` [(my, mx)] per ``period`` (h, w); ``phase`` [phi] in turns; ``rows``/``cols``
     the window's global pixel indices (multiples of 8 long, starting on a multiple of 8).
@@ -161,21 +203,26 @@ def wave_inputs(cycles, phase, rows: np.ndarray, cols: np.ndarray, period: tuple
     for s in WAVE_STRIDES:
         r = (np.asarray(rows[::s], dtype=np.float64) + (s - 1) / 2) / ph
         c = (np.asarray(cols[::s], dtype=np.float64) + (s - 1) / 2) / pw
+        turns = [my * r[:, None] + mx * c[None, :] + phi for (my, mx), phi in zip(cycles, phase)]
+        if bond and len(cycles) == 2:
+            (a1, b1), (a2, b2) = [(my / ph, mx / pw) for my, mx in cycles]
+            alpha = (a1 * a2 + b1 * b2) / max(a1 * a1 + b1 * b1, 1e-30)
+            turns[1] = turns[1] - alpha * (turns[0] - np.floor(turns[0]))
         chans = []
-        for (my, mx), phi in zip(cycles, phase):
-            t = 2 * math.pi * (my * r[:, None] + mx * c[None, :] + phi)
+        for t in turns:
             for m in range(1, harmonics + 1):
-                chans += [np.sin(m * t), np.cos(m * t)]
+                chans += [np.sin(2 * math.pi * m * t), np.cos(2 * math.pi * m * t)]
         a = np.stack(chans)[None].astype(np.float32) if chans else np.zeros((1, 0, len(r), len(c)), np.float32)
         out[f"wave{s}"] = torch.from_numpy(a).to(device) if device is not None else torch.from_numpy(a)
     return out
 
 
-def canvas_waves(wave_vectors, period: tuple[int, int], seed: int) -> tuple[list[tuple[int, int]], list[float]]:
+def canvas_waves(wave_vectors, period: tuple[int, int], seed: int,
+                 bond: bool = False) -> tuple[list[tuple[int, int]], list[float]]:
     """(cycles, phase) of a canvas: the wave vectors quantised to ``period``, and the phases
     of one random translation of the lattice drawn from ``seed`` (different seeds, different
     walls; one translation, so the waves stay in step as the exemplar's are)."""
-    cycles = quantise(wave_vectors, period)
+    cycles = quantise(wave_vectors, period, bond)
     rng = np.random.default_rng([int(seed) % (2 ** 63), 0x1A77])
     ty, tx = rng.random(2)
     return cycles, [float((my * ty + mx * tx) % 1.0) for my, mx in cycles]

@@ -129,9 +129,9 @@ class Synthesizer:
         period and seed (None for an irregular preset)."""
         if not self.generator.config.waves:
             return lambda rows, cols: None
-        cycles, phase = canvas_waves(self.generator.wave_vectors.tolist(), period, seed)
-        n = self.generator.config.harmonics
-        return lambda rows, cols: wave_inputs(cycles, phase, rows, cols, period, harmonics=n)
+        g = self.generator.config
+        cycles, phase = canvas_waves(self.generator.wave_vectors.tolist(), period, seed, g.bond)
+        return lambda rows, cols: wave_inputs(cycles, phase, rows, cols, period, harmonics=g.harmonics, bond=g.bond)
 
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
                      progress=None, dtype=np.float32, waves=None) -> np.ndarray:

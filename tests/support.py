@@ -6,12 +6,12 @@ from engine.noise import NoiseParams
 from engine.presets import open_preset, write_preset
 
 
-def residual_preset(folder, widths=(32, 32, 16, 16), wave_vectors=(), harmonics=1):
+def residual_preset(folder, widths=(32, 32, 16, 16), wave_vectors=(), harmonics=1, bond=False):
     """A residual-G preset with random weights (no training): exercises its reach and its
     relu3_1/relu2_1 side inputs (and, with ``wave_vectors``, its periodic inputs)."""
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(arch="residual", widths=widths, blocks=2, waves=len(wave_vectors),
-                                  harmonics=harmonics))
+                                  harmonics=harmonics, bond=bond))
     if wave_vectors:
         g.wave_vectors.copy_(torch.tensor(wave_vectors))
     g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))

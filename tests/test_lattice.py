@@ -76,10 +76,53 @@ def test_wave_windows_equal_the_whole_and_wrap_around():
     assert canvas_waves([(1 / 30.0, 0.0)], (96, 96), 3)[1] != canvas_waves([(1 / 30.0, 0.0)], (96, 96), 4)[1]
 
 
+def test_the_bond_coordinate_makes_square_joints_offset_by_half_a_brick():
+    """A running bond (courses 40 px, bricks 84 px): within a course the bond coordinate u
+    changes only along the course (its iso-lines, the joints, are vertical), and from one
+    course to the next it jumps by half a cycle."""
+    period = (320, 336)                       # 8 courses, 4 bricks: the waves fit exactly
+    cycles = quantise([(1 / 40, 0.0), (1 / 80, 1 / 84)], period)
+    assert cycles == [(8, 0), (4, 4)]
+    rows, cols = np.arange(320), np.arange(336)
+    w = wave_inputs(cycles, [0.0, 0.0], rows, cols, period, harmonics=1, bond=True)["wave2"].numpy()[0]
+    plain = wave_inputs(cycles, [0.0, 0.0], rows, cols, period, harmonics=1)["wave2"].numpy()[0]
+    assert w.shape == plain.shape == (4, 160, 168)
+    np.testing.assert_array_equal(w[:2], plain[:2])     # the courses' wave as it was
+    u = np.arctan2(w[2], w[3]) / (2 * np.pi)           # turns, in (-1/2, 1/2]
+    r = (np.arange(160) * 2 + 0.5)                     # the rows' pixel centres
+    course = np.floor(r / 40).astype(int)
+    for k in range(8):
+        rows_k = np.nonzero(course == k)[0]
+        spread = np.abs(np.angle(np.exp(2j * np.pi * (u[rows_k] - u[rows_k[0]])))).max()
+        assert spread < 1e-6, f"course {k}: the joints are not square to the course"
+    step = np.angle(np.exp(2j * np.pi * (u[np.nonzero(course == 1)[0][0]] - u[0]))) / (2 * np.pi)
+    np.testing.assert_allclose(np.abs(step), 0.5, atol=1e-6)
+    # without the bond coordinate the second wave's own iso-lines run diagonally
+    w2 = np.arctan2(plain[2], plain[3]) / (2 * np.pi)
+    assert np.abs(np.angle(np.exp(2j * np.pi * (w2[1] - w2[0])))).max() > 1e-3
+
+
+def test_bond_quantisation_keeps_a_half_brick_a_half():
+    """Rounding each wave alone puts 9 courses on 512 px and the bond's offset at 4/9, so the
+    joints drift; with ``bond`` the courses are an even number and the offset stays 1/2."""
+    from engine.lattice import bond_offset
+    wall = [(1 / 58.5, 0.0), (1 / 117, -1 / 110)]        # courses 58.5 px, bricks 110 px
+    assert bond_offset(wall) == pytest.approx(0.5)
+    alone = quantise(wall, (512, 512))
+    kept = quantise(wall, (512, 512), bond=True)
+    assert alone == [(9, 0), (4, -5)] and bond_offset([(a / 512, b / 512) for a, b in alone]) == pytest.approx(4 / 9)
+    assert kept[0][0] % 2 == 0 and kept[0][1] == 0
+    assert bond_offset([(a / 512, b / 512) for a, b in kept]) == pytest.approx(0.5)
+    assert stretch(wall, (512, 512), bond=True) < 0.1
+    # an offset far from any simple fraction is rounded as before
+    odd = [(1 / 40, 0.0), (0.4 / 40 + 0.0, 1 / 90)]          # offset 0.4: not within 0.05 of 1/3 or 1/2
+    assert quantise(odd, (400, 360), bond=True) == quantise(odd, (400, 360))
+
+
 def test_regular_preset_tiles_exactly_and_seeds_differ(tmp_path):
-    s = Synthesizer.load(residual_preset(tmp_path / "regular", wave_vectors=[(1 / 40.0, 0.0), (0.004, 1 / 70.0)],
-                                         harmonics=3), device="cpu", precision="fp32")
-    assert (s.generator.config.waves, s.generator.config.harmonics) == (2, 3)
+    s = Synthesizer.load(residual_preset(tmp_path / "regular", wave_vectors=[(1 / 40.0, 0.0), (1 / 80, 1 / 84)],
+                                         harmonics=3, bond=True), device="cpu", precision="fp32")
+    assert (s.generator.config.waves, s.generator.config.harmonics, s.generator.config.bond) == (2, 3, True)
     whole = s.synthesize((320, 256), seed=1, tile=1024)
     assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=96)).max() < 1e-3
     assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=64)).max() < 1e-3

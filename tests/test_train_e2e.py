@@ -150,3 +150,27 @@ def test_exemplar_scale_rules(isolated_home, tmp_path):
     r = run_cli("train", str(tmp_path / "big.png"), "--name", "big", "--scale", "0.02", "--steps", "2",
                 env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 2 and "raise --scale" in r.stderr
+
+
+def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_home, tmp_path):
+    """A brick wall photo: the CLI finds its courses and bond, says so, and the preset's G
+    reads them (two waves, three harmonics, the bond coordinate); ``--lattice off`` trains
+    the plain G. Both synthesize a seamless texture of any size."""
+    from tests.test_lattice import running_bond
+    Image.fromarray((running_bond(256, 256) * 255).astype(np.uint8)).save(tmp_path / "wall.png")
+    env = {"MGAN_HOME": str(isolated_home)}
+    for name, extra in (("wall", []), ("wall-off", ["--lattice", "off"])):
+        r = run_cli("train", str(tmp_path / "wall.png"), "--name", name, "--steps", "3", "--batch", "1",
+                    "--checkpoint-every", "3", "--preview-every", "3", "-q", *extra, env=env)
+        assert r.returncode == 0, r.stderr
+        g = json.loads((isolated_home / "presets" / name / "preset.json").read_text())["generator"]
+        if extra:
+            assert "waves" not in g and "regular texture" not in r.stdout + r.stderr
+        else:
+            assert (g["waves"], g["harmonics"], g["bond"]) == (2, 3, True)
+            assert "regular texture: lattice 40.0 px" in r.stdout + r.stderr
+        out = tmp_path / f"{name}.png"
+        r = run_cli("synth", "--preset", name, "--size", "200x136", "-o", str(out), env=env)
+        assert r.returncode == 0, r.stderr
+        with Image.open(out) as im:
+            assert im.size == (200, 136)

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from engine.generator import Generator, GeneratorConfig
-from engine.lattice import HARMONICS, canvas_waves, detect_lattice, quantise, stretch, wave_inputs
+from engine.lattice import HARMONICS, canvas_waves, detect_lattice, stretch, wave_inputs
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
@@ -67,6 +67,7 @@ GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 AUGMENTS = ("flips", "dihedral", "none")
 LOSSES = ("sw", "gram")
 LATTICE = ("auto", "off")
+LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 
 
@@ -189,13 +190,13 @@ class TextureTask:
         if cfg.lattice == "auto" and self.g_config.arch == "residual":
             self.wave_vectors = detect_lattice(ex[0].permute(1, 2, 0).cpu().numpy())
         if self.wave_vectors:
-            self.g_config = dataclasses.replace(self.g_config, waves=len(self.wave_vectors), harmonics=HARMONICS)
+            self.g_config = dataclasses.replace(self.g_config, waves=len(self.wave_vectors), harmonics=HARMONICS,
+                                                bond=len(self.wave_vectors) == 2)
             self.crop = self._lattice_crop(min(h, w) // 8 * 8)
             periods = ", ".join(f"{1 / math.hypot(*k):.1f} px at {math.degrees(math.atan2(*k)):.0f} deg"
                                 for k in self.wave_vectors)
             ctx.log(f"regular texture: lattice {periods}; canvas {self.crop} px "
-                    f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop)):.1f}%)")
-        self.cycles = quantise(self.wave_vectors, (self.crop, self.crop))
+                    f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%)")
         variants = augment(ex, cfg.augment)
         with torch.no_grad():
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
@@ -228,16 +229,23 @@ class TextureTask:
                               wave_vectors=self.wave_vectors)
 
     def _lattice_crop(self, limit: int) -> int:
-        """The training canvas (multiple of 8, within 25% of the usual one and the photo) that
-        holds the lattice's waves in whole cycles with the least stretch."""
-        base = self.crop
+        """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
+        whole cycles: the largest side up to the usual one that holds them within
+        ``LATTICE_STRETCH`` (a step costs no more than without waves), else the side within
+        25% of the usual one with the least stretch."""
+        base, bond = self.crop, len(self.wave_vectors) == 2
         sides = range(max(MIN_CROP, int(0.75 * base) // 8 * 8), min(limit, int(1.25 * base)) + 1, 8)
-        return min(sides, key=lambda c: (round(stretch(self.wave_vectors, (c, c)), 3), abs(c - base)), default=base)
+        err = {c: stretch(self.wave_vectors, (c, c), bond) for c in sides}
+        fits = [c for c in sides if c <= base and err[c] <= LATTICE_STRETCH]
+        if fits:
+            return max(fits)
+        return min(sides, key=lambda c: (round(err[c], 3), abs(c - base)), default=base)
 
     def _waves(self, seed: int, size: int) -> dict[str, torch.Tensor]:
-        cycles, phase = canvas_waves(self.wave_vectors, (size, size), seed)
+        cycles, phase = canvas_waves(self.wave_vectors, (size, size), seed, self.g_config.bond)
         idx = np.arange(size)
-        return wave_inputs(cycles, phase, idx, idx, (size, size), self.device, self.g_config.harmonics)
+        return wave_inputs(cycles, phase, idx, idx, (size, size), self.device, self.g_config.harmonics,
+                           self.g_config.bond)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
