@@ -22,6 +22,7 @@ courses run straight; the noise still varies every brick.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -70,13 +71,14 @@ def spectrum_peaks(rgb: np.ndarray, pad: int = 4) -> list[tuple[float, float, fl
     half = (fy > 0) | ((fy == 0) & (fx > 0))
     cand = is_max & half & (r >= lo) & (r <= hi)
     iy, ix = np.nonzero(cand)
+
+    def vertex(m1, c0, p1):  # sub-bin refinement: a parabola through log-power along an axis
+        d = m1 - 2 * c0 + p1
+        return 0.5 * (m1 - p1) / d if d < 0 else 0.0
+
+    lp = np.log(p + 1e-30)
     out = []
     for a, b in zip(iy, ix):
-        # sub-bin refinement: a parabola through log-power along each axis
-        def vertex(m1, c0, p1):
-            d = m1 - 2 * c0 + p1
-            return 0.5 * (m1 - p1) / d if d < 0 else 0.0
-        lp = np.log(p + 1e-30)
         oy = vertex(lp[a - 1, b], lp[a, b], lp[(a + 1) % H, b])
         ox = vertex(lp[a, b - 1], lp[a, b], lp[a, (b + 1) % W])
         out.append((float(fy[a, 0] + oy / H), float(fx[0, b] + ox / W), float(prom[a, b])))
@@ -115,15 +117,15 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     courses it predicts the others (and the lowest frequency is the bond itself, where
     the half-brick stack at 2q would lose it)."""
     h, w = np.asarray(rgb).shape[:2]
-    found = spectrum_peaks(rgb)
-    strong = [np.array(t[:2]) for t in found if t[2] >= min_prominence]
+    found = [(np.array(t[:2]), t[2]) for t in spectrum_peaks(rgb) if t[2] >= SUPPORT_PROMINENCE]
+    strong = [k for k, prom in found if prom >= min_prominence]
     if not strong:
         return []
-    weak = [np.array(t[:2]) for t in found if t[2] >= SUPPORT_PROMINENCE]
+    weak = [k for k, _ in found]
     k1 = _fundamental(strong[0], strong)
     waves = [k1]
-    for q in sorted((k for k in weak if not _parallel(k, k1)), key=np.linalg.norm):
-        if any(q is k for k in strong):
+    for q, prom in sorted(((k, prom) for k, prom in found if not _parallel(k, k1)), key=lambda t: np.linalg.norm(t[0])):
+        if prom >= min_prominence:
             waves.append(q)
             break
         tol = max(0.15 * np.linalg.norm(q), 1.5 / min(h, w))
@@ -134,7 +136,7 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]
 
 
-BOND_OFFSETS = tuple(sorted({p / q for q in (1, 2, 3, 4) for p in range(q + 1)}))  # 0, 1/4, 1/3, 1/2, ...
+BOND_OFFSETS = tuple(sorted({Fraction(p, q) for q in (1, 2, 3, 4) for p in range(q + 1)}))  # 0, 1/4, 1/3, 1/2, ...
 
 
 def bond_offset(waves) -> float:
@@ -159,8 +161,7 @@ def quantise(waves, period: tuple[int, int], bond: bool = False) -> list[tuple[i
     frac = min(BOND_OFFSETS, key=lambda f: abs(f - (a - math.floor(a))))
     if abs(frac - (a - math.floor(a))) > 0.05:
         return alone
-    from fractions import Fraction
-    off = Fraction(frac).limit_denominator(4) + math.floor(a)
+    off = frac + math.floor(a)
     (f1y, f1x), (f2y, f2x) = waves
     step = off.denominator
     m1 = (int(round(f1y * h / step)) * step, int(round(f1x * w / step)) * step)
@@ -205,8 +206,7 @@ def wave_inputs(cycles, phase, rows: np.ndarray, cols: np.ndarray, period: tuple
         c = (np.asarray(cols[::s], dtype=np.float64) + (s - 1) / 2) / pw
         turns = [my * r[:, None] + mx * c[None, :] + phi for (my, mx), phi in zip(cycles, phase)]
         if bond and len(cycles) == 2:
-            (a1, b1), (a2, b2) = [(my / ph, mx / pw) for my, mx in cycles]
-            alpha = (a1 * a2 + b1 * b2) / max(a1 * a1 + b1 * b1, 1e-30)
+            alpha = bond_offset([(my / ph, mx / pw) for my, mx in cycles])
             turns[1] = turns[1] - alpha * (turns[0] - np.floor(turns[0]))
         chans = []
         for t in turns:
@@ -226,3 +226,10 @@ def canvas_waves(wave_vectors, period: tuple[int, int], seed: int,
     rng = np.random.default_rng([int(seed) % (2 ** 63), 0x1A77])
     ty, tx = rng.random(2)
     return cycles, [float((my * ty + mx * tx) % 1.0) for my, mx in cycles]
+
+
+def canvas_inputs(wave_vectors, period: tuple[int, int], seed: int, harmonics: int = 1, bond: bool = False):
+    """rows, cols -> ``wave_inputs`` of that window of a canvas with this period and seed:
+    the one recipe the synthesizer (tile by tile) and training (whole canvases) share."""
+    cycles, phase = canvas_waves(wave_vectors, period, seed, bond)
+    return lambda rows, cols, device=None: wave_inputs(cycles, phase, rows, cols, period, device, harmonics, bond)

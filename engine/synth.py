@@ -22,7 +22,7 @@ import torch
 
 from .circular import halo_padding
 from .generator import Generator
-from .lattice import canvas_waves, wave_inputs
+from .lattice import canvas_inputs
 from .noise import NoiseParams, noise_canvas, periodic_resize
 from .presets import PresetError, PresetInfo, load_generator, preset_from_arg
 from .vgg import get_vgg19
@@ -126,12 +126,11 @@ class Synthesizer:
 
     def waves_for(self, period: tuple[int, int], seed: int):
         """rows, cols -> the periodic inputs of that window of a canvas with this noise
-        period and seed (None for an irregular preset)."""
-        if not self.generator.config.waves:
-            return lambda rows, cols: None
+        period and seed; None for an irregular preset."""
         g = self.generator.config
-        cycles, phase = canvas_waves(self.generator.wave_vectors.tolist(), period, seed, g.bond)
-        return lambda rows, cols: wave_inputs(cycles, phase, rows, cols, period, harmonics=g.harmonics, bond=g.bond)
+        if not g.waves:
+            return None
+        return canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond)
 
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
                      progress=None, dtype=np.float32, waves=None) -> np.ndarray:

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from engine.generator import Generator, GeneratorConfig
-from engine.lattice import HARMONICS, canvas_waves, detect_lattice, stretch, wave_inputs
+from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
@@ -233,7 +233,7 @@ class TextureTask:
         whole cycles: the largest side up to the usual one that holds them within
         ``LATTICE_STRETCH`` (a step costs no more than without waves), else the side within
         25% of the usual one with the least stretch."""
-        base, bond = self.crop, len(self.wave_vectors) == 2
+        base, bond = self.crop, self.g_config.bond
         sides = range(max(MIN_CROP, int(0.75 * base) // 8 * 8), min(limit, int(1.25 * base)) + 1, 8)
         err = {c: stretch(self.wave_vectors, (c, c), bond) for c in sides}
         fits = [c for c in sides if c <= base and err[c] <= LATTICE_STRETCH]
@@ -242,10 +242,9 @@ class TextureTask:
         return min(sides, key=lambda c: (round(err[c], 3), abs(c - base)), default=base)
 
     def _waves(self, seed: int, size: int) -> dict[str, torch.Tensor]:
-        cycles, phase = canvas_waves(self.wave_vectors, (size, size), seed, self.g_config.bond)
         idx = np.arange(size)
-        return wave_inputs(cycles, phase, idx, idx, (size, size), self.device, self.g_config.harmonics,
-                           self.g_config.bond)
+        g = self.g_config
+        return canvas_inputs(self.wave_vectors, (size, size), seed, g.harmonics, g.bond)(idx, idx, self.device)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
