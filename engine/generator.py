@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .circular import CircularConv2d, circular_pad
+from .circular import CircularConv2d, circular_pad, fused_inference, in_strips
 from .lattice import MAX_WAVES
 
 ARCHS = ("residual", "upsample", "paper")
@@ -126,10 +126,9 @@ class _Residual(nn.Module):
     def __init__(self, c: int):
         super().__init__()
         self.a, self.b = _conv(c, c), _conv(c, c)
-        self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.b(self.act(self.a(x)))
+        return self.b(self.a(x, act="leaky_relu"), add=x)
 
 
 class Generator(nn.Module):
@@ -187,38 +186,52 @@ class Generator(nn.Module):
         encoder's reach plus G's."""
         return -(-(VGG_RELU4_1_RADIUS + self.halo_px) // 8) * 8
 
-    def forward(self, features) -> torch.Tensor:
+    def forward(self, features, release: bool = False) -> torch.Tensor:
         """{tap: (N,C,h*s,w*s)} (or relu4_1 alone, (N,512,h,w), for the single-input archs)
-        -> (N,3,8h,8w) sRGB in [0,1]."""
+        -> (N,3,8h,8w) sRGB in [0,1]. ``release``: take the inputs out of the dict as soon as
+        they are used, so that their memory is free for the larger tensors that follow (a
+        large canvas's peak is in the last stage)."""
         if isinstance(features, torch.Tensor):
             if self.config.arch == "residual":
                 raise ValueError("the residual generator needs relu2_1, relu3_1 and relu4_1 features")
             features = {"relu4_1": features}
-        x = (features["relu4_1"] - self.feat_mean) / self.feat_std
         if self.config.arch == "residual":
-            x = self.stem(x)
             waves = self.config.waves
-            if waves:
-                if "wave8" not in features:
-                    raise ValueError("this generator lays out a regular texture: it needs its periodic "
-                                     "inputs (engine/lattice.py wave_inputs)")
-                x = x + self.wave8(features["wave8"].to(x.dtype))
-            x = self.blocks(self.act(x))
-            sides = ((features["relu3_1"] - self.side3_mean) / self.side3_std,
-                     (features["relu2_1"] - self.side2_mean) / self.side2_std)
-            for i, (conv_a, conv_b) in enumerate(self.stages):
-                x = conv_a(F.interpolate(x, scale_factor=2, mode="nearest"))
-                if i < 2:
-                    x = x + (self.side3, self.side2)[i](sides[i])
-                    if waves:
-                        x = x + (self.wave4, self.wave2)[i](features[("wave4", "wave2")[i]].to(x.dtype))
-                x = self.act(conv_b(self.act(x)))
-            return torch.sigmoid(self.to_rgb(x))
-        x = self.act(self.head(x))
+            if waves and "wave8" not in features:
+                raise ValueError("this generator lays out a regular texture: it needs its periodic "
+                                 "inputs (engine/lattice.py wave_inputs)")
+            take = features.pop if release else features.__getitem__
+            x = self.stem(take("relu4_1"), standardise=(self.feat_mean, self.feat_std),
+                          add=self.wave8(take("wave8")) if waves else None, act="leaky_relu")
+            x = self.blocks(x)
+            conv_a, conv_b = self.stages[0]
+            add = self.side3(take("relu3_1"), standardise=(self.side3_mean, self.side3_std),
+                             add=self.wave4(take("wave4")) if waves else None)
+            x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=True), act="leaky_relu")
+            fine = [(take("relu2_1"), 2)] + ([(take("wave2"), 2)] if waves else [])
+            if fused_inference(x):
+                # the last two stages (1/2 and full resolution) in strips of rows: they reach
+                # 2.5 rows at 1/4 resolution, and their 64- and 32-channel tensors set the peak
+                # memory and wait on memory when whole
+                return in_strips(self._fine_stages, [(x, 1)] + fine, halo=3, scale=4,
+                                 px_bytes=16 * 8 * self.config.widths[3] * 2)
+            return self._fine_stages(x, *(t for t, _ in fine))
+        x = (features["relu4_1"] - self.feat_mean) / self.feat_std
+        x = self.head(x, act="leaky_relu")
         for layer in self.up:
             if self.config.arch == "upsample":
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = self.act(layer(x))
+                x = layer(x, act="leaky_relu", up2=True)
+            else:
+                x = self.act(layer(x))
+        return torch.sigmoid(self.to_rgb(x))
+
+    def _fine_stages(self, x: torch.Tensor, relu2_1: torch.Tensor, wave2: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual G's last two stages: 1/4 resolution (+ relu2_1, the waves) -> sRGB."""
+        (conv_a, conv_b), (conv_c, conv_d) = self.stages[1], self.stages[2]
+        add = self.side2(relu2_1, standardise=(self.side2_mean, self.side2_std),
+                         add=self.wave2(wave2) if wave2 is not None else None)
+        x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=True), act="leaky_relu")
+        x = conv_d(conv_c(x, act="leaky_relu", up2=True), act="leaky_relu")
         return torch.sigmoid(self.to_rgb(x))
 
     @torch.no_grad()

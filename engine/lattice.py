@@ -202,18 +202,24 @@ def wave_inputs(cycles, phase, rows: np.ndarray, cols: np.ndarray, period: tuple
     ph, pw = period
     out = {}
     for s in WAVE_STRIDES:
-        r = (np.asarray(rows[::s], dtype=np.float64) + (s - 1) / 2) / ph
-        c = (np.asarray(cols[::s], dtype=np.float64) + (s - 1) / 2) / pw
+        r = (torch.as_tensor(np.asarray(rows[::s]), dtype=torch.float64) + (s - 1) / 2) / ph
+        c = (torch.as_tensor(np.asarray(cols[::s]), dtype=torch.float64) + (s - 1) / 2) / pw
         turns = [my * r[:, None] + mx * c[None, :] + phi for (my, mx), phi in zip(cycles, phase)]
         if bond and len(cycles) == 2:
             alpha = bond_offset([(my / ph, mx / pw) for my, mx in cycles])
-            turns[1] = turns[1] - alpha * (turns[0] - np.floor(turns[0]))
-        chans = []
-        for t in turns:
-            for m in range(1, harmonics + 1):
-                chans += [np.sin(2 * math.pi * m * t), np.cos(2 * math.pi * m * t)]
-        a = np.stack(chans)[None].astype(np.float32) if chans else np.zeros((1, 0, len(r), len(c)), np.float32)
-        out[f"wave{s}"] = torch.from_numpy(a).to(device) if device is not None else torch.from_numpy(a)
+            turns[1] = turns[1] - alpha * (turns[0] - torch.floor(turns[0]))
+        a = torch.empty((1, 2 * harmonics * len(turns), len(r), len(c)), dtype=torch.float32)
+        for i, t in enumerate(turns):
+            # harmonics by the angle-addition recurrence: two trigonometric calls per wave
+            angle = t.frac_().mul_(2 * math.pi)
+            sin1, cos1 = torch.sin(angle), torch.cos(angle)
+            sin_m, cos_m = sin1, cos1
+            for m in range(harmonics):
+                if m:
+                    sin_m, cos_m = sin_m * cos1 + cos_m * sin1, cos_m * cos1 - sin_m * sin1
+                a[0, 2 * (i * harmonics + m)] = sin_m
+                a[0, 2 * (i * harmonics + m) + 1] = cos_m
+        out[f"wave{s}"] = a.to(device) if device is not None else a
     return out
 
 

@@ -97,27 +97,26 @@ def brown_noise(seed: int, period: tuple[int, int], beta: float = 2.5, scale: fl
     """
     ph, pw = period
     _check_period(ph, pw)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    fy = np.fft.fftfreq(ph).astype(np.float32)[:, None]
-    fx = np.fft.rfftfreq(pw).astype(np.float32)[None, :]
+    # torch throughout (float32/complex64, both cores): at 8192 px numpy's float64 grid and
+    # single-threaded sampler took 6.5 s, 15% of the synthesis. The white noise comes from a
+    # seeded torch.Generator, so a seed gives the same field every time.
+    gen = torch.Generator().manual_seed(int(seed))
+    fy = torch.fft.fftfreq(ph)[:, None]
+    fx = torch.fft.rfftfreq(pw)[None, :]
     f0 = 1.0 / scale
-    amplitude = (fy * fy + fx * fx + f0 * f0) ** (-beta / 4.0)
-    amplitude[0, 0] = 0.0  # zero mean
+    amp = (fy * fy + fx * fx + f0 * f0).pow_(-beta / 4.0)
+    amp[0, 0] = 0.0  # zero mean
     # Expected variance of irfft2(rfft2(white) * A) per pixel: sum over the full spectrum of
     # A^2 / N. The rfft half-plane counts twice except its first (and Nyquist) column.
-    weights = np.full(amplitude.shape[1], 2.0, np.float32)
+    power = amp.square().sum(dim=0, dtype=torch.float64)
+    weights = torch.full_like(power, 2.0)
     weights[0] = 1.0
     if pw % 2 == 0:
         weights[-1] = 1.0
-    expected_std = float(np.sqrt((amplitude ** 2 * weights).sum() / (ph * pw)))
-    # torch's FFT keeps float32/complex64 (numpy's would double it), which bounds memory
-    # at large canvases; the white noise still comes from numpy's seeded PCG64.
-    amp = torch.from_numpy(amplitude)
+    expected_std = float(torch.sqrt((power * weights).sum() / (ph * pw)))
     out = np.empty((3, ph, pw), np.float32)
     for c in range(3):
-        white = torch.from_numpy(rng.standard_normal((ph, pw), dtype=np.float32))
-        spectrum = torch.fft.rfft2(white)
-        del white
+        spectrum = torch.fft.rfft2(torch.randn((ph, pw), generator=gen))
         spectrum.mul_(amp)
         field = torch.fft.irfft2(spectrum, s=(ph, pw))
         del spectrum

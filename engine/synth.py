@@ -7,10 +7,13 @@ Conventions: tensors are (N,3,H,W) float sRGB in [0,1]; images leave as (H,W,3) 
 - Any size: the network works on sides that are multiples of 8 (relu4_1 is 1/8 scale);
   other sizes are synthesized at the next multiple of 8 and resampled with wrap-around
   bicubic sampling, which keeps the result periodic at exactly the requested size.
-- Bounded memory: canvases above ``tile`` pixels a side are decoded in tiles whose input
-  window carries a halo (``TILE_HALO``, or more where the generator reaches further:
-  ``Generator.tile_halo``) wider than the receptive field of VGG19-to-relu4_1 plus G. Windows are read with wrap-around indexing, so a tiled result equals the untiled
-  one (tests/test_synth.py checks it in fp32).
+- Bounded memory: canvases above ``tile`` pixels a side (2048 by default) are decoded in
+  even tiles whose input window carries a halo (``TILE_HALO``, or more where the generator
+  reaches further: ``Generator.tile_halo``) wider than the receptive field of
+  VGG19-to-relu4_1 plus G. Windows are read with wrap-around indexing, so a tiled result
+  equals the untiled one (tests/test_synth.py checks it in fp32). A 96 px halo on 1024 px
+  tiles was 1.41x the work; on 2048 px tiles it is 1.20x, which the full-resolution layers'
+  strips (engine/circular.py) keep within 4 GB at 8192x8192.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .circular import halo_padding
+from .circular import halo_padding, step_by_step
 from .generator import Generator
 from .lattice import canvas_inputs
 from .noise import NoiseParams, noise_canvas, periodic_resize
@@ -33,7 +36,7 @@ MAX_PIXELS = 16384 * 16384
 # scale. 64 px (a multiple of 8, so windows stay on the relu4_1 grid) covers both; the
 # tiled == untiled test would fail with a halo that is too small.
 TILE_HALO = 64
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 2048
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -121,7 +124,8 @@ class Synthesizer:
             feats = vgg(x, self.generator.taps)
             if waves:
                 feats.update({k: v.to(self.device) for k, v in waves.items()})
-            out = self.generator(feats)
+                waves = None  # G releases each input once used
+            out = self.generator(feats, release=True)
         return out.float().clamp_(0, 1)
 
     def waves_for(self, period: tuple[int, int], seed: int):
@@ -144,22 +148,19 @@ class Synthesizer:
         if h % 8 or w % 8:
             raise ValueError(f"decode_tiled needs sides that are multiples of 8, got {w}x{h}")
         tile = max(8, tile // 8 * 8)
-        # One window when it is not much bigger than a tile: splitting a canvas just over
-        # the tile side (a 1024 px photo plus its mirror margin) would decode ~4x its area.
         store = to_uint8 if dtype == np.uint8 else (lambda a: a)
-        if (h <= tile and w <= tile) or (h * w <= 1.5 * tile * tile and max(h, w) <= 1.5 * tile):
+        if h <= tile and w <= tile:
             whole = waves(np.arange(h), np.arange(w)) if waves else None
             return store(self.decode(torch.from_numpy(canvas)[None], waves=whole)[0].permute(1, 2, 0).cpu().numpy())
         out = np.empty((h, w, 3), dtype)
-        ys, xs = range(0, h, tile), range(0, w, tile)
+        ys, xs = _split(h, tile), _split(w, tile)
         done = 0
-        for y0 in ys:
-            for x0 in xs:
-                th, tw = min(tile, h - y0), min(tile, w - x0)
+        for y0, th in ys:
+            for x0, tw in xs:
                 rows = np.arange(y0 - halo, y0 + th + halo) % h
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
-                window = canvas[:, rows][:, :, cols]
-                dec = self.decode(torch.from_numpy(np.ascontiguousarray(window))[None], window=True,
+                window = take_window(canvas, rows, cols)
+                dec = self.decode(torch.from_numpy(window)[None], window=True,
                                   waves=waves(rows, cols) if waves else None)[0]
                 out[y0:y0 + th, x0:x0 + tw] = store(dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy())
                 done += 1
@@ -199,12 +200,52 @@ class Synthesizer:
         return decoded
 
 
+def _split(side: int, tile: int) -> list[tuple[int, int]]:
+    """(start, length) of the fewest tiles of at most ``tile`` px that cover ``side``, of
+    equal sides in multiples of 8 but the last (a 2100 px canvas: 1056 + 1044, not 2048 + 52,
+    whose window would be mostly halo)."""
+    n = -(-side // tile)
+    step = _round8(-(-side // n))
+    return [(y, min(step, side - y)) for y in range(0, side, step)]
+
+
+def _runs(idx: np.ndarray):
+    """(start, end, first value) of each run of consecutive values in ``idx``."""
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    return [(int(a), int(b), int(idx[a])) for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(idx)])]
+
+
+def take_window(canvas: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``canvas[:, rows][:, :, cols]`` for indices that run on modulo the canvas: a few
+    block copies (fancy indexing copied a whole band of an 8192 px canvas per tile)."""
+    out = np.empty((canvas.shape[0], len(rows), len(cols)), canvas.dtype)
+    for r0, r1, src_r in _runs(rows):
+        for c0, c1, src_c in _runs(cols):
+            out[:, r0:r1, c0:c1] = canvas[:, src_r:src_r + r1 - r0, src_c:src_c + c1 - c0]
+    return out
+
+
+# Training floors every input std at 0.1 x the mean std + 0.001 (Generator.set_feature_stats).
+MIN_FEATURE_STD = 1e-4
+
+
 def check_finite_output(synth: Synthesizer, side: int = 32) -> None:
     """Decode one small canvas of the preset's noise; a generator whose output is not finite
     is a broken preset. Finite weights can still overflow: a flipped exponent bit turns a
-    feature std of 250 into 7e-37, and the features divided by it into infinities."""
-    canvas = noise_canvas(synth.preset.noise, 0, (side, side))
-    if not torch.isfinite(synth.decode(torch.from_numpy(canvas)[None])).all():
+    feature std of 250 into 7e-37, and the features divided by it into infinities or, where
+    inference folds 1/std into a weight, into a saturated but finite picture. So a std below
+    anything training writes is refused first, then both arithmetic paths are checked."""
+    g = synth.generator
+    for name in ("feat_std", "side3_std", "side2_std"):
+        std = getattr(g, name, None)
+        if std is not None and not float(std.min()) >= MIN_FEATURE_STD:
+            raise PresetError(f"preset {synth.preset.name!r}: its generator's input statistics are impossible "
+                              f"({name} holds {float(std.min()):.3g}; training writes at least 0.001): "
+                              "generator.safetensors is damaged; reinstall or retrain it")
+    canvas = torch.from_numpy(noise_canvas(synth.preset.noise, 0, (side, side)))[None]
+    with step_by_step():
+        stepwise = synth.decode(canvas)
+    if not (torch.isfinite(stepwise).all() and torch.isfinite(synth.decode(canvas)).all()):
         raise PresetError(f"preset {synth.preset.name!r}: its generator produces non-finite values (NaN or "
                           "infinity) from finite weights: generator.safetensors is damaged; reinstall or retrain it")
 

@@ -268,7 +268,7 @@ def test_cancel_stops_the_engine_job_and_the_link_stays_usable(engine):
     try:
         endpoint = engine.connect_address()
         # big enough to be still running (several decode tiles) when the cancel arrives
-        job = jobs.EngineJob(link, endpoint, "synthesize", jobs.synthesize_fields("tiny", 2048, 2048, 1, 0.0, True))
+        job = jobs.EngineJob(link, endpoint, "synthesize", jobs.synthesize_fields("tiny", 4096, 4096, 1, 0.0, True))
         job.start()
         while job.stage == "hello":
             job.step(0.05)

@@ -140,8 +140,9 @@ def test_generator_with_non_finite_output_refused(tmp_path):
     state["feat_std"][0, 7] = 7e-37
     save_file(state, str(folder / "generator.safetensors"))
     load_generator(open_preset(folder))  # every tensor is finite...
-    with pytest.raises(PresetError, match="preset 'tiny': its generator produces non-finite values"):
-        Synthesizer.load(str(folder), device="cpu")  # ...but what they make is not
+    with pytest.raises(PresetError, match="preset 'tiny': its generator's input statistics are impossible "
+                                          r"\(feat_std holds 7e-37.*generator.safetensors is damaged"):
+        Synthesizer.load(str(folder), device="cpu")  # ...but what they would make is not
 
 
 def broken_presets(folder):
@@ -231,7 +232,7 @@ def test_engine_reports_broken_presets_and_refuses_them_as_bad_preset(tmp_path, 
             assert set(broken) == {"My Preset", "cut", "notjson"}
             assert "generator.safetensors is truncated" in broken["cut"]
             for name, message in [("cut", "is truncated"), ("notjson", "not an MGAN preset"),
-                                  ("nan", "generator produces non-finite values")]:
+                                  ("nan", "generator.safetensors is damaged")]:
                 with pytest.raises(EngineError, match=message) as err:
                     client.synthesize(name, 32, 32)
                 assert err.value.code == P.BAD_PRESET
