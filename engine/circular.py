@@ -83,7 +83,8 @@ def in_strips(fn, inputs, halo: int, scale: float, px_bytes: int) -> torch.Tenso
     each with ``halo`` rows of context. ``inputs``: (tensor, s) pairs, s rows of that tensor
     per row of the first (s = 1 for the first, 2 for one at twice its resolution); ``scale``:
     output rows per row of the first input; ``px_bytes``: the part's bytes per pixel of the
-    first input, which sizes the strips to about STRIP_BYTES.
+    first input, which sizes the strips to about STRIP_BYTES. ``fn`` may return a tuple,
+    and ``scale`` is then a tuple of each output's.
 
     Two gains: its intermediate tensors are a strip's size, not the whole input's (full
     resolution layers set a large canvas's peak memory), and each layer reads the previous
@@ -97,8 +98,15 @@ def in_strips(fn, inputs, halo: int, scale: float, px_bytes: int) -> torch.Tenso
     rows = max(8, STRIP_BYTES // max(1, px_bytes * w) // 8 * 8)
     if h <= rows + 2 * halo:
         return fn(*(t for t, _ in inputs))
+    if isinstance(scale, tuple):  # several outputs, each at its own scale
+        return _in_strips(fn, inputs, halo, scale, rows)
+    return _in_strips(lambda *a: (fn(*a),), inputs, halo, (scale,), rows)[0]
+
+
+def _in_strips(fn, inputs, halo: int, scales: tuple, rows: int) -> tuple:
+    n, _, h, w = inputs[0][0].shape
     wrap = _WRAP.get()
-    out = None
+    outs = [None] * len(scales)
     with halo_padding():
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
@@ -109,13 +117,13 @@ def in_strips(fn, inputs, halo: int, scale: float, px_bytes: int) -> torch.Tenso
                 a = max(0, r0 - halo)
                 top, left = r0 - a, 0
                 strips = [t[..., a * k:min(h, r1 + halo) * k, :] for t, k in inputs]
-            y = fn(*strips)
-            y = y[..., int(top * scale):int((top + r1 - r0) * scale), int(left * scale):int((left + w) * scale)]
-            if out is None:
-                out = torch.empty((n, y.shape[1], int(h * scale), int(w * scale)), dtype=y.dtype,
-                                  device=y.device, memory_format=torch.channels_last)
-            out[..., int(r0 * scale):int(r1 * scale), :] = y
-    return out
+            for i, (y, scale) in enumerate(zip(fn(*strips), scales)):
+                y = y[..., int(top * scale):int((top + r1 - r0) * scale), int(left * scale):int((left + w) * scale)]
+                if outs[i] is None:
+                    outs[i] = torch.empty((n, y.shape[1], int(h * scale), int(w * scale)), dtype=y.dtype,
+                                          device=y.device, memory_format=torch.channels_last)
+                outs[i][..., int(r0 * scale):int(r1 * scale), :] = y
+    return tuple(outs)
 
 
 def _wrapped(x: torch.Tensor, r0: int, r1: int, p: int) -> torch.Tensor:

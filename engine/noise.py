@@ -116,13 +116,27 @@ def brown_noise(seed: int, period: tuple[int, int], beta: float = 2.5, scale: fl
     expected_std = float(torch.sqrt((power * weights).sum() / (ph * pw)))
     out = np.empty((3, ph, pw), dtype)
     for c in range(3):
-        spectrum = torch.fft.rfft2(torch.randn((ph, pw), generator=gen))
+        spectrum = white_spectrum(gen, ph, pw)
         spectrum.mul_(amp)
         field = torch.fft.irfft2(spectrum, s=(ph, pw))
         del spectrum
         field.mul_(contrast / expected_std).add_(0.5).clamp_(0.0, 1.0)
-        out[c] = field.numpy()
+        torch.from_numpy(out[c]).copy_(field)  # torch converts to float16 ~10x faster than numpy
     return out
+
+
+def white_spectrum(gen: torch.Generator, ph: int, pw: int) -> torch.Tensor:
+    """A draw of rfft2(white noise) for a (ph, pw) field of unit variance, made in the
+    frequency domain (one FFT fewer per channel: 1.3 s of an 8192 px canvas). Its columns
+    1..pw/2-1 are independent complex Gaussians with E|X|^2 = ph*pw. Its first column (and
+    the Nyquist one, pw even) hold a real signal's row sums, so they are the 1-D FFT of a
+    real Gaussian column of variance pw, as in rfft2 of real noise."""
+    n = pw // 2 + 1
+    spectrum = torch.randn((ph, n), generator=gen, dtype=torch.complex64).mul_(math.sqrt(ph * pw))
+    real = [0] + ([n - 1] if pw % 2 == 0 and n > 1 else [])
+    column = torch.randn((ph, len(real)), generator=gen).mul_(math.sqrt(pw))
+    spectrum[:, real] = torch.fft.fft(column, dim=0)
+    return spectrum
 
 
 def perlin_noise(seed: int, period: tuple[int, int], scale: float = 32.0, octaves: int = 4,

@@ -109,12 +109,16 @@ class Synthesizer:
         return synth
 
     @torch.inference_mode()
-    def decode(self, image01: torch.Tensor, window: bool = False, waves: dict | None = None) -> torch.Tensor:
+    def decode(self, image01: torch.Tensor, window: bool = False, waves: dict | None = None,
+               crop: int = 0) -> torch.Tensor:
         """(N,3,H,W) image with sides multiple of 8, periodic -> (N,3,H,W) decoded, periodic.
         ``window``: the image is a window whose halo covers the network's reach, so the
         convolutions need not wrap around (engine/circular.py); only its centre is valid.
         ``waves``: a regular preset's periodic inputs for this image (``wave_inputs``);
-        by default those of a whole canvas of this size, seed 0."""
+        by default those of a whole canvas of this size, seed 0. ``crop`` (a window, up to
+        ``Generator.crop_for`` its halo): the result loses that many pixels a side."""
+        if crop and not window:
+            raise ValueError("only a window's halo can be cropped")
         vgg = get_vgg19("relu4_1", self.device)
         x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
         if waves is None and self.generator.config.waves:
@@ -125,7 +129,7 @@ class Synthesizer:
             if waves:
                 feats.update({k: v.to(self.device) for k, v in waves.items()})
                 waves = None  # G releases each input once used
-            out = self.generator(feats, release=True)
+            out = self.generator(feats, release=True, crop=crop)
         return out.float().clamp_(0, 1)
 
     def waves_for(self, period: tuple[int, int], seed: int):
@@ -155,6 +159,8 @@ class Synthesizer:
             return store(self.decode(image, waves=whole)[0].permute(1, 2, 0).cpu().numpy())
         out = np.empty((h, w, 3), dtype)
         ys, xs = _split(h, tile), _split(w, tile)
+        crop = self.generator.crop_for(halo)
+        keep = halo - crop  # the decoded window's margin left after G's crop
         done = 0
         for y0, th in ys:
             for x0, tw in xs:
@@ -162,8 +168,8 @@ class Synthesizer:
                 cols = np.arange(x0 - halo, x0 + tw + halo) % w
                 window = take_window(canvas, rows, cols)
                 dec = self.decode(torch.from_numpy(window)[None], window=True,
-                                  waves=waves(rows, cols) if waves else None)[0]
-                out[y0:y0 + th, x0:x0 + tw] = store(dec[:, halo:halo + th, halo:halo + tw].permute(1, 2, 0).cpu().numpy())
+                                  waves=waves(rows, cols) if waves else None, crop=crop)[0]
+                out[y0:y0 + th, x0:x0 + tw] = store(dec[:, keep:keep + th, keep:keep + tw].permute(1, 2, 0).cpu().numpy())
                 done += 1
                 if progress:
                     progress(done, len(ys) * len(xs))

@@ -195,23 +195,31 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def _block1(self, x: torch.Tensor) -> torch.Tensor:
-        """relu1_2 pooled: VGG19's first block."""
+    def _blocks12(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VGG19's first two blocks: (relu2_1, relu2_2 pooled)."""
         x = self.convs["block1_conv1"](x, act="relu")
-        return max_pool2(self.convs["block1_conv2"](x, act="relu"))
+        x = max_pool2(self.convs["block1_conv2"](x, act="relu"))
+        relu2_1 = self.convs["block2_conv1"](x, act="relu")
+        return relu2_1, max_pool2(self.convs["block2_conv2"](relu2_1, act="relu"))
 
     def forward(self, rgb01: torch.Tensor, taps: tuple[str, ...] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         """(N,3,H,W) sRGB [0,1] -> {tap: (N,C,H/s,W/s)} for the requested taps."""
         x = caffe_preprocess(rgb01)
         out: dict[str, torch.Tensor] = {}
         want = set(taps)
-        if fused_inference(x) and "relu1_1" not in want and "block2_conv1" in self.convs:
-            # block 1 at full resolution (two 64-channel tensors) in strips of rows: it
-            # reaches 2 px, and its pooled output is a quarter of one of them
-            x = in_strips(self._block1, [(x, 1)], halo=2, scale=0.5, px_bytes=4 * 64 * 2)
-            blocks = _BLOCKS[1:]
-        else:
-            blocks = _BLOCKS
+        blocks = _BLOCKS
+        if fused_inference(x) and not want & {"relu1_1", "relu2_2"} and "block3_conv1" in self.convs:
+            # blocks 1 and 2 (full and half resolution) in strips of rows: they reach 6 px
+            # (8 with the poolings' alignment), and what leaves them is a fraction of their
+            # 64- and 128-channel tensors: relu2_1 and the pooled relu2_2
+            relu2_1, x = in_strips(self._blocks12, [(x, 1)], halo=8, scale=(0.5, 0.25), px_bytes=4 * 64 * 2)
+            if "relu2_1" in want:
+                out["relu2_1"] = relu2_1
+                want.discard("relu2_1")
+            del relu2_1
+            if not want:
+                return out
+            blocks = _BLOCKS[2:]
         for block, n in blocks:
             for c in range(1, n + 1):
                 name = f"block{block}_conv{c}"
