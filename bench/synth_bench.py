@@ -89,13 +89,26 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
     from engine.synth import autocast_for
     bf16 = isinstance(autocast_for(s.device, precision), torch.autocast)
     matmul = matmul_gflops("bf16" if bf16 else "fp32", device=device)
-    best, best_maps = float("inf"), float("inf")
+    best, best_maps, during = float("inf"), float("inf"), None
     for r in range(repeats):
         if r:  # the host's best phase, probed between repeats too
             matmul = max(matmul, matmul_gflops("bf16" if bf16 else "fp32", device=device))
+        # A tiled canvas runs for a minute, through the host's slow phases as well as its
+        # best: a short matmul probe between its tiles measures the same phases (its time
+        # is taken out of the synthesis's).
+        probes, probe_s = [], 0.0
+
+        def probe(done, total):
+            nonlocal probe_s
+            if done < total:
+                t = time.perf_counter()
+                probes.append(matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device))
+                probe_s += time.perf_counter() - t
         t0 = time.perf_counter()
-        image = s.synthesize((side, side), seed=r, dtype=np.uint8)  # as `mgan synth` does
-        best = min(best, time.perf_counter() - t0)
+        image = s.synthesize((side, side), seed=r, dtype=np.uint8, progress=probe)  # as `mgan synth` does
+        seconds = time.perf_counter() - t0 - probe_s
+        if seconds < best:
+            best, during = seconds, (sum(probes) / len(probes) if probes else None)
         peak_synth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if maps:
             t0 = time.perf_counter()
@@ -110,7 +123,7 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
         peak_synth = peak
     return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak_synth,
             "peak_maps_mb": peak, "base_mb": base,
-            "matmul": matmul}
+            "matmul": matmul, "matmul_during": during}
 
 
 def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu", maps=False) -> dict:
@@ -162,16 +175,19 @@ def main() -> None:
     print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
           f"tiles of at most {DEFAULT_TILE} px with the generator's halo above {DEFAULT_TILE}; "
           f"best of 3 (2 at 8192 and above), the matmul the best of probes before, between and after):\n")
-    print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | matmul GFLOP/s beside it | of matmul |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | matmul GFLOP/s beside it | of matmul "
+          "| matmul between its tiles | of that |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     map_sizes = {int(x) for x in args.map_sizes.split(",") if x}
     with_maps = {}
     for side in (int(s) for s in args.sizes.split(",")):
         r = run_child(args.preset, side, args.precision, 3 if side < 8192 else 2, device=args.device,
                       maps=side in map_sizes)
         gf = per_px * side * side / r["seconds"] / 1e9
+        during = r["matmul_during"]
+        same = f"{during:.0f} | {gf / during:.0%}" if during else "- | -"
         print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
-              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {r['matmul']:.0f} | {gf / r['matmul']:.0%} |")
+              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {r['matmul']:.0f} | {gf / r['matmul']:.0%} | {same} |")
         sys.stdout.flush()
         if side in map_sizes:
             with_maps[side] = r
