@@ -106,13 +106,19 @@ def _near(k: np.ndarray, peaks: list[np.ndarray], tol: float) -> bool:
     return any(min(np.linalg.norm(k - q), np.linalg.norm(k + q)) < tol for q in peaks)
 
 
+# Peaks that must confirm a weak second wave. One was too few: the bricks' bond has two
+# (2q - k1 and q + k1), but wood's grain with its knots also had one, and G then set the
+# knots on a regular diagonal lattice where the photo scatters them.
+CONFIRMATIONS = 2
+
+
 def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> list[tuple[float, float]]:
     """The exemplar's dominant wave vectors (fy, fx) in cycles per pixel: [] for an irregular
     texture, else the strongest prominent one (a brick wall's courses, a plank's grain) taken
     down to its fundamental, and a second, not parallel, where the photo has one: the
     lowest frequency that is either prominent itself (a tiled floor's other axis) or a
     weaker peak (``SUPPORT_PROMINENCE``) whose place in a lattice with the first is
-    confirmed by a further peak at 2q, 2q +- k1 or q +- k1. That is how a running bond
+    confirmed by two further peaks among 2q, 2q +- k1 and q +- k1. That is how a running bond
     shows: bricks of uneven length smear the bond's own peak, but together with the
     courses it predicts the others (and the lowest frequency is the bond itself, where
     the half-brick stack at 2q would lose it)."""
@@ -130,7 +136,7 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
             break
         tol = max(0.15 * np.linalg.norm(q), 1.5 / min(h, w))
         rest = [p for p in weak if p is not q]
-        if any(_near(c, rest, tol) for c in (2 * q, 2 * q + k1, 2 * q - k1, q + k1, q - k1)):
+        if sum(_near(c, rest, tol) for c in (2 * q, 2 * q + k1, 2 * q - k1, q + k1, q - k1)) >= CONFIRMATIONS:
             waves.append(q)
             break
     return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]

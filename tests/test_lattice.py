@@ -142,3 +142,21 @@ def test_the_waves_reach_the_output(tmp_path):
     a = s.decode(canvas, waves=wave_inputs([(3, 0)], [0.0], idx, idx, (128, 128)))
     b = s.decode(canvas, waves=wave_inputs([(3, 0)], [0.5], idx, idx, (128, 128)))
     assert (a - b).abs().mean() > 1e-4
+
+
+def test_the_built_in_photos_lattices_bricks_bond_and_wood_grain_alone():
+    """Real photos: the brick wall's courses and its running bond (a weak peak confirmed
+    by two others); the wood's grain, but not a lattice of its knots (one weak peak
+    confirmed by one other, which set the knots on a diagonal grid)."""
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    def lattice(name):
+        return detect_lattice(np.asarray(Image.open(ROOT / "presets" / name / "exemplar.png").convert("RGB")))
+    bricks = lattice("bricks")
+    assert len(bricks) == 2
+    assert 1 / math.hypot(*bricks[0]) == pytest.approx(58.5, abs=1.0)  # the courses
+    assert 1 / math.hypot(*bricks[1]) == pytest.approx(79.4, abs=2.0)  # the bond, diagonal
+    wood = lattice("wood")
+    assert len(wood) == 1 and 1 / math.hypot(*wood[0]) == pytest.approx(14.0, abs=0.5)
