@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import engine.circular as circular
-from engine.circular import CircularConv2d, _fused_conv, halo_padding, in_strips
+from engine.circular import CircularConv2d, halo_padding, in_strips
 from engine.generator import Generator, GeneratorConfig
 from engine.synth import Synthesizer, _split, take_window
 from engine.vgg import get_vgg19
