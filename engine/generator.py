@@ -32,6 +32,10 @@ from .lattice import MAX_WAVES
 
 ARCHS = ("residual", "upsample", "paper")
 DEFAULT_WIDTHS = {"residual": (128, 128, 64, 32), "upsample": (256, 128, 64), "paper": (256, 128, 64)}
+# Reach of the residual G's three stages after its blocks, in output pixels: two 3x3 convs
+# at 1/4, 1/2 and 1 plus to_rgb (8+4+2+1), and up to one coarse cell of nearest upsampling
+# per stage (8+4+2).
+STAGES_REACH = 15 + 14
 # Receptive-field radius of VGG19 up to relu4_1, in input pixels (engine/vgg.py).
 VGG_RELU4_1_RADIUS = 34
 
@@ -181,7 +185,7 @@ class Generator(nn.Module):
         coarse cell of nearest upsampling per stage (8+4+2). upsample: head 3x3 at 1/8 (8),
         one 3x3 per stage (4+2+1), to_rgb (1); transposed convs reach a little more."""
         if self.config.arch == "residual":
-            return 16 * self.config.blocks + 15 + 14
+            return 16 * self.config.blocks + STAGES_REACH
         return 24
 
     @property
@@ -197,7 +201,7 @@ class Generator(nn.Module):
         those stages ~11% of their work on a 2048 px tile."""
         if self.config.arch != "residual":
             return 0
-        return max(0, (halo - 15 - 14) // 8 * 8)
+        return max(0, (halo - STAGES_REACH) // 8 * 8)
 
     def forward(self, features, release: bool = False, crop: int = 0) -> torch.Tensor:
         """{tap: (N,C,h*s,w*s)} (or relu4_1 alone, (N,512,h,w), for the single-input archs)
