@@ -87,7 +87,8 @@ def spectrum_peaks(rgb: np.ndarray, pad: int = 4) -> list[tuple[float, float, fl
 
 
 def _parallel(a: np.ndarray, b: np.ndarray, degrees: float = 20.0) -> bool:
-    return abs(float(np.cross(a, b))) < math.sin(math.radians(degrees)) * np.linalg.norm(a) * np.linalg.norm(b)
+    cross = float(a[0] * b[1] - a[1] * b[0])  # np.cross of 2-vectors is gone from numpy 2
+    return abs(cross) < math.sin(math.radians(degrees)) * np.linalg.norm(a) * np.linalg.norm(b)
 
 
 def _fundamental(k: np.ndarray, peaks: list[np.ndarray]) -> np.ndarray:
