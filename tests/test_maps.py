@@ -37,7 +37,8 @@ def reference_tent(a: np.ndarray, r: int) -> np.ndarray:
     return a / (2 * r + 1) ** 4
 
 
-@pytest.mark.parametrize("shape,r", [((37, 23), 1), ((37, 23), 5), ((16, 40), 30), ((9, 8), 12)])
+# (6000, 3): the running sums down 6,000 rows pass 2**32 and wrap; the tents stay exact.
+@pytest.mark.parametrize("shape,r", [((37, 23), 1), ((37, 23), 5), ((16, 40), 30), ((9, 8), 12), ((6000, 3), 30)])
 def test_tents_equal_brute_force_wraparound_blur(shape, r):
     a = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint32)
     h = shape[0]
