@@ -4,7 +4,8 @@ A stride-2 transposed conv with a 4x4 kernel lets neighbouring output pixels rec
 different numbers of kernel taps, printing a period-2 pattern; nearest-neighbour
 upsampling followed by a 3x3 conv cannot. Figures: the share of the output's (non-DC)
 power on the Nyquist row and column (period-2 patterns), and on the other harmonics of
-period 8 (a grid at relu4_1 resolution); the exemplar photo is the reference.
+periods 4 and 8 (grids at relu3_1 and relu4_1 resolution); each built-in preset's
+exemplar photo is its reference.
 
     python bench/checkerboard.py
 """
@@ -18,61 +19,87 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.generator import Generator, GeneratorConfig  # noqa: E402
+from engine.generator import DEFAULT_WIDTHS, Generator, GeneratorConfig  # noqa: E402
 from engine.noise import brown_noise  # noqa: E402
 from engine.presets import list_presets  # noqa: E402
 from engine.synth import Synthesizer  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
 
 
-def grid_shares(img: np.ndarray) -> tuple[float, float]:
-    """img (3,H,W) with sides multiple of 8 -> (share of non-DC power on the Nyquist
-    row/column: period-2 checkerboards; share on the other harmonics of period 8, i.e. the
-    relu4_1 grid that G upsamples from)."""
+def grid_shares(img: np.ndarray) -> tuple[float, float, float]:
+    """img (3,H,W) with sides multiple of 8 -> shares of the non-DC power on: the Nyquist
+    row/column (period-2 checkerboards); the other harmonics of period 4 (the relu3_1
+    grid); the remaining harmonics of period 8 (the relu4_1 grid that G upsamples from)."""
     x = img - img.mean(axis=(1, 2), keepdims=True)
     p = np.abs(np.fft.fft2(x)) ** 2
     h, w = p.shape[1:]
-    nyq = np.zeros((h, w), bool)
-    nyq[h // 2, :] = nyq[:, w // 2] = True
-    grid = np.zeros((h, w), bool)
-    for k in (1, 2, 3, 5, 6, 7):
-        grid[k * h // 8, :] = grid[:, k * w // 8] = True
-    grid &= ~nyq
-    return float(p[:, nyq].sum() / p.sum()), float(p[:, grid].sum() / p.sum())
+
+    def lines(ks, period):
+        m = np.zeros((h, w), bool)
+        for k in ks:
+            m[k * h // period, :] = m[:, k * w // period] = True
+        return m
+    nyq = lines((1,), 2)
+    grid4 = lines((1, 3), 4) & ~nyq
+    grid8 = lines((1, 3, 5, 7), 8) & ~nyq & ~grid4
+    return tuple(float(p[:, m].sum() / p.sum()) for m in (nyq, grid4, grid8))
+
+
+def untrained(arch: str, taps: dict[str, torch.Tensor], seed: int) -> Generator:
+    torch.manual_seed(seed)
+    g = Generator(GeneratorConfig(arch=arch, widths=DEFAULT_WIDTHS[arch])).eval()
+    for m in g.modules():  # the paper's init: N(0, 0.02)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.normal_(m.weight, 0, 0.02)
+    for tap in g.config.taps:
+        g.set_feature_stats(taps[tap].mean((0, 2, 3)), taps[tap].std((0, 2, 3)), tap)
+    return g
+
+
+def crops(img: np.ndarray, side: int = 256, n: int = 4) -> list[np.ndarray]:
+    """Corner-to-corner crops of the photo at the textures' size (a share depends on the
+    size: the grid's lines are a fixed count of frequencies among side**2), or the whole
+    photo cut to a multiple of 8 where it is smaller."""
+    h, w = img.shape[1:]
+    if min(h, w) < side:
+        return [img[:, :h // 8 * 8, :w // 8 * 8]]
+    return [img[:, y:y + side, x:x + side] for y, x in zip(np.linspace(0, h - side, n).astype(int),
+                                                            np.linspace(0, w - side, n).astype(int))]
+
+
+def row(label: str, state: str, shares) -> None:
+    print(f"| {label} | {state} | " + " | ".join(f"{v:.4f}" for v in shares) + " |")
 
 
 def main() -> None:
+    from bench.machine import describe
+
+    print(describe() + "\n")
     vgg = get_vgg19("relu4_1")
     x = torch.from_numpy(brown_noise(0, (256, 256)))[None]
     with torch.no_grad():
-        feats = vgg(x)["relu4_1"]
-    print("| generator | state | period-2 power share | period-8 grid share |")
-    print("|---|---|---:|---:|")
-    for arch in ("paper", "upsample"):
+        taps = vgg(x, ("relu2_1", "relu3_1", "relu4_1"))
+    print("| generator | state | period-2 share | period-4 grid share | period-8 grid share |")
+    print("|---|---|---:|---:|---:|")
+    for arch in ("paper", "upsample", "residual"):
         shares = []
         for seed in range(3):
-            torch.manual_seed(seed)
-            g = Generator(GeneratorConfig(arch=arch)).eval()
-            for m in g.modules():  # the paper's init: N(0, 0.02)
-                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                    torch.nn.init.normal_(m.weight, 0, 0.02)
-            g.set_feature_stats(feats.mean((0, 2, 3)), feats.std((0, 2, 3)))
+            g = untrained(arch, taps, seed)
+            inputs = dict(taps) if arch == "residual" else taps["relu4_1"]
             with torch.no_grad():
-                shares.append(grid_shares(g(feats)[0].numpy()))
-        a, b = np.mean(shares, axis=0)
-        print(f"| {arch} | untrained, N(0,0.02), 3 seeds | {a:.4f} | {b:.4f} |")
+                shares.append(grid_shares(g(inputs)[0].numpy()))
+        row(arch, "untrained, N(0,0.02), 3 seeds", np.mean(shares, axis=0))
     for p in list_presets():
-        if p.kind == "texture":
-            s = Synthesizer.load(p, device="cpu", precision="fp32")
-            img = s.synthesize((256, 256), seed=0).transpose(2, 0, 1)
-            a, b = grid_shares(img)
-            print(f"| {p.generator_config.arch} | trained preset '{p.name}' | {a:.4f} | {b:.4f} |")
-            if (p.path / "exemplar.png").is_file():
-                from PIL import Image
-                ex = np.asarray(Image.open(p.path / "exemplar.png").convert("RGB"), np.float32) / 255
-                ex = ex[:ex.shape[0] // 8 * 8, :ex.shape[1] // 8 * 8].transpose(2, 0, 1)
-                a, b = grid_shares(ex)
-                print(f"| - | its exemplar photo (reference) | {a:.4f} | {b:.4f} |")
+        if p.kind != "texture":
+            continue
+        s = Synthesizer.load(p, device="cpu", precision="fp32")
+        row(f"{p.generator_config.arch} '{p.name}'", "trained, 256x256, seeds 0-2",
+            np.mean([grid_shares(s.synthesize((256, 256), seed=k).transpose(2, 0, 1)) for k in range(3)], axis=0))
+        if (p.path / "exemplar.png").is_file():
+            from PIL import Image
+
+            ex = np.asarray(Image.open(p.path / "exemplar.png").convert("RGB"), np.float32).transpose(2, 0, 1) / 255
+            row("-", "its exemplar photo, 256x256 crops (reference)", np.mean([grid_shares(c) for c in crops(ex)], axis=0))
 
 
 if __name__ == "__main__":
