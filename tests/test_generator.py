@@ -68,3 +68,22 @@ def test_residual_halo_bounds_its_reach():
     ys, xs = torch.nonzero(diff > 1e-6, as_tuple=True)
     reach = max(int((ys - 100).abs().max()), int((xs - 100).abs().max()))  # the cell spans px 96..103
     assert 0 < reach <= g.halo_px
+
+
+@pytest.mark.parametrize("shape,p", [((2, 3, 5, 7), 1), ((1, 2, 4, 4), 2), ((2, 3, 3, 3), 3), ((1, 1, 1, 1), 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_circular_pad_backward_folds_the_border_onto_the_edges(shape, p, channels_last):
+    """The hand-written backward (training's circular padding) equals autograd through the
+    padding's slice assignments, and passes gradcheck, pads as wide as the image included."""
+    from engine.circular import _pad_wrapped, circular_pad
+
+    x = torch.randn(shape, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: circular_pad(t, p), (x,))
+    weights = torch.randn(shape[0], shape[1], shape[2] + 2 * p, shape[3] + 2 * p, dtype=torch.float64)
+    ours, = torch.autograd.grad((circular_pad(x, p) * weights).sum(), x)
+    slices, = torch.autograd.grad((_pad_wrapped(x, p) * weights).sum(), x)
+    assert torch.allclose(ours, slices, atol=1e-12)
+    assert torch.equal(circular_pad(x, p), _pad_wrapped(x, p))

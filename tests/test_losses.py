@@ -64,3 +64,17 @@ def test_exemplar_statistics_scales_and_loss(tiny_vgg_image_pair):
     loss.backward()
     assert torch.isfinite(loss) and img.grad.abs().sum() > 0
     assert 2 * BORDER_PX < exemplar.shape[-1]
+
+
+def test_cpu_sort_through_numpy_equals_torch_sort_values_and_gradients():
+    from training.losses import _sorted
+
+    x = torch.randn(3, 5, 64, requires_grad=True)
+    ours, ref = _sorted(x), x.sort(dim=-1).values
+    assert torch.equal(ours, ref)
+    weights = torch.randn_like(ref)
+    g_ours, = torch.autograd.grad((ours * weights).sum(), x)
+    g_ref, = torch.autograd.grad((ref * weights).sum(), x)
+    assert torch.equal(g_ours, g_ref)
+    y = torch.randn(7, 33)
+    assert torch.equal(_sorted(y.t()), y.t().sort(dim=-1).values)  # a transposed (strided) input
