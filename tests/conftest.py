@@ -3,6 +3,7 @@ add-on zip and the real Blenders it is tested in."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def start_cli(home: Path, *args):
     import subprocess
 
     env = dict(os.environ, MGAN_HOME=str(home))
+    # Ctrl-C as a user's terminal delivers it, also where the suite itself runs as a
+    # background job: a shell without job control starts those with SIGINT ignored, and
+    # the child would inherit that.
     return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_until(cond, proc, timeout: float = 300, what: str = "the condition"):
