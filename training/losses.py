@@ -44,10 +44,12 @@ def sliced_wasserstein(gen: torch.Tensor, target: torch.Tensor, max_points: int 
     m = target.shape[0]
     # k of the exemplar's rows. From many (a million at relu1_1), drawn with replacement: a
     # permutation of all M cost more than the sort it feeds, and repeats are rare (k/M <= 1/16)
-    if m > 16 * k:
+    if m <= k:
+        rows = target
+    elif m > 16 * k:
         rows = target[torch.randint(0, m, (k,), device=target.device)]
     else:
-        rows = target[torch.randperm(m, device=target.device)[:k]] if m > k else target
+        rows = target[torch.randperm(m, device=target.device)[:k]]
     # the projections in fp32 also under autocast, which would round them to bf16
     with torch.autocast(gen.device.type, enabled=False):
         proj_gen = _sorted((g @ d).transpose(1, 2))                      # (N, C dirs, k)
