@@ -1,11 +1,18 @@
-"""Checkerboard artefacts of the two generator designs, measured on their output spectra.
+"""Checkerboard and grid artefacts of the generator designs, measured on their output spectra.
 
 A stride-2 transposed conv with a 4x4 kernel lets neighbouring output pixels receive
 different numbers of kernel taps, printing a period-2 pattern; nearest-neighbour
-upsampling followed by a 3x3 conv cannot. Figures: the share of the output's (non-DC)
-power on the Nyquist row and column (period-2 patterns), and on the other harmonics of
-periods 4 and 8 (grids at relu3_1 and relu4_1 resolution); each built-in preset's
-exemplar photo is its reference.
+upsampling followed by a 3x3 conv cannot do that everywhere, but its 2x2 blocks leak a
+period-2 (and, from the stage before, period-4) pattern wherever the image varies.
+Two views of each:
+- shares: the share of the output's (non-DC) power on the Nyquist row and column
+  (period-2 patterns), and on the other harmonics of periods 4 and 8 (grids at relu3_1 and
+  relu4_1 resolution). A whole line of the spectrum dilutes a faint grid;
+- peaks: the power at the grid's own frequencies (k/2, k/4, k/8 cycles per px, along
+  either axis or a diagonal; the largest) over the mean of the ring of frequencies two bins
+  around it, on Hann-windowed images. About 1 where nothing repeats with that period; a
+  grid the eye sees as fine lines stands 10 to 1000 times above its neighbours.
+Each built-in preset's exemplar photo is its reference.
 
     python bench/checkerboard.py
 """
@@ -45,6 +52,24 @@ def grid_shares(img: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(p[:, m].sum() / p.sum()) for m in (nyq, grid4, grid8))
 
 
+def grid_peaks(img: np.ndarray) -> tuple[float, float, float]:
+    """img (3,H,W), square with a side multiple of 8 -> for periods 2, 4 and 8: the power of
+    the luminance at the largest of that period's grid frequencies ((k,0), (0,k), (k,k),
+    (k,-k) with k = side/period) over the mean power of the 16 frequencies two bins around it.
+    Hann-windowed, so that a photo's crop (not periodic) and a texture compare alike."""
+    lum = img.mean(axis=0)
+    n = lum.shape[0]
+    win = np.hanning(n)
+    p = np.abs(np.fft.fft2((lum - lum.mean()) * win[:, None] * win[None])) ** 2
+    ring = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
+    out = []
+    for period in (2, 4, 8):
+        k = n // period
+        out.append(max(float(p[a % n, b % n] / np.mean([p[(a + dy) % n, (b + dx) % n] for dy, dx in ring]))
+                       for a, b in ((k, 0), (0, k), (k, k), (k, -k))))
+    return tuple(out)
+
+
 def untrained(arch: str, taps: dict[str, torch.Tensor], seed: int) -> Generator:
     torch.manual_seed(seed)
     g = Generator(GeneratorConfig(arch=arch, widths=DEFAULT_WIDTHS[arch])).eval()
@@ -68,7 +93,8 @@ def crops(img: np.ndarray, side: int = 256, n: int = 4) -> list[np.ndarray]:
 
 
 def row(label: str, state: str, shares) -> None:
-    print(f"| {label} | {state} | " + " | ".join(f"{v:.4f}" for v in shares) + " |")
+    print(f"| {label} | {state} | " + " | ".join(f"{v:.4f}" for v in shares[:3])
+          + "".join(f" | {v:.1f}" for v in shares[3:]) + " |")
 
 
 def main() -> None:
@@ -79,28 +105,33 @@ def main() -> None:
     x = torch.from_numpy(brown_noise(0, (256, 256)))[None]
     with torch.no_grad():
         taps = vgg(x, ("relu2_1", "relu3_1", "relu4_1"))
-    print("| generator | state | period-2 share | period-4 grid share | period-8 grid share |")
-    print("|---|---|---:|---:|---:|")
+    print("| generator | state | period-2 share | period-4 grid share | period-8 grid share "
+          "| period-2 peak | period-4 peak | period-8 peak |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+
+    def both(images):
+        return (*np.mean([grid_shares(i) for i in images], axis=0), *np.mean([grid_peaks(i) for i in images], axis=0))
     for arch in ("paper", "upsample", "residual"):
-        shares = []
+        images = []
         for seed in range(3):
             g = untrained(arch, taps, seed)
             inputs = dict(taps) if arch == "residual" else taps["relu4_1"]
             with torch.no_grad():
-                shares.append(grid_shares(g(inputs)[0].numpy()))
-        row(arch, "untrained, N(0,0.02), 3 seeds", np.mean(shares, axis=0))
+                images.append(g(inputs)[0].numpy())
+        row(arch, "untrained, N(0,0.02), 3 seeds", both(images))
     for p in list_presets():
         if p.kind != "texture":
             continue
         s = Synthesizer.load(p, device="cpu", precision="fp32")
-        row(f"{p.generator_config.arch} '{p.name}'", "trained, 256x256, seeds 0-2",
-            np.mean([grid_shares(s.synthesize((256, 256), seed=k).transpose(2, 0, 1)) for k in range(3)], axis=0))
+        g = p.generator_config
+        label = f"{g.arch}{f' ({g.upsample})' if g.arch == 'residual' else ''} '{p.name}'"
+        row(label, "trained, 256x256, seeds 0-2",
+            both([s.synthesize((256, 256), seed=k).transpose(2, 0, 1) for k in range(3)]))
         if (p.path / "exemplar.png").is_file():
             from PIL import Image
 
             ex = np.asarray(Image.open(p.path / "exemplar.png").convert("RGB"), np.float32).transpose(2, 0, 1) / 255
-            row("-", "its exemplar photo, 256x256 crops (reference)", np.mean([grid_shares(c) for c in crops(ex)], axis=0))
-
+            row("-", "its exemplar photo, 256x256 crops (reference)", both(crops(ex)))
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,8 @@
 """Ablation of the texture recipe: each change switched off alone, at the same time budget,
 on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / floor: lower
-is better; spectrum: lower is better).
+is better; spectrum: lower is better), and the grid peak of bench/checkerboard.py (the
+largest of the period-2 and period-4 peaks, mean over the two textures: about 1-4 on a
+photo; lower is better).
 
     python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug] [--variants "full recipe,..."] [--out DIR]
     python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU
@@ -18,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.checkerboard import grid_peaks  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd,  # noqa: E402
                                 measure, resolve_budget, side_by_side, textures_of, train, window_side)
@@ -34,7 +37,14 @@ VARIANTS = {
     "- sliced Wasserstein (Gram + colour)": replace(FULL, loss="gram", lr_g=2e-4, adv_ratio=2.0),
     "- weight average (EMA)": replace(FULL, ema=0.0),
     "- periodic inputs (lattice off)": replace(FULL, lattice="off"),
+    "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
+    "- grid penalty": replace(FULL, grid_weight=0.0),
 }
+
+
+def grid_peak(textures: list[np.ndarray]) -> float:
+    """The larger of the period-2 and period-4 peaks, averaged over the textures (uint8)."""
+    return float(np.mean([max(grid_peaks(t.transpose(2, 0, 1).astype(np.float32) / 255)[:2]) for t in textures]))
 
 
 def main() -> None:
@@ -59,8 +69,8 @@ def main() -> None:
         return
     print()
     results = {name: [] for name in variants}
-    print("| variant | exemplar | steps | swd / floor | spectrum | colour |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| variant | exemplar | steps | swd / floor | spectrum | colour | grid peak |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
             synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
@@ -69,14 +79,16 @@ def main() -> None:
                 side_by_side(Path(args.out) / f"{f.stem} {name.strip('- ')}.png", ex, {name: tex[0]})
             side = window_side(ex)
             m = measure(tex, ex, floor_swd(ex, side), side)
+            m["grid"] = grid_peak(tex)
             results[name].append(m)
-            print(f"| {name} | {f.stem} | {fig['steps']} | {m['swd']:.2f} | {m['spectrum']:.2f} | {m['color']:.1f} |", flush=True)
+            print(f"| {name} | {f.stem} | {fig['steps']} | {m['swd']:.2f} | {m['spectrum']:.2f} | {m['color']:.1f} "
+                  f"| {m['grid']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
-    print("| variant | swd / floor | spectrum | colour |")
-    print("|---|---:|---:|---:|")
+    print("| variant | swd / floor | spectrum | colour | grid peak |")
+    print("|---|---:|---:|---:|---:|")
     for name, ms in results.items():
         print(f"| {name} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['spectrum'] for m in ms]):.2f} | "
-              f"{np.mean([m['color'] for m in ms]):.1f} |")
+              f"{np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} |")
 
 
 if __name__ == "__main__":

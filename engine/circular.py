@@ -189,12 +189,21 @@ def _pad_wrapped(x: torch.Tensor, p: int) -> torch.Tensor:
     return out
 
 
-# Nearest x2 upsampling then a 3x3 convolution equals, for each of the four output phases
-# (row parity a, column parity b), a 3x3 convolution of the low-resolution input whose taps
-# are sums of the original ones: upsampled row 2i+a+d (d = -1, 0, 1) is low-res row
-# i + floor((a+d)/2). _PHASE[a][low tap, original tap] says which taps merge.
-_PHASE = torch.tensor([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],
-                       [[0, 0, 0], [1, 1, 0], [0, 0, 1]]], dtype=torch.float32)
+# A x2 upsampling then a 3x3 convolution equals, for each of the four output phases (row
+# parity a, column parity b), a 3x3 convolution of the low-resolution input whose taps are
+# weighted sums of the original ones. _PHASE[mode][a][low tap, original tap] gives the weights:
+# - nearest: upsampled row 2i+a+d (d = -1, 0, 1) is low-res row i + floor((a+d)/2);
+# - bilinear (half-pixel centres, as F.interpolate with align_corners=False): upsampled row
+#   2i is 1/4 of row i-1 and 3/4 of row i, row 2i+1 is 3/4 of row i and 1/4 of row i+1.
+#   Nearest neighbour's 2x2 blocks leak a period-2 (and, two stages up, period-4) pattern
+#   wherever the image varies; bilinear's ramps do not (bench/checkerboard.py).
+_PHASE = {
+    "nearest": torch.tensor([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],
+                             [[0, 0, 0], [1, 1, 0], [0, 0, 1]]], dtype=torch.float32),
+    "bilinear": torch.tensor([[[0.75, 0.25, 0], [0.25, 0.75, 0.75], [0, 0, 0.25]],
+                              [[0.25, 0, 0], [0.75, 0.75, 0.25], [0, 0.25, 0.75]]], dtype=torch.float32),
+}
+UPSAMPLING = tuple(_PHASE)
 
 
 class CircularConv2d(nn.Conv2d):
@@ -203,7 +212,8 @@ class CircularConv2d(nn.Conv2d):
 
     ``forward(x, add=, act=, standardise=, up2=)`` computes act(conv(u) + add), where u is
     x, or (x - mean) / std with ``standardise`` = (mean, std) buffers (1x1 convolutions
-    only), or with ``up2`` x upsampled x2 by nearest neighbour (3x3 only); ``act`` is one of
+    only), or with ``up2`` ("nearest" or "bilinear"; True: nearest) x upsampled x2 (3x3
+    only, wrapping around like the convolution); ``act`` is one of
     ACTS. In CPU inference this is one fused oneDNN kernel: the standardisation folded into
     the weights, the upsampling into four phase kernels at the low resolution whose outputs
     are interleaved (no upsampled copy of the input, and 4x the output channels, which AMX
@@ -216,23 +226,34 @@ class CircularConv2d(nn.Conv2d):
         self._folded = None
 
     def forward(self, x: torch.Tensor, add: torch.Tensor | None = None, act: str | None = None,
-                standardise: tuple[torch.Tensor, torch.Tensor] | None = None, up2: bool = False) -> torch.Tensor:
+                standardise: tuple[torch.Tensor, torch.Tensor] | None = None, up2: bool | str = False) -> torch.Tensor:
+        up2 = "nearest" if up2 is True else (up2 or None)
         if act not in ACTS:
             raise ValueError(f"unknown activation {act!r}; known: {ACTS}")
         if standardise is not None and self.pad:
             raise ValueError("only a 1x1 convolution folds an input standardisation")
         if up2 and self.kernel_size != (3, 3):
             raise ValueError("only a 3x3 convolution folds a x2 upsampling")
+        if up2 not in (None,) + UPSAMPLING:
+            raise ValueError(f"unknown upsampling {up2!r}; known: {UPSAMPLING}")
         if fused_inference(x):
             return self._fused(x, add, act, standardise, up2)
         if standardise is not None:
             x = (x - standardise[0]) / standardise[1]
-        if up2:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        if _WRAP.get():
-            y = F.conv2d(circular_pad(x, self.pad), self.weight, self.bias)
+        if up2 == "bilinear":
+            # the low-res input padded by a pixel (wrapped, or zeros in a window) and the
+            # upsampled image cut to a 1 px margin: the padding the convolution needs, and
+            # the same numbers as the four phase kernels
+            p = circular_pad(x, 1) if _WRAP.get() else F.pad(x, (1, 1, 1, 1))
+            up = F.interpolate(p, scale_factor=2, mode="bilinear", align_corners=False)[..., 1:-1, 1:-1]
+            y = F.conv2d(up, self.weight, self.bias)
         else:
-            y = F.conv2d(x, self.weight, self.bias, padding=self.pad)
+            if up2:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            if _WRAP.get():
+                y = F.conv2d(circular_pad(x, self.pad), self.weight, self.bias)
+            else:
+                y = F.conv2d(x, self.weight, self.bias, padding=self.pad)
         if add is not None:
             y = y + add
         if act == "relu":
@@ -254,7 +275,7 @@ class CircularConv2d(nn.Conv2d):
                 w = w / std
                 b = -shift if b is None else b - shift
             if up2:
-                ph = _PHASE.to(w.device)
+                ph = _PHASE[up2].to(w.device)
                 w = torch.einsum("ayk,bxl,oikl->aboiyx", ph, ph, w).reshape(-1, *w.shape[1:])
                 b = None if b is None else b.repeat(4)
             w = w.to(dtype).contiguous(memory_format=torch.channels_last)

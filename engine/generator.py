@@ -4,7 +4,10 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
 
 - ``residual`` (default for texture presets): a 1x1 stem, residual blocks at 1/8 (each
   adds 16 px of reach, so G can coordinate structure as large as a brick course), then
-  three (nearest x2, conv, conv) stages. relu3_1 and relu2_1 of the same periodic input
+  three (x2 upsampling, conv, conv) stages. The upsampling is bilinear (``upsample``);
+  presets trained before it was (and saved without the key) upsample by nearest
+  neighbour, whose 2x2 blocks printed fine period-2 and period-4 lines
+  (bench/checkerboard.py, the peaks). relu3_1 and relu2_1 of the same periodic input
   join at 1/4 and 1/2 through 1x1 convs: finer-scale detail that relu4_1's 1/8 lattice
   cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py). A regular
   texture's G (``waves`` > 0) also reads periodic inputs, sin and cos of its lattice's
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .circular import CircularConv2d, circular_pad, fused_inference, in_strips
+from .circular import UPSAMPLING, CircularConv2d, circular_pad, fused_inference, in_strips
 from .lattice import MAX_WAVES
 
 ARCHS = ("residual", "upsample", "paper")
@@ -48,6 +51,8 @@ class GeneratorConfig:
     waves: int = 0                  # residual: periodic inputs (engine/lattice.py), 0 for irregular textures
     harmonics: int = 1              # each wave's sin and cos at 1..harmonics times its frequency
     bond: bool = False              # two waves: the second as the bond coordinate (engine/lattice.py wave_inputs)
+    # residual: the stages' x2 upsampling. Presets saved without the key are "nearest" (from_dict).
+    upsample: str = "bilinear"
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -65,11 +70,14 @@ class GeneratorConfig:
             raise ValueError(f"generator bond must be true or false, and true only with 2 waves, got {self.bond!r}")
         if self.waves and self.arch != "residual":
             raise ValueError("only the residual generator reads periodic inputs (waves)")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"generator upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
 
     def to_dict(self) -> dict:
         d = {"arch": self.arch, "widths": list(self.widths)}
         if self.arch == "residual":
             d["blocks"] = self.blocks
+            d["upsample"] = self.upsample
             if self.waves:
                 d["waves"] = self.waves
                 d["harmonics"] = self.harmonics
@@ -89,6 +97,8 @@ class GeneratorConfig:
         waves = d.get("waves", cls.waves)
         harmonics = d.get("harmonics", cls.harmonics)
         bond = d.get("bond", cls.bond)
+        # presets from before the choice was saved upsample by nearest neighbour
+        upsample = d.get("upsample", "nearest") if arch == "residual" else cls.upsample
         if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
             raise ValueError(f"generator widths must be a list of ints, got {widths!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int):
@@ -98,7 +108,8 @@ class GeneratorConfig:
                 raise ValueError(f"generator {key} must be an int, got {v!r}")
         if not isinstance(bond, bool):
             raise ValueError(f"generator bond must be true or false, got {bond!r}")
-        return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond)
+        return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond,
+                   upsample=upsample)
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -225,7 +236,7 @@ class Generator(nn.Module):
             conv_a, conv_b = self.stages[0]
             add = self.side3(_cut(take("relu3_1"), crop // 4), standardise=(self.side3_mean, self.side3_std),
                              add=self.wave4(_cut(take("wave4"), crop // 4)) if waves else None)
-            x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=True), act="leaky_relu")
+            x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=self.config.upsample), act="leaky_relu")
             fine = [(_cut(take("relu2_1"), crop // 2), 2)] + ([(_cut(take("wave2"), crop // 2), 2)] if waves else [])
             if fused_inference(x):
                 # the last two stages (1/2 and full resolution) in strips of rows: they reach
@@ -250,8 +261,9 @@ class Generator(nn.Module):
         (conv_a, conv_b), (conv_c, conv_d) = self.stages[1], self.stages[2]
         add = self.side2(relu2_1, standardise=(self.side2_mean, self.side2_std),
                          add=self.wave2(wave2) if wave2 is not None else None)
-        x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=True), act="leaky_relu")
-        x = conv_d(conv_c(x, act="leaky_relu", up2=True), act="leaky_relu")
+        up = self.config.upsample
+        x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=up), act="leaky_relu")
+        x = conv_d(conv_c(x, act="leaky_relu", up2=up), act="leaky_relu")
         return torch.sigmoid(self.to_rgb(x))
 
     @torch.no_grad()

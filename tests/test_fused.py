@@ -26,7 +26,8 @@ def _both(fn):
 
 @pytest.mark.parametrize("window", [False, True])
 @pytest.mark.parametrize("up2,act,add", [(False, None, False), (False, "relu", True), (False, "leaky_relu", True),
-                                         (True, "leaky_relu", False), (True, "leaky_relu", True)])
+                                         (True, "leaky_relu", False), (True, "leaky_relu", True),
+                                         ("bilinear", "leaky_relu", False), ("bilinear", None, True)])
 def test_a_fused_convolution_equals_the_step_by_step_one(window, up2, act, add):
     torch.manual_seed(0)
     conv = CircularConv2d(8, 6, 3)
@@ -51,6 +52,23 @@ def test_the_upsampling_fold_is_nearest_neighbour_then_the_convolution():
         fused = conv(x, up2=True)
         direct = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), conv.weight, conv.bias, padding=1)
     assert torch.allclose(fused, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_bilinear_fold_is_periodic_bilinear_upsampling_then_the_convolution(fused):
+    """A whole canvas: the canvas repeated 3x3, upsampled by F.interpolate, its middle cut
+    out (bilinear upsampling of a periodic image), then a wrapped-around convolution."""
+    torch.manual_seed(1)
+    conv = CircularConv2d(4, 3, 3)
+    x = torch.randn(1, 4, 12, 20)
+    with torch.inference_mode() if fused else torch.enable_grad():
+        out = conv(x, up2="bilinear").detach()
+    with torch.no_grad():
+        up = F.interpolate(x.repeat(1, 1, 3, 3), scale_factor=2, mode="bilinear", align_corners=False)[..., 24:48, 40:80]
+        direct = F.conv2d(F.pad(up, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias)
+    assert torch.allclose(out, direct, atol=1e-5), (out - direct).abs().max()
+    with pytest.raises(ValueError, match="unknown upsampling"):
+        conv(x, up2="bicubic")
 
 
 def test_a_standardisation_folds_into_a_1x1_convolution_and_follows_its_buffers():

@@ -25,6 +25,18 @@ def test_config_validation():
         GeneratorConfig.from_dict({"widths": [1, 2]})
     c = GeneratorConfig(arch="paper", widths=(8, 8, 8))
     assert GeneratorConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        GeneratorConfig.from_dict({"arch": "residual", "upsample": "bicubic"})
+
+
+def test_a_residual_config_saves_its_upsampling_and_old_presets_keep_nearest():
+    """New residual generators upsample bilinearly and say so in the preset; a preset saved
+    before the key existed was trained with nearest neighbour and loads as such."""
+    c = GeneratorConfig()
+    assert c.upsample == "bilinear" and c.to_dict()["upsample"] == "bilinear"
+    assert GeneratorConfig.from_dict(c.to_dict()) == c
+    old = {k: v for k, v in c.to_dict().items() if k != "upsample"}
+    assert GeneratorConfig.from_dict(old).upsample == "nearest"
 
 
 def test_init_output_starts_at_mean_colour():
@@ -40,9 +52,10 @@ def _features(n, h, w):
             "relu2_1": torch.randn(n, 128, 4 * h, 4 * w)}
 
 
-def test_residual_shape_wraparound_and_side_inputs():
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_residual_shape_wraparound_and_side_inputs(upsample):
     torch.manual_seed(0)
-    g = Generator(GeneratorConfig(arch="residual", widths=(32, 16, 16, 8), blocks=2)).eval()
+    g = Generator(GeneratorConfig(arch="residual", widths=(32, 16, 16, 8), blocks=2, upsample=upsample)).eval()
     f = _features(2, 6, 5)
     with torch.no_grad():
         out = g(f)
@@ -56,10 +69,11 @@ def test_residual_shape_wraparound_and_side_inputs():
         g(f["relu4_1"])
 
 
-def test_residual_halo_bounds_its_reach():
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_residual_halo_bounds_its_reach(upsample):
     """A change of the input at one relu4_1 cell moves no output pixel farther than halo_px."""
     torch.manual_seed(0)
-    g = Generator(GeneratorConfig(arch="residual", widths=(16, 16, 8, 8), blocks=2)).eval()
+    g = Generator(GeneratorConfig(arch="residual", widths=(16, 16, 8, 8), blocks=2, upsample=upsample)).eval()
     f = _features(1, 24, 24)
     poked = {k: v.clone() for k, v in f.items()}
     poked["relu4_1"][..., 12, 12] += 50.0

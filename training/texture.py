@@ -60,7 +60,7 @@ from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import SW_TAPS, ExemplarStatistics, downscale
+from .losses import SW_TAPS, ExemplarStatistics, downscale, grid_loss
 from .loop import Critic, GeneratorStart, TaskContext
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -86,6 +86,7 @@ class TrainConfig:
     loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
+    grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off
     lr_g: float = 3e-4
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -110,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"exemplar_size must be 16..4096, got {self.exemplar_size}")
         if self.scale is not None and not (math.isfinite(self.scale) and 0.01 <= self.scale <= 4.0):
             raise ValueError(f"scale must be in 0.01..4, got {self.scale}")
+        if not (math.isfinite(self.grid_weight) and self.grid_weight >= 0):
+            raise ValueError(f"grid_weight must be a finite number >= 0, got {self.grid_weight}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if not 64 <= self.max_side <= 4096:
@@ -136,7 +139,7 @@ class TrainConfig:
 
 def previous_recipe(**overrides) -> TrainConfig:
     """The recipe before the sliced-Wasserstein rework, for benchmarks and ablations."""
-    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0,
+    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0, grid_weight=0.0,
                     generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     return TrainConfig(**{**settings, **overrides})
 
@@ -318,7 +321,10 @@ class TextureTask:
         for s in self.scales:
             if s > 1:
                 per_scale[s] = self.vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), SW_TAPS)
-        return self.stats.loss(img, per_scale), critic(feats)
+        main = self.stats.loss(img, per_scale)
+        if self.config.grid_weight:
+            main = main + self.config.grid_weight * grid_loss(img)
+        return main, critic(feats)
 
     def _gram_loss(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         l_gram = img.new_zeros(())
