@@ -240,20 +240,17 @@ class CircularConv2d(nn.Conv2d):
             return self._fused(x, add, act, standardise, up2)
         if standardise is not None:
             x = (x - standardise[0]) / standardise[1]
-        if up2 == "bilinear":
-            # the low-res input padded by a pixel (wrapped, or zeros in a window) and the
-            # upsampled image cut to a 1 px margin: the padding the convolution needs, and
-            # the same numbers as the four phase kernels
+        if up2:
+            # the four phase kernels at the low resolution, their outputs interleaved: the
+            # fused path's arithmetic, differentiable (a quarter of the input pixels, and
+            # no upsampled copy for autograd to keep)
+            w, b = _phase_weights(self.weight, self.bias, up2)
             p = circular_pad(x, 1) if _WRAP.get() else F.pad(x, (1, 1, 1, 1))
-            up = F.interpolate(p, scale_factor=2, mode="bilinear", align_corners=False)[..., 1:-1, 1:-1]
-            y = F.conv2d(up, self.weight, self.bias)
+            y = _interleave(F.conv2d(p, w, b))
+        elif _WRAP.get():
+            y = F.conv2d(circular_pad(x, self.pad), self.weight, self.bias)
         else:
-            if up2:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            if _WRAP.get():
-                y = F.conv2d(circular_pad(x, self.pad), self.weight, self.bias)
-            else:
-                y = F.conv2d(x, self.weight, self.bias, padding=self.pad)
+            y = F.conv2d(x, self.weight, self.bias, padding=self.pad)
         if add is not None:
             y = y + add
         if act == "relu":
@@ -275,9 +272,7 @@ class CircularConv2d(nn.Conv2d):
                 w = w / std
                 b = -shift if b is None else b - shift
             if up2:
-                ph = _PHASE[up2].to(w.device)
-                w = torch.einsum("ayk,bxl,oikl->aboiyx", ph, ph, w).reshape(-1, *w.shape[1:])
-                b = None if b is None else b.repeat(4)
+                w, b = _phase_weights(w, b, up2)
             w = w.to(dtype).contiguous(memory_format=torch.channels_last)
             self._folded = (key, w, None if b is None else b.to(dtype))
         return self._folded[1], self._folded[2]
@@ -318,6 +313,14 @@ class CircularConv2d(nn.Conv2d):
         out = _fused_conv(cols, w, b, 0, edge, act)      # output columns W-p..W+p
         y[..., -p:], y[..., :p] = out[..., :p], out[..., p:]
         return y
+
+
+def _phase_weights(w: torch.Tensor, b: torch.Tensor | None, up2: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A 3x3 convolution after a x2 upsampling -> the four phase kernels at the low
+    resolution (output channel (2a + b) * C + c: phase (a, b) of channel c), and the bias."""
+    ph = _PHASE[up2].to(w.device, w.dtype)
+    w = torch.einsum("ayk,bxl,oikl->aboiyx", ph, ph, w).reshape(-1, *w.shape[1:])
+    return w, None if b is None else b.repeat(4)
 
 
 def _phases(x: torch.Tensor) -> torch.Tensor:

@@ -44,14 +44,21 @@ def test_a_fused_convolution_equals_the_step_by_step_one(window, up2, act, add):
         assert torch.allclose(rolled, fused.roll((5, -7), (-2, -1)), atol=1e-5)
 
 
-def test_the_upsampling_fold_is_nearest_neighbour_then_the_convolution():
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_upsampling_fold_is_nearest_neighbour_then_the_convolution(fused):
+    """Both paths (training's and inference's) fold the upsampling into phase kernels;
+    F.interpolate then a plain convolution is the reference, in a window and wrapped."""
     torch.manual_seed(1)
     conv = CircularConv2d(4, 3, 3)
     x = torch.randn(1, 4, 16, 16)
-    with torch.inference_mode(), halo_padding():
-        fused = conv(x, up2=True)
-        direct = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), conv.weight, conv.bias, padding=1)
-    assert torch.allclose(fused, direct, atol=1e-5)
+    with torch.inference_mode() if fused else torch.enable_grad():
+        with halo_padding():
+            window = conv(x, up2=True).detach()
+        whole = conv(x, up2="nearest").detach()
+    with torch.no_grad():
+        up = F.interpolate(x, scale_factor=2, mode="nearest")
+        assert torch.allclose(window, F.conv2d(up, conv.weight, conv.bias, padding=1), atol=1e-5)
+        assert torch.allclose(whole, F.conv2d(F.pad(up, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias), atol=1e-5)
 
 
 @pytest.mark.parametrize("fused", [False, True])
