@@ -126,6 +126,7 @@ def main(argv=None) -> None:
     budget.add_argument("--minutes", type=float, default=TEXTURE_MINUTES, help="texture training budget")
     budget.add_argument("--steps", type=int, help="training steps instead (textures and styles)")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (recorded in the preset)")
     ap.add_argument("--map-defaults", action="store_true",
                     help="only write the texture presets' PBR map defaults into their preset.json")
     args = ap.parse_args(argv)
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
         if args.map_defaults:
             print(f"wrote {write_map_defaults(b)}")
             continue
-        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment)
+        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment, seed=args.seed)
         task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)
