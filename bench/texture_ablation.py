@@ -38,7 +38,7 @@ VARIANTS = {
     "- weight average (EMA)": replace(FULL, ema=0.0),
     "- periodic inputs (lattice off)": replace(FULL, lattice="off"),
     "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
-    "- grid penalty": replace(FULL, grid_weight=0.0),
+    "+ grid penalty": replace(FULL, grid_weight=0.05),
 }
 
 

@@ -91,7 +91,7 @@ class TrainConfig:
     loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
-    grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off
+    grid_weight: float = 0.0        # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off (see README)
     lr_g: float = 3e-4
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
