@@ -31,6 +31,7 @@ from engine.noise import brown_noise  # noqa: E402
 from engine.presets import list_presets  # noqa: E402
 from engine.synth import Synthesizer  # noqa: E402
 from engine.vgg import get_vgg19  # noqa: E402
+from training.losses import grid_peaks as losses_grid_peaks  # noqa: E402
 
 
 def grid_shares(img: np.ndarray) -> tuple[float, float, float]:
@@ -53,21 +54,11 @@ def grid_shares(img: np.ndarray) -> tuple[float, float, float]:
 
 
 def grid_peaks(img: np.ndarray) -> tuple[float, float, float]:
-    """img (3,H,W), square with a side multiple of 8 -> for periods 2, 4 and 8: the power of
-    the luminance at the largest of that period's grid frequencies ((k,0), (0,k), (k,k),
-    (k,-k) with k = side/period) over the mean power of the 16 frequencies two bins around it.
-    Hann-windowed, so that a photo's crop (not periodic) and a texture compare alike."""
-    lum = img.mean(axis=0)
-    n = lum.shape[0]
-    win = np.hanning(n)
-    p = np.abs(np.fft.fft2((lum - lum.mean()) * win[:, None] * win[None])) ** 2
-    ring = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
-    out = []
-    for period in (2, 4, 8):
-        k = n // period
-        out.append(max(float(p[a % n, b % n] / np.mean([p[(a + dy) % n, (b + dx) % n] for dy, dx in ring]))
-                       for a, b in ((k, 0), (0, k), (k, k), (k, -k))))
-    return tuple(out)
+    """img (3,H,W) -> for periods 2, 4 and 8: the power of the luminance at the largest of
+    that period's grid frequencies over the mean power of the ring two bins around it
+    (training.losses.grid_peaks, Hann-windowed)."""
+    logs = losses_grid_peaks(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None], window=True)
+    return tuple(float(v) for v in logs[0].exp().reshape(3, 4).amax(1))
 
 
 def untrained(arch: str, taps: dict[str, torch.Tensor], seed: int) -> Generator:

@@ -75,14 +75,17 @@ GRID_PERIODS = (2, 4, 8)   # the generator's upsampling lattice: full, 1/2 and 1
 _RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
 
 
-def grid_peaks(img: torch.Tensor) -> torch.Tensor:
+def grid_peaks(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     """(N,3,H,W) periodic images, sides multiples of 8 -> (N, 12) log of the luminance's
-    power at each grid frequency (periods 2, 4 and 8; along either axis and both diagonals)
-    over the mean power of the 16 frequencies two bins around it. About 0 where nothing
-    repeats with that period; fine lines printed on the lattice stand out by several units
-    (bench/checkerboard.py measures the same on its outputs)."""
+    power at each grid frequency (periods 2, 4 and 8, in that order; each along either axis
+    and both diagonals) over the mean power of the 16 frequencies two bins around it. About
+    0 where nothing repeats with that period; fine lines printed on the lattice stand out by
+    several units. ``window``: Hann-windowed first, so that a photo's crop (not periodic)
+    compares alike (bench/checkerboard.py measures its outputs and photos so)."""
     lum = img.float().mean(1)
     lum = lum - lum.mean((-2, -1), keepdim=True)
+    if window:
+        lum = lum * torch.outer(*(torch.hann_window(n, periodic=False, device=lum.device) for n in lum.shape[-2:]))
     with torch.autocast(img.device.type, enabled=False):
         p = torch.fft.fft2(lum).abs() ** 2 + 1e-12
     h, w = lum.shape[-2:]

@@ -3,7 +3,7 @@
     noise pool (periodic, through VGG19 once) --relu2_1, relu3_1, relu4_1--> G --> image
         image rolled by 0..7 px --> VGG19 relu1_1..relu4_1 + pixels (optionally also at 1/2, 1/4)
                                        --> sliced Wasserstein to the exemplar's (training/losses.py)
-                            --> its spectrum at the 2/4/8 px lattice --> grid penalty
+                            --> its spectrum at the 2/4/8 px lattice --> grid penalty (opt-in)
                                     --> relu3_1 --> hinge loss from D (the Markovian patch GAN)
 
 The recipe (``loss="sw"``, the default) and why, each measured in bench/texture_ablation.py
@@ -17,9 +17,10 @@ at an equal time budget:
 - The residual generator (engine/generator.py) with relu3_1/relu2_1 of the same noise as
   side inputs: no 1/8 grid, and reach enough to lay out large structure. Its stages
   upsample bilinearly: nearest neighbour's 2x2 blocks printed fine lines 2 and 4 px apart.
-- A grid penalty (``grid_weight``, losses.grid_loss): the output's power at the 2, 4 and
-  8 px lattice frequencies may not rise above 8x its surroundings. The VGG losses barely
-  see such faint lines; the eye does (bench/checkerboard.py, bench/texture_ablation.py).
+- Opt-in, off by default: a grid penalty (``grid_weight``, losses.grid_loss): the output's
+  power at the 2, 4 and 8 px lattice frequencies may not rise above 8x its surroundings.
+  The VGG losses barely see such faint lines; the eye does. It cleaned foliage best, but 4
+  of 10 runs with it washed out (README, Gallery), so it waits for an ablation over seeds.
 - D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
@@ -144,7 +145,7 @@ class TrainConfig:
 
 def previous_recipe(**overrides) -> TrainConfig:
     """The recipe before the sliced-Wasserstein rework, for benchmarks and ablations."""
-    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0, grid_weight=0.0,
+    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0,
                     generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     return TrainConfig(**{**settings, **overrides})
 
