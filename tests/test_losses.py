@@ -114,3 +114,44 @@ def test_the_grid_penalty_falls_under_optimisation_and_leaves_the_picture():
         opt.step()
     assert float(grid_loss(x)) < 0.05 * start
     assert float((x.detach() - lines).abs().mean()) < 0.05
+
+
+def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_penalty(tmp_path):
+    """A grid penalty far from met has a large gradient; D's weight must not follow it (a
+    hinge term scaled to it overpowers the texture loss and washes the texture out)."""
+    from pathlib import Path
+
+    from training.loop import Trainer
+    from training.texture import TextureTask, TrainConfig
+
+    exemplar = Path(__file__).resolve().parent.parent / "training" / "exemplars" / "rust.png"
+    weights, mains, first = {}, {}, None
+    for grid_weight in (0.0, 1.0):
+        t = Trainer(TextureTask(exemplar, TrainConfig(steps=2, batch=1, grid_weight=grid_weight)), "balance",
+                    tmp_path / f"run{grid_weight}", preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
+        t.prepare()
+        if first is None:
+            first = t
+        else:  # the same G and D
+            t.G.load_state_dict(first.G.state_dict())
+            t.D.load_state_dict(first.D.state_dict())
+        plain = t.task.generate
+        # lines on G's lattice, so the penalty is active
+        t.task.generate = lambda G, batch: plain(G, batch) + 0.05 * (torch.arange(128) % 2).float()[:, None]
+        batch = t.task.sample_batch(0)
+        torch.manual_seed(0)
+        t._rebalance(batch)
+        weights[grid_weight] = float(t.adv_weight)
+        with torch.no_grad():
+            img = t.task.generate(t.G, batch)
+            feats = t._features(img)
+            mains[grid_weight] = []
+            for p in (True, False):
+                torch.manual_seed(0)  # the same random projections
+                mains[grid_weight].append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
+            penalty = float(grid_loss(img))
+    assert penalty > 1.0  # the penalty is on, and large
+    assert mains[1.0][0] == pytest.approx(mains[1.0][1] + penalty, rel=1e-3)
+    assert mains[0.0][0] == pytest.approx(mains[0.0][1], rel=1e-6)
+    assert weights[0.0] > 0
+    assert weights[1.0] == pytest.approx(weights[0.0], rel=0.01)  # (bf16 sums vary ~1e-3 run to run)

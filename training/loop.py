@@ -96,8 +96,10 @@ class TrainingTask(Protocol):
         """D's real patches for this step (relu3_1 features, float)."""
 
     def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
-               critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
-        """(main loss, adversarial loss); ``critic(feats)`` is the hinge loss from D as it is now."""
+               critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(main loss, adversarial loss); ``critic(feats)`` is the hinge loss from D as it is now.
+        ``penalties=False``: the main loss without its penalty terms, which is what the hinge
+        term is balanced against (a penalty's gradient must not raise D's weight)."""
 
     def after_step(self, step: int) -> None: ...
 
@@ -179,13 +181,16 @@ class Trainer:
         return hinge_g_loss(self.D(feats[D_TAP].float()))
 
     def _rebalance(self, batch) -> None:
-        """Set the hinge weight so its image gradient is adv_ratio x the main loss's gradient."""
+        """Set the hinge weight so its image gradient is adv_ratio x the main loss's gradient
+        (without penalty terms: while a penalty is far from met its gradient is large, and a
+        hinge term scaled to it overpowers the texture loss and washes the texture out)."""
         if self.step < self.task.adversarial_from:
             self.adv_weight = torch.tensor(0.0)
             return
         with autocast_for(self.device, self.config.precision):
             img = self.task.generate(self.G, batch).detach().requires_grad_(True)
-            l_main, l_adv = self.task.losses(img, self._features(img), batch, self.adversarial_loss)
+            l_main, l_adv = self.task.losses(img, self._features(img), batch, self.adversarial_loss,
+                                             penalties=False)
         g_main, = torch.autograd.grad(l_main, img, retain_graph=True)
         g_adv, = torch.autograd.grad(l_adv, img)
         ratio = g_main.norm() / g_adv.norm().clamp_min(1e-12)

@@ -254,8 +254,8 @@ class StyleTask:
     def real_relu3_1(self, batch) -> torch.Tensor:
         return batch[2]["relu3_1"]  # D's real patches are the MDAN targets' own
 
-    def losses(self, img, feats, batch, critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pixel MSE + feature MSE to the target, D's hinge loss)."""
+    def losses(self, img, feats, batch, critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pixel MSE + feature MSE to the target, D's hinge loss); it has no penalty terms."""
         loss = F.mse_loss(img, batch[1])
         if self.config.feature_weight:
             for t, target in batch[2].items():

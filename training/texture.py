@@ -3,7 +3,7 @@
     noise pool (periodic, through VGG19 once) --relu2_1, relu3_1, relu4_1--> G --> image
         image rolled by 0..7 px --> VGG19 relu1_1..relu4_1 + pixels (optionally also at 1/2, 1/4)
                                        --> sliced Wasserstein to the exemplar's (training/losses.py)
-                            --> its spectrum at the 2/4/8 px lattice --> grid penalty (opt-in)
+                            --> its spectrum at the 2/4/8 px lattice --> grid penalty
                                     --> relu3_1 --> hinge loss from D (the Markovian patch GAN)
 
 The recipe (``loss="sw"``, the default) and why, each measured in bench/texture_ablation.py
@@ -17,10 +17,12 @@ at an equal time budget:
 - The residual generator (engine/generator.py) with relu3_1/relu2_1 of the same noise as
   side inputs: no 1/8 grid, and reach enough to lay out large structure. Its stages
   upsample bilinearly: nearest neighbour's 2x2 blocks printed fine lines 2 and 4 px apart.
-- Opt-in, off by default: a grid penalty (``grid_weight``, losses.grid_loss): the output's
-  power at the 2, 4 and 8 px lattice frequencies may not rise above 8x its surroundings.
-  The VGG losses barely see such faint lines; the eye does. It cleaned foliage best, but 4
-  of 10 runs with it washed out (README, Gallery), so it waits for an ablation over seeds.
+- A grid penalty (``grid_weight``, losses.grid_loss): the output's power at the 2, 4 and 8
+  px lattice frequencies may not rise above 8x its surroundings. The VGG losses barely see
+  such faint lines; the eye does: with bilinear stages alone rust still printed a period-2
+  cross-hatch 490x its surroundings. D's weight is balanced against the texture loss
+  without the penalty (training/loop.py): balanced against both, it rose 8x or more while
+  the penalty was far from met, and washed 4 of 10 textures out.
 - D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
@@ -92,7 +94,7 @@ class TrainConfig:
     loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
-    grid_weight: float = 0.0        # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off (see README)
+    grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off
     lr_g: float = 3e-4
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -145,7 +147,7 @@ class TrainConfig:
 
 def previous_recipe(**overrides) -> TrainConfig:
     """The recipe before the sliced-Wasserstein rework, for benchmarks and ablations."""
-    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0,
+    settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0, grid_weight=0.0,
                     generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     return TrainConfig(**{**settings, **overrides})
 
@@ -319,8 +321,9 @@ class TextureTask:
 
     # ---- the losses ---------------------------------------------------------------------
     def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
-               critic: Critic) -> tuple[torch.Tensor, torch.Tensor]:
-        """(main loss, D's hinge loss) of a generated batch and its VGG19 features."""
+               critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(main loss, D's hinge loss) of a generated batch and its VGG19 features; with
+        ``penalties`` the main loss includes the grid penalty."""
         if self.config.loss == "gram":
             return self._gram_loss(img, feats), critic(feats)
         per_scale = {1: feats}
@@ -328,7 +331,7 @@ class TextureTask:
             if s > 1:
                 per_scale[s] = self.vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), SW_TAPS)
         main = self.stats.loss(img, per_scale)
-        if self.config.grid_weight:
+        if penalties and self.config.grid_weight:
             main = main + self.config.grid_weight * grid_loss(img)
         return main, critic(feats)
 
