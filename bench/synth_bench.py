@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+REPEATS, REPEATS_LARGE = 5, 3  # synthesis repeats per size (8192 and above: the large ones)
 
 
 def conv_flops(preset: str, side: int = 256) -> float:
@@ -89,14 +93,14 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
     from engine.synth import autocast_for
     bf16 = isinstance(autocast_for(s.device, precision), torch.autocast)
     matmul = matmul_gflops("bf16" if bf16 else "fp32", device=device)
-    best, best_maps, during = float("inf"), float("inf"), None
+    best, best_maps, during, paired = float("inf"), float("inf"), None, []
     for r in range(repeats):
         if r:  # the host's best phase, probed between repeats too
             matmul = max(matmul, matmul_gflops("bf16" if bf16 else "fp32", device=device))
         # A tiled canvas runs for a minute, through the host's slow phases as well as its
         # best: a short matmul probe between its tiles measures the same phases (its time
         # is taken out of the synthesis's).
-        probes, probe_s = [], 0.0
+        probes, probe_s = [matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device)], 0.0
 
         def probe(done, total):
             nonlocal probe_s
@@ -107,8 +111,11 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
         t0 = time.perf_counter()
         image = s.synthesize((side, side), seed=r, dtype=np.uint8, progress=probe)  # as `mgan synth` does
         seconds = time.perf_counter() - t0 - probe_s
+        between = probes[1:]
+        probes.append(matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device))
+        paired.append((seconds, sum(probes) / len(probes)))  # this repeat against the probes around it
         if seconds < best:
-            best, during = seconds, (sum(probes) / len(probes) if probes else None)
+            best, during = seconds, (sum(between) / len(between) if between else None)
         peak_synth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if maps:
             t0 = time.perf_counter()
@@ -123,7 +130,7 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
         peak_synth = peak
     return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak_synth,
             "peak_maps_mb": peak, "base_mb": base,
-            "matmul": matmul, "matmul_during": during}
+            "matmul": matmul, "matmul_during": during, "paired": paired}
 
 
 def run_child(preset, side, precision, repeats, layout="channels_last", device="cpu", maps=False) -> dict:
@@ -174,20 +181,26 @@ def main() -> None:
     prec = "bf16" if (_cpu_has_fast_bf16() or args.device == "cuda") and args.precision == "auto" else args.precision
     print(f"\nSynthesis by size ({args.precision} -> {prec}; noise + VGG19 + G + resampling; "
           f"tiles of at most {DEFAULT_TILE} px with the generator's halo above {DEFAULT_TILE}; "
-          f"best of 3 (2 at 8192 and above), the matmul the best of probes before, between and after):\n")
+          f"best of {REPEATS} ({REPEATS_LARGE} at 8192 and above), the matmul the best of probes before, between "
+          f"and after; paired: each repeat's GFLOP/s over the mean of the short matmul probes just before, "
+          f"between its tiles and just after it, the median over the repeats; this host's speed drifts "
+          f"within seconds, so a long synthesis and a short probe can land in different phases):\n")
     print("| size | seconds | Mpx/s | peak RSS MB | (after warm-up MB) | GFLOP/s | matmul GFLOP/s beside it | of matmul "
-          "| matmul between its tiles | of that |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| matmul between its tiles | of that | paired (range) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     map_sizes = {int(x) for x in args.map_sizes.split(",") if x}
     with_maps = {}
     for side in (int(s) for s in args.sizes.split(",")):
-        r = run_child(args.preset, side, args.precision, 3 if side < 8192 else 2, device=args.device,
-                      maps=side in map_sizes)
+        r = run_child(args.preset, side, args.precision, REPEATS if side < 8192 else REPEATS_LARGE,
+                      device=args.device, maps=side in map_sizes)
         gf = per_px * side * side / r["seconds"] / 1e9
         during = r["matmul_during"]
         same = f"{during:.0f} | {gf / during:.0%}" if during else "- | -"
+        ratios = [per_px * side * side / sec / 1e9 / mm_ for sec, mm_ in r["paired"]]
+        paired = f"{statistics.median(ratios):.0%} ({min(ratios):.0%}-{max(ratios):.0%})"
         print(f"| {side}x{side} | {r['seconds']:.3f} | {side * side / r['seconds'] / 1e6:.2f} | "
-              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {r['matmul']:.0f} | {gf / r['matmul']:.0%} | {same} |")
+              f"{r['peak_mb']:.0f} | {r['base_mb']:.0f} | {gf:.0f} | {r['matmul']:.0f} | {gf / r['matmul']:.0%} | {same} "
+              f"| {paired} |")
         sys.stdout.flush()
         if side in map_sizes:
             with_maps[side] = r
@@ -213,8 +226,6 @@ def main() -> None:
 def halo_padding_gain(preset: str, precision: str, pairs: int = 8) -> dict:
     """Seconds for one haloed 1024 px tile, zero padding then wrapping around, in
     ``pairs`` alternating pairs; the ratio of each pair (this host drifts between pairs)."""
-    import statistics
-
     import torch
 
     from engine.synth import Synthesizer
