@@ -155,3 +155,31 @@ def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_
     assert mains[0.0][0] == pytest.approx(mains[0.0][1], rel=1e-6)
     assert weights[0.0] > 0
     assert weights[1.0] == pytest.approx(weights[0.0], rel=0.01)  # (bf16 sums vary ~1e-3 run to run)
+
+
+def test_a_regular_texture_gets_no_grid_penalty(tmp_path):
+    """A regular photo's lattice is quantised to whole cycles of the training canvas, so its
+    sharp joints' harmonics land on the grid frequencies: the penalty stays off there."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.test_lattice import running_bond
+    from training.loop import Trainer
+    from training.texture import TextureTask, TrainConfig
+
+    path = tmp_path / "wall.png"
+    Image.fromarray((running_bond() * 255).astype(np.uint8)).save(path)
+    t = Trainer(TextureTask(path, TrainConfig(steps=2, batch=1, grid_weight=1.0)), "wall", tmp_path / "run",
+                preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
+    t.prepare()
+    assert t.task.wave_vectors
+    batch = t.task.sample_batch(0)
+    with torch.no_grad():
+        img = t.task.generate(t.G, batch) + 0.05 * (torch.arange(t.task.crop) % 2).float()[:, None]
+        assert float(grid_loss(img)) > 1.0
+        feats = t._features(img)
+        mains = []
+        for p in (True, False):
+            torch.manual_seed(0)
+            mains.append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
+    assert mains[0] == pytest.approx(mains[1], rel=1e-6)

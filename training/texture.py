@@ -22,7 +22,8 @@ at an equal time budget:
   such faint lines; the eye does: with bilinear stages alone rust still printed a period-2
   cross-hatch 490x its surroundings. D's weight is balanced against the texture loss
   without the penalty (training/loop.py): balanced against both, it rose 8x or more while
-  the penalty was far from met, and washed 4 of 10 textures out.
+  the penalty was far from met, and washed 4 of 10 textures out. Not for regular textures
+  (periodic inputs, below): their lattice's harmonics fall on those frequencies.
 - D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
@@ -94,7 +95,7 @@ class TrainConfig:
     loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
-    grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off
+    grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
     lr_g: float = 3e-4
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -331,7 +332,10 @@ class TextureTask:
             if s > 1:
                 per_scale[s] = self.vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), SW_TAPS)
         main = self.stats.loss(img, per_scale)
-        if penalties and self.config.grid_weight:
+        if penalties and self.config.grid_weight and not self.wave_vectors:
+            # (a regular texture's own lattice is quantised to whole cycles of the canvas:
+            # the harmonics of its sharp joints land on these frequencies, and the penalty
+            # blurred a brick wall's mortar and bond)
             main = main + self.config.grid_weight * grid_loss(img)
         return main, critic(feats)
 
