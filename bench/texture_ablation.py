@@ -38,6 +38,7 @@ VARIANTS = {
     "- periodic inputs (lattice off)": replace(FULL, lattice="off"),
     "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
     "- grid penalty": replace(FULL, grid_weight=0.0),
+    "+ spectrum term": replace(FULL, spectrum_weight=1.0),
 }
 
 

@@ -183,3 +183,23 @@ def test_a_regular_texture_gets_no_grid_penalty(tmp_path):
             torch.manual_seed(0)
             mains.append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
     assert mains[0] == pytest.approx(mains[1], rel=1e-6)
+
+
+def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars():
+    from training.losses import radial_log_power, spectrum_loss, spectrum_target
+
+    torch.manual_seed(0)
+    smooth = _smooth_periodic(n=1)
+    grain = torch.rand(1, 3, 64, 64)
+    assert torch.allclose(radial_log_power(grain.roll((5, 3), (2, 3))), radial_log_power(grain), atol=1e-4)
+    target = spectrum_target([torch.rand(1, 3, 96, 96)], 64)  # white grain, windowed crops
+    x = smooth.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.01)
+    start = spectrum_loss(x, target).item()
+    for _ in range(150):
+        opt.zero_grad()
+        spectrum_loss(x, target).backward()
+        opt.step()
+    assert float(spectrum_loss(x, target)) < 0.1 * start
+    # the fine rings (periods of 2-3 px) gained power, as the white grain has it
+    assert float(radial_log_power(x.detach())[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0

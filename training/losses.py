@@ -107,6 +107,47 @@ def grid_loss(img: torch.Tensor, allowed: float = 8.0) -> torch.Tensor:
     return torch.relu(grid_peaks(img) - float(np.log(allowed))).sum(-1).mean()
 
 
+def radial_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
+    """(N,3,S,S) -> (N, S//2) log of the luminance's mean power in each ring of integer
+    radius 1..S/2 of the 2-D spectrum. ``window``: Hann-windowed first (a photo's crop, not
+    periodic), its power rescaled by the window's mean square so both compare alike."""
+    lum = img.float().mean(1)
+    lum = lum - lum.mean((-2, -1), keepdim=True)
+    s = lum.shape[-1]
+    if window:
+        hann = torch.hann_window(s, periodic=False, device=lum.device)
+        win = torch.outer(hann, hann)
+        lum = lum * win / win.pow(2).mean().sqrt()
+    f = torch.fft.fftfreq(s, 1 / s, device=lum.device)
+    ring = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).round().long().flatten()
+    with torch.autocast(img.device.type, enabled=False):
+        p = (torch.fft.fft2(lum).abs() ** 2).flatten(1) / s ** 2
+    keep = (ring >= 1) & (ring <= s // 2)
+    sums = torch.zeros(p.shape[0], s // 2 + 1, device=p.device).index_add_(1, ring[keep], p[:, keep])
+    counts = torch.bincount(ring[keep], minlength=s // 2 + 1).clamp_min(1)
+    return torch.log((sums / counts)[:, 1:] + 1e-10)
+
+
+def spectrum_target(variants: list[torch.Tensor], side: int, crops: int = 64, seed: int = 0) -> torch.Tensor:
+    """(side//2,) the exemplar's radial log power at ``side`` px: the log of the mean power
+    over random Hann-windowed crops of its variants (Liu, Gousseau and Xia 2016 match the
+    whole Fourier magnitude; the radial profile leaves the phases and the directions free)."""
+    g = torch.Generator().manual_seed(seed)
+    power = []
+    for i in range(crops):
+        v = variants[i % len(variants)]
+        h, w = v.shape[-2:]
+        y = int(torch.randint(0, h - side + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - side + 1, (1,), generator=g))
+        power.append(radial_log_power(v[..., y:y + side, x:x + side], window=True).exp())
+    return torch.log(torch.cat(power).mean(0))
+
+
+def spectrum_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the (periodic) images' radial log power to ``target``."""
+    return ((radial_log_power(img) - target) ** 2).mean()
+
+
 def downscale(img: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(img, factor) if factor > 1 else img
 

@@ -69,7 +69,7 @@ from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import SW_TAPS, ExemplarStatistics, downscale, grid_loss
+from .losses import SW_TAPS, ExemplarStatistics, downscale, grid_loss, spectrum_loss, spectrum_target
 from .loop import Critic, GeneratorStart, TaskContext
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -96,6 +96,7 @@ class TrainConfig:
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
+    spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 3e-4
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -122,6 +123,8 @@ class TrainConfig:
             raise ValueError(f"scale must be in 0.01..4, got {self.scale}")
         if not (math.isfinite(self.grid_weight) and self.grid_weight >= 0):
             raise ValueError(f"grid_weight must be a finite number >= 0, got {self.grid_weight}")
+        if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
+            raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if not 64 <= self.max_side <= 4096:
@@ -226,6 +229,8 @@ class TextureTask:
             else:
                 self.stats = ExemplarStatistics(variants, self.vgg, cfg.scales)
                 self.scales = self.stats.usable_scales(self.crop)
+                if cfg.spectrum_weight:
+                    self.spectrum = spectrum_target(variants, self.crop).to(dev)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
         self.noise_params = NoiseParams.from_dict(cfg.noise)
@@ -334,9 +339,10 @@ class TextureTask:
         main = self.stats.loss(img, per_scale)
         if penalties and self.config.grid_weight and not self.wave_vectors:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
-            # the harmonics of its sharp joints land on these frequencies, and the penalty
-            # blurred a brick wall's mortar and bond)
+            # the harmonics of its sharp joints land on these frequencies)
             main = main + self.config.grid_weight * grid_loss(img)
+        if penalties and self.config.spectrum_weight:
+            main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
         return main, critic(feats)
 
     def _gram_loss(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
