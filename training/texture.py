@@ -16,7 +16,9 @@ at an equal time budget:
   image is periodic), so a pattern locked to the 8 px relu4_1 lattice cannot hide.
 - The residual generator (engine/generator.py) with relu3_1/relu2_1 of the same noise as
   side inputs: no 1/8 grid, and reach enough to lay out large structure. Its stages
-  upsample bilinearly: nearest neighbour's 2x2 blocks printed fine lines 2 and 4 px apart.
+  upsample by nearest neighbour, whose 2x2 blocks print fine lines 2 and 4 px apart
+  unless the grid penalty (next) is on; bilinear upsampling (``upsample`` in the
+  generator config) removed the lines too, but at the cost of the photos' finest grain.
 - A grid penalty (``grid_weight``, losses.grid_loss): the output's power at the 2, 4 and 8
   px lattice frequencies may not rise above 8x its surroundings. The VGG losses barely see
   such faint lines; the eye does: with bilinear stages alone rust still printed a period-2
