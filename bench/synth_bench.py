@@ -91,28 +91,28 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # this machine's throughput drifts (shared hosts): the reference matmul runs beside each size
     from engine.synth import autocast_for
-    bf16 = isinstance(autocast_for(s.device, precision), torch.autocast)
-    matmul = matmul_gflops("bf16" if bf16 else "fp32", device=device)
+    mm_precision = "bf16" if isinstance(autocast_for(s.device, precision), torch.autocast) else "fp32"
+    matmul = matmul_gflops(mm_precision, device=device)
     best, best_maps, during, paired = float("inf"), float("inf"), None, []
     for r in range(repeats):
         if r:  # the host's best phase, probed between repeats too
-            matmul = max(matmul, matmul_gflops("bf16" if bf16 else "fp32", device=device))
+            matmul = max(matmul, matmul_gflops(mm_precision, device=device))
         # A tiled canvas runs for a minute, through the host's slow phases as well as its
         # best: a short matmul probe between its tiles measures the same phases (its time
         # is taken out of the synthesis's).
-        probes, probe_s = [matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device)], 0.0
+        probes, probe_s = [matmul_gflops(mm_precision, reps=3, device=device)], 0.0
 
         def probe(done, total):
             nonlocal probe_s
             if done < total:
                 t = time.perf_counter()
-                probes.append(matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device))
+                probes.append(matmul_gflops(mm_precision, reps=3, device=device))
                 probe_s += time.perf_counter() - t
         t0 = time.perf_counter()
         image = s.synthesize((side, side), seed=r, dtype=np.uint8, progress=probe)  # as `mgan synth` does
         seconds = time.perf_counter() - t0 - probe_s
         between = probes[1:]
-        probes.append(matmul_gflops("bf16" if bf16 else "fp32", reps=3, device=device))
+        probes.append(matmul_gflops(mm_precision, reps=3, device=device))
         paired.append((seconds, sum(probes) / len(probes)))  # this repeat against the probes around it
         if seconds < best:
             best, during = seconds, (sum(between) / len(between) if between else None)
@@ -125,7 +125,7 @@ def one(preset: str, side: int, precision: str, repeats: int, layout: str, devic
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
-    matmul = max(matmul, matmul_gflops("bf16" if bf16 else "fp32", device=device))
+    matmul = max(matmul, matmul_gflops(mm_precision, device=device))
     if device == "cuda":
         peak_synth = peak
     return {"seconds": best, "maps_seconds": best_maps if maps else None, "peak_mb": peak_synth,

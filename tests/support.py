@@ -1,4 +1,5 @@
 """Helpers shared by test modules (fixtures live in conftest.py)."""
+import numpy as np
 import torch
 
 from engine.generator import Generator, GeneratorConfig
@@ -37,3 +38,15 @@ def addon_core(*modules: str) -> tuple:
         pkg.__path__ = [str(ROOT / "addon")]
         sys.modules[name] = pkg
     return tuple(importlib.import_module(f"{name}.{m}") for m in modules)
+
+
+def running_bond(h=384, w=384, course=40, brick=84, mortar=4, seed=0):
+    """A brick wall: courses of ``course`` px, bricks of ``brick`` px, each course shifted by
+    half a brick, grey mortar, noisy bricks."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:h, :w]
+    row = y // course
+    shifted = (x + (row % 2) * brick // 2) % brick
+    is_mortar = (y % course < mortar) | (shifted < mortar)
+    img = np.where(is_mortar, 0.8, 0.45 + 0.08 * rng.standard_normal((h, w)))
+    return np.repeat(img[..., None], 3, -1).clip(0, 1)

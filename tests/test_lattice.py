@@ -7,19 +7,7 @@ import pytest
 
 from engine.lattice import canvas_waves, detect_lattice, quantise, stretch, wave_inputs
 from engine.synth import Synthesizer
-from tests.support import residual_preset
-
-
-def running_bond(h=384, w=384, course=40, brick=84, mortar=4, seed=0):
-    """A brick wall: courses of ``course`` px, bricks of ``brick`` px, each course shifted by
-    half a brick, grey mortar, noisy bricks."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:h, :w]
-    row = y // course
-    shifted = (x + (row % 2) * brick // 2) % brick
-    is_mortar = (y % course < mortar) | (shifted < mortar)
-    img = np.where(is_mortar, 0.8, 0.45 + 0.08 * rng.standard_normal((h, w)))
-    return np.repeat(img[..., None], 3, -1).clip(0, 1)
+from tests.support import residual_preset, running_bond
 
 
 def test_a_brick_wall_has_its_courses_found():

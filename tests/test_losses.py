@@ -116,20 +116,35 @@ def test_the_grid_penalty_falls_under_optimisation_and_leaves_the_picture():
     assert float((x.detach() - lines).abs().mean()) < 0.05
 
 
+def _trainer(exemplar, tmp_path, grid_weight: float, name: str):
+    from training.loop import Trainer
+    from training.texture import TextureTask, TrainConfig
+
+    t = Trainer(TextureTask(exemplar, TrainConfig(steps=2, batch=1, grid_weight=grid_weight)), name,
+                tmp_path / f"run-{name}", preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
+    t.prepare()
+    return t
+
+
+def _main_losses(t, img, batch) -> list[float]:
+    """The task's main loss of ``img`` with and without its penalties (same projections)."""
+    feats = t._features(img)
+    out = []
+    for p in (True, False):
+        torch.manual_seed(0)
+        out.append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
+    return out
+
+
 def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_penalty(tmp_path):
     """A grid penalty far from met has a large gradient; D's weight must not follow it (a
     hinge term scaled to it overpowers the texture loss and washes the texture out)."""
     from pathlib import Path
 
-    from training.loop import Trainer
-    from training.texture import TextureTask, TrainConfig
-
     exemplar = Path(__file__).resolve().parent.parent / "training" / "exemplars" / "rust.png"
     weights, mains, first = {}, {}, None
     for grid_weight in (0.0, 1.0):
-        t = Trainer(TextureTask(exemplar, TrainConfig(steps=2, batch=1, grid_weight=grid_weight)), "balance",
-                    tmp_path / f"run{grid_weight}", preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
-        t.prepare()
+        t = _trainer(exemplar, tmp_path, grid_weight, f"balance{int(grid_weight)}")
         if first is None:
             first = t
         else:  # the same G and D
@@ -144,11 +159,7 @@ def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_
         weights[grid_weight] = float(t.adv_weight)
         with torch.no_grad():
             img = t.task.generate(t.G, batch)
-            feats = t._features(img)
-            mains[grid_weight] = []
-            for p in (True, False):
-                torch.manual_seed(0)  # the same random projections
-                mains[grid_weight].append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
+            mains[grid_weight] = _main_losses(t, img, batch)
             penalty = float(grid_loss(img))
     assert penalty > 1.0  # the penalty is on, and large
     assert mains[1.0][0] == pytest.approx(mains[1.0][1] + penalty, rel=1e-3)
@@ -163,25 +174,17 @@ def test_a_regular_texture_gets_no_grid_penalty(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from tests.test_lattice import running_bond
-    from training.loop import Trainer
-    from training.texture import TextureTask, TrainConfig
+    from tests.support import running_bond
 
     path = tmp_path / "wall.png"
     Image.fromarray((running_bond() * 255).astype(np.uint8)).save(path)
-    t = Trainer(TextureTask(path, TrainConfig(steps=2, batch=1, grid_weight=1.0)), "wall", tmp_path / "run",
-                preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
-    t.prepare()
+    t = _trainer(path, tmp_path, 1.0, "wall")
     assert t.task.wave_vectors
     batch = t.task.sample_batch(0)
     with torch.no_grad():
         img = t.task.generate(t.G, batch) + 0.05 * (torch.arange(t.task.crop) % 2).float()[:, None]
         assert float(grid_loss(img)) > 1.0
-        feats = t._features(img)
-        mains = []
-        for p in (True, False):
-            torch.manual_seed(0)
-            mains.append(float(t.task.losses(img, feats, batch, t.adversarial_loss, penalties=p)[0]))
+        mains = _main_losses(t, img, batch)
     assert mains[0] == pytest.approx(mains[1], rel=1e-6)
 
 

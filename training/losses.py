@@ -75,6 +75,17 @@ GRID_PERIODS = (2, 4, 8)   # the generator's upsampling lattice: full, 1/2 and 1
 _RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
 
 
+def _luminance(img: torch.Tensor, window: bool) -> torch.Tensor:
+    """(N,3,H,W) -> (N,H,W) luminance less its mean; ``window``: Hann-windowed (a photo's
+    crop, not periodic), scaled by the window's RMS so that its power compares alike."""
+    lum = img.float().mean(1)
+    lum = lum - lum.mean((-2, -1), keepdim=True)
+    if window:
+        win = torch.outer(*(torch.hann_window(n, periodic=False, device=lum.device) for n in lum.shape[-2:]))
+        lum = lum * win / win.pow(2).mean().sqrt()
+    return lum
+
+
 def grid_peaks(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     """(N,3,H,W) periodic images, sides multiples of 8 -> (N, 12) log of the luminance's
     power at each grid frequency (periods 2, 4 and 8, in that order; each along either axis
@@ -82,10 +93,7 @@ def grid_peaks(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     0 where nothing repeats with that period; fine lines printed on the lattice stand out by
     several units. ``window``: Hann-windowed first, so that a photo's crop (not periodic)
     compares alike (bench/checkerboard.py measures its outputs and photos so)."""
-    lum = img.float().mean(1)
-    lum = lum - lum.mean((-2, -1), keepdim=True)
-    if window:
-        lum = lum * torch.outer(*(torch.hann_window(n, periodic=False, device=lum.device) for n in lum.shape[-2:]))
+    lum = _luminance(img, window)
     with torch.autocast(img.device.type, enabled=False):
         p = torch.fft.fft2(lum).abs() ** 2 + 1e-12
     h, w = lum.shape[-2:]
@@ -110,14 +118,9 @@ def grid_loss(img: torch.Tensor, allowed: float = 8.0) -> torch.Tensor:
 def radial_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     """(N,3,S,S) -> (N, S//2) log of the luminance's mean power in each ring of integer
     radius 1..S/2 of the 2-D spectrum. ``window``: Hann-windowed first (a photo's crop, not
-    periodic), its power rescaled by the window's mean square so both compare alike."""
-    lum = img.float().mean(1)
-    lum = lum - lum.mean((-2, -1), keepdim=True)
+    periodic), so both compare alike."""
+    lum = _luminance(img, window)
     s = lum.shape[-1]
-    if window:
-        hann = torch.hann_window(s, periodic=False, device=lum.device)
-        win = torch.outer(hann, hann)
-        lum = lum * win / win.pow(2).mean().sqrt()
     f = torch.fft.fftfreq(s, 1 / s, device=lum.device)
     ring = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).round().long().flatten()
     with torch.autocast(img.device.type, enabled=False):

@@ -331,7 +331,7 @@ class TextureTask:
     def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
                critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(main loss, D's hinge loss) of a generated batch and its VGG19 features; with
-        ``penalties`` the main loss includes the grid penalty."""
+        ``penalties`` the main loss includes the grid penalty and the spectrum term."""
         if self.config.loss == "gram":
             return self._gram_loss(img, feats), critic(feats)
         per_scale = {1: feats}
