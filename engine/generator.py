@@ -4,11 +4,13 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
 
 - ``residual`` (default for texture presets): a 1x1 stem, residual blocks at 1/8 (each
   adds 16 px of reach, so G can coordinate structure as large as a brick course), then
-  three (x2 upsampling, conv, conv) stages. The upsampling (``upsample``) is nearest
-  neighbour by default, also for presets saved without the key, or bilinear. Nearest's
-  2x2 blocks printed fine period-2 and period-4 lines (bench/checkerboard.py, the peaks);
-  the training's grid penalty removes them, and with it bilinear upsampling lost the
-  photos' finest grain (bench/texture_ablation.py), so it is an option. relu3_1 and relu2_1 of the same periodic input
+  three (x2 upsampling, conv, conv) stages. The upsampling (``upsample``) is bilinear by
+  default, or nearest neighbour, which presets saved without the key use. Nearest's 2x2
+  blocks print fine period-2 and period-4 lines (bench/checkerboard.py, the peaks); the
+  training's grid penalty lowers their average, yet trained with it 4 of 7 built-in photos
+  still showed a cross-hatch in their shadows or highlights, which bilinear stages did not
+  (README, Texture quality). Nearest keeps a little more of the finest grain (the
+  spectrum distance, bench/texture_ablation.py). relu3_1 and relu2_1 of the same periodic input
   join at 1/4 and 1/2 through 1x1 convs: finer-scale detail that relu4_1's 1/8 lattice
   cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py). A regular
   texture's G (``waves`` > 0) also reads periodic inputs, sin and cos of its lattice's
@@ -52,8 +54,8 @@ class GeneratorConfig:
     waves: int = 0                  # residual: periodic inputs (engine/lattice.py), 0 for irregular textures
     harmonics: int = 1              # each wave's sin and cos at 1..harmonics times its frequency
     bond: bool = False              # two waves: the second as the bond coordinate (engine/lattice.py wave_inputs)
-    # residual: the stages' x2 upsampling, "nearest" or "bilinear". Presets saved without the key are "nearest".
-    upsample: str = "nearest"
+    # residual: the stages' x2 upsampling, "bilinear" or "nearest". Presets saved without the key are "nearest".
+    upsample: str = "bilinear"
 
     def __post_init__(self):
         if self.arch not in ARCHS:

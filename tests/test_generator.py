@@ -30,14 +30,14 @@ def test_config_validation():
 
 
 def test_a_residual_config_saves_its_upsampling_and_old_presets_keep_nearest():
-    """A residual generator says how it upsamples in the preset (a bilinear one loads as
-    bilinear); a preset saved before the key existed was trained with nearest neighbour
-    and loads as such."""
+    """A residual generator says how it upsamples in the preset (bilinear by default, a
+    nearest one loads as nearest); a preset saved before the key existed was trained with
+    nearest neighbour and loads as such."""
     c = GeneratorConfig()
-    assert c.upsample == "nearest" and c.to_dict()["upsample"] == "nearest"
-    b = GeneratorConfig(upsample="bilinear")
-    assert GeneratorConfig.from_dict(b.to_dict()) == b and b.to_dict()["upsample"] == "bilinear"
-    old = {k: v for k, v in b.to_dict().items() if k != "upsample"}
+    assert c.upsample == "bilinear" and c.to_dict()["upsample"] == "bilinear"
+    n = GeneratorConfig(upsample="nearest")
+    assert GeneratorConfig.from_dict(n.to_dict()) == n and n.to_dict()["upsample"] == "nearest"
+    old = {k: v for k, v in c.to_dict().items() if k != "upsample"}
     assert GeneratorConfig.from_dict(old).upsample == "nearest"
 
 

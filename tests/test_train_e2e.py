@@ -154,8 +154,9 @@ def test_exemplar_scale_rules(isolated_home, tmp_path):
 
 def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_home, tmp_path):
     """A brick wall photo: the CLI finds its courses and bond, says so, and the preset's G
-    reads them (two waves, three harmonics, the bond coordinate); ``--lattice off`` trains
-    the plain G. Both synthesize a seamless texture of any size."""
+    reads them (two waves, three harmonics, the bond coordinate) and upsamples by nearest
+    neighbour (its sharp joints); ``--lattice off`` trains the plain G, which upsamples
+    bilinearly as irregular photos' do. Both synthesize a seamless texture of any size."""
     from tests.test_lattice import running_bond
     Image.fromarray((running_bond(256, 256) * 255).astype(np.uint8)).save(tmp_path / "wall.png")
     env = {"MGAN_HOME": str(isolated_home)}
@@ -166,8 +167,9 @@ def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_ho
         g = json.loads((isolated_home / "presets" / name / "preset.json").read_text())["generator"]
         if extra:
             assert "waves" not in g and "regular texture" not in r.stdout + r.stderr
+            assert g["upsample"] == "bilinear"
         else:
-            assert (g["waves"], g["harmonics"], g["bond"]) == (2, 3, True)
+            assert (g["waves"], g["harmonics"], g["bond"], g["upsample"]) == (2, 3, True, "nearest")
             assert "regular texture: lattice 40.0 px" in r.stdout + r.stderr
         out = tmp_path / f"{name}.png"
         r = run_cli("synth", "--preset", name, "--size", "200x136", "-o", str(out), env=env)
