@@ -109,7 +109,8 @@ def main() -> None:
             inputs = dict(taps) if arch == "residual" else taps["relu4_1"]
             with torch.no_grad():
                 images.append(g(inputs)[0].numpy())
-        row(arch, "untrained, N(0,0.02), 3 seeds", both(images))
+        label = f"{arch} ({GeneratorConfig().upsample}, the default)" if arch == "residual" else arch
+        row(label, "untrained, N(0,0.02), 3 seeds", both(images))
     for p in list_presets():
         if p.kind != "texture":
             continue

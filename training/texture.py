@@ -20,8 +20,8 @@ at an equal time budget:
   blocks printed fine lines 2 and 4 px apart, and with the grid penalty (next) still
   left a cross-hatch in the shadows of 4 of 7 built-in photos, for a little more of the
   finest grain (the spectrum distance). A regular photo's G (periodic inputs, below)
-  upsamples by nearest neighbour (``regular_upsample``): its joints stayed sharper
-  (planks 0.89 against 1.06, bricks kept its bond) and it has no penalty to need.
+  upsamples by nearest neighbour (``regular_upsample``): bricks kept its bond with it,
+  where bilinear retrains blurred the joints, and it has no penalty to need.
 - A grid penalty (``grid_weight``, losses.grid_loss): the output's power at the 2, 4 and 8
   px lattice frequencies may not rise above 8x its surroundings. The VGG losses barely see
   such faint lines; the eye does: with bilinear stages alone rust still printed a period-2
