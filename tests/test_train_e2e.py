@@ -157,7 +157,7 @@ def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_ho
     reads them (two waves, three harmonics, the bond coordinate) and upsamples by nearest
     neighbour (its sharp joints); ``--lattice off`` trains the plain G, which upsamples
     bilinearly as irregular photos' do. Both synthesize a seamless texture of any size."""
-    from tests.test_lattice import running_bond
+    from tests.support import running_bond
     Image.fromarray((running_bond(256, 256) * 255).astype(np.uint8)).save(tmp_path / "wall.png")
     env = {"MGAN_HOME": str(isolated_home)}
     for name, extra in (("wall", []), ("wall-off", ["--lattice", "off"])):
