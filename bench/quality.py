@@ -21,6 +21,7 @@ recipes; Gatys uses the same VGG19 (Gram on relu1_1..relu4_1, L-BFGS).
     python -m bench.quality --calibrate steps.json       # steps in --minutes on this CPU
     python -m bench.quality --steps-json steps.json --device cuda   # same budgets on a GPU
     python -m bench.quality --candidates new --out DIR  # the new recipe alone
+    python -m bench.quality --candidates new --train-seed 1 --steps-json steps.json  # another training seed
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def main() -> None:
         for name, cfg in CANDIDATES.items():
             if name not in wanted:
                 continue
-            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
+            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device)
             tex, per = textures_of(synth)
             side = window_side(ex)
             floor = floor_swd(ex, side)

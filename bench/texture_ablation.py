@@ -68,7 +68,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
-            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json), device=args.device)
+            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device)
             tex, _ = textures_of(synth)
             if args.out:
                 side_by_side(Path(args.out) / f"{f.stem} {name.strip('- ')}.png", ex, {name: tex[0]})

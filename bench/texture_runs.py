@@ -84,6 +84,8 @@ def add_budget_args(ap, minutes: float) -> None:
     ap.add_argument("--device")
     ap.add_argument("--calibrate", metavar="JSON", help="write the steps each candidate takes in --minutes here, and stop")
     ap.add_argument("--steps-json", help="train each candidate for these steps instead of --minutes")
+    ap.add_argument("--train-seed", type=int, default=0,
+                    help="training seed of every candidate (another seed: the run-to-run spread)")
 
 
 def resolve_budget(args, files: list[Path], configs: dict[str, TrainConfig], machine: str) -> dict | None:
@@ -99,10 +101,10 @@ def resolve_budget(args, files: list[Path], configs: dict[str, TrainConfig], mac
     return steps_json
 
 
-def budgeted(cfg: TrainConfig, name: str, minutes: float, steps_json: dict | None) -> TrainConfig:
+def budgeted(cfg: TrainConfig, name: str, minutes: float, steps_json: dict | None, seed: int = 0) -> TrainConfig:
     if steps_json:
-        return replace(cfg, steps=int(steps_json[name]))
-    return replace(cfg, steps=None, minutes=minutes)
+        return replace(cfg, steps=int(steps_json[name]), seed=seed)
+    return replace(cfg, steps=None, minutes=minutes, seed=seed)
 
 
 def load_steps(path: str | None) -> dict | None:
