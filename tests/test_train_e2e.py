@@ -103,6 +103,16 @@ def test_time_budget_stops_in_time_and_resumes(isolated_home):
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
 
 
+def test_a_collapsed_run_stops_with_a_clear_error(isolated_home):
+    """A learning rate far too high saturates G's sigmoid everywhere (no gradient reaches G
+    from there): the run stops early and says what to change, and writes no flat preset."""
+    r = run_cli("train", str(skimage_image("gravel.png")), "--name", "tiny", *TINY, "--steps", "200",
+                "--lr-g", "10", "-q", env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2
+    assert "training collapsed at step 20" in r.stderr and "lower --lr-g (this run: 10)" in r.stderr
+    assert not (isolated_home / "presets" / "tiny").exists()
+
+
 def test_bad_exemplar_is_a_clear_error(isolated_home, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")

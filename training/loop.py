@@ -46,6 +46,14 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 # fingerprints cannot match, so they are refused by version, with a clear message.
 CHECKPOINT_VERSION = 2
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
+# Steps in a row with every output value saturated (exactly 0 or 1 after G's sigmoid) before
+# a run counts as collapsed: no loss can move G's weights from there. Seen at twice the
+# texture recipe's learning rate, where D won the first few steps (README, Measured).
+COLLAPSE_STEPS = 20
+
+
+class TrainingCollapsed(RuntimeError):
+    """G's output stayed saturated: the run cannot recover, and its preset would be flat."""
 
 Critic = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -169,6 +177,7 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
+        self.saturated = 0  # steps in a row with G's output saturated (COLLAPSE_STEPS)
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -223,6 +232,12 @@ class Trainer:
             with torch.no_grad():
                 for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(now, 1.0 - cfg.ema)
+        self.saturated = self.saturated + 1 if bool(((img == 0) | (img == 1)).all()) else 0
+        if self.saturated >= COLLAPSE_STEPS:
+            raise TrainingCollapsed(
+                f"training collapsed at step {self.step}: every pixel G made was 0 or 1 for {COLLAPSE_STEPS} "
+                f"steps, so it no longer learns; start over with --fresh and a lower --lr-g "
+                f"(this run: {cfg.lr_g:g}) or another --seed")
         self.step += 1
         task.after_step(self.step)
         return {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}

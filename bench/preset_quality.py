@@ -1,0 +1,51 @@
+"""The texture presets' figures against their own photos: the quality measures of
+bench/quality.py (swd / floor, colour, spectrum, seam, diversity, copies) and the grid peak
+of bench/checkerboard.py, on three 256x256 textures (seeds 0-2) of each preset beside the
+exemplar it was trained on (its exemplar.png, at training scale).
+
+    python -m bench.preset_quality [stone bricks ...] [--presets DIR]
+
+Without --presets: the built-in presets (presets/). With it: every texture preset folder
+under DIR (for example a copy of presets/ from before a retrain, to compare the two).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
+from bench.texture_runs import floor_swd, grid_peak, load_rgb, measure, textures_of, window_side  # noqa: E402
+from engine.presets import BUILTIN_DIR, open_preset, read_meta  # noqa: E402
+from engine.synth import Synthesizer  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*", help="preset names (default: every texture preset in the folder)")
+    ap.add_argument("--presets", default=str(BUILTIN_DIR), help="folder of preset folders")
+    args = ap.parse_args()
+    print(describe())
+    folders = sorted(p for p in Path(args.presets).iterdir() if (p / "preset.json").is_file())
+    folders = [p for p in folders if read_meta(p).get("kind") == "texture" and (not args.names or p.name in args.names)]
+    if not folders:
+        sys.exit(f"no texture presets{' named ' + ', '.join(args.names) if args.names else ''} in {args.presets}")
+    print(f"\npresets: {args.presets}\n")
+    print("| preset | steps | swd / floor | colour | spectrum | seam | diversity | copies | grid |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for folder in folders:
+        meta = read_meta(folder)
+        ex = load_rgb(folder / "exemplar.png")
+        tex, _ = textures_of(Synthesizer.load(open_preset(str(folder))), seeds=(0, 1, 2))
+        side = window_side(ex)
+        m = measure(tex, ex, floor_swd(ex, side), side)
+        steps = meta.get("training", {}).get("steps_done", "?")
+        print(f"| {folder.name} | {steps} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} "
+              f"| {m['diversity']:.2f} | {m['copies']:.2f} | {grid_peak(tex):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
