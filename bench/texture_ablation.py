@@ -43,8 +43,6 @@ VARIANTS = {
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),
     "+ lr_g 1e-3 and lr_d 6e-4": replace(FULL, lr_g=1e-3, lr_d=6e-4),
-    "+ lr_g 1e-3 and 256 px canvas (batch 1)": replace(FULL, lr_g=1e-3, crop=256, batch=1),
-    "+ lr_g 1e-3 and batch 2": replace(FULL, lr_g=1e-3, batch=2),
 }
 
 

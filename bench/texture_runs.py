@@ -51,13 +51,14 @@ def train(exemplar: Path, cfg: TrainConfig, device: str | None = None) -> tuple[
     training scale as uint8, figures: steps, seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(TextureTask(exemplar, cfg), "candidate", Path(tmp) / "run", preset_dir=Path(tmp),
-                          device=device, show_progress=False, log=lambda *a: None)
+                          device=device, show_progress=False,
+                          log=lambda msg: print(f"  ({exemplar.stem}) {msg}", flush=True) if "collapsed" in msg else None)
         folder = trainer.run()
         from engine.presets import open_preset
 
         synth = Synthesizer.load(open_preset(folder), device=device)  # G is in memory before the folder goes
         ex = load_rgb(folder / "exemplar.png")
-    return synth, ex, {"steps": trainer.step, "seconds": trainer.elapsed}
+    return synth, ex, {"steps": trainer.step, "seconds": trainer.elapsed, "collapses": trainer.recoveries}
 
 
 def calibrate(exemplar: Path, configs: dict[str, TrainConfig], minutes: float, steps: int = 15) -> dict[str, int]:

@@ -105,11 +105,15 @@ def test_time_budget_stops_in_time_and_resumes(isolated_home):
 
 def test_a_collapsed_run_stops_with_a_clear_error(isolated_home):
     """A learning rate far too high saturates G's sigmoid everywhere (no gradient reaches G
-    from there): the run stops early and says what to change, and writes no flat preset."""
+    from there): the run goes back three times with half the rate, then stops early, says
+    what to change, and writes no flat preset."""
     r = run_cli("train", str(skimage_image("gravel.png")), "--name", "tiny", *TINY, "--steps", "200",
                 "--lr-g", "10", "-q", env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 2
-    assert "training collapsed at step 20" in r.stderr and "lower --lr-g (this run: 10)" in r.stderr
+    assert [line.rsplit("(", 1)[-1] for line in r.stdout.splitlines() if "back to step 0" in line] == \
+        ["5)", "2.5)", "1.25)"]
+    assert "training collapsed at step" in r.stderr and "going back 3 times" in r.stderr
+    assert "lower --lr-g (this run: 10)" in r.stderr
     assert not (isolated_home / "presets" / "tiny").exists()
 
 

@@ -47,13 +47,15 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 CHECKPOINT_VERSION = 2
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with every output value saturated (exactly 0 or 1 after G's sigmoid) before
-# a run counts as collapsed: no loss can move G's weights from there. Seen at twice the
-# texture recipe's learning rate, where D won the first few steps (README, Measured).
+# a run counts as collapsed: no loss can move G's weights from there. Seen where D won the
+# first steps at a high learning rate (README, Measured). A collapsed run goes back to its
+# last state from before the collapse and halves G's learning rate, up to RECOVERIES times.
 COLLAPSE_STEPS = 20
+RECOVERIES = 3
 
 
 class TrainingCollapsed(RuntimeError):
-    """G's output stayed saturated: the run cannot recover, and its preset would be flat."""
+    """G's output stayed saturated, and going back with a lower learning rate did not help."""
 
 Critic = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -178,6 +180,9 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
         self.saturated = 0  # steps in a row with G's output saturated (COLLAPSE_STEPS)
+        self.snapshots: list[dict] = []  # the last two states to go back to after a collapse
+        self.recoveries = 0
+        self.lr_scale = 1.0  # G's learning rate over config.lr_g (halved by each recovery)
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -212,6 +217,8 @@ class Trainer:
             self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
         batch = task.sample_batch(self.step)
         if self.step % cfg.balance_every == 0:
+            if not self.saturated:
+                self.snapshots = [*self.snapshots[-1:], self._snapshot()]
             self._rebalance(batch)
         # One forward of G and VGG serves both steps: D sees the batch detached, then G's
         # losses use the same features with the just-updated D.
@@ -233,14 +240,44 @@ class Trainer:
                 for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(now, 1.0 - cfg.ema)
         self.saturated = self.saturated + 1 if bool(((img == 0) | (img == 1)).all()) else 0
-        if self.saturated >= COLLAPSE_STEPS:
-            raise TrainingCollapsed(
-                f"training collapsed at step {self.step}: every pixel G made was 0 or 1 for {COLLAPSE_STEPS} "
-                f"steps, so it no longer learns; start over with --fresh and a lower --lr-g "
-                f"(this run: {cfg.lr_g:g}) or another --seed")
         self.step += 1
+        if self.saturated >= COLLAPSE_STEPS:
+            self._recover()
         task.after_step(self.step)
         return {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
+
+    def _snapshot(self) -> dict:
+        """What going back to this step needs (in memory; taken every ``balance_every`` steps)."""
+        keep = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d,
+                **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
+        return {"step": self.step, "adv_weight": self.adv_weight.clone(),
+                **{k: copy.deepcopy(v.state_dict()) for k, v in keep.items()}}
+
+    def _recover(self) -> None:
+        """G's output has been saturated for COLLAPSE_STEPS steps: go back to the last
+        snapshot from before that, with G's learning rate halved; or stop, clearly."""
+        start = self.step - self.saturated
+        before = [s for s in self.snapshots if s["step"] < start]  # (the state G had before a step)
+        where = (f"training collapsed at step {self.step}: every pixel G made was 0 or 1 for "
+                 f"{self.saturated} steps, so it no longer learns")
+        if not before or self.recoveries >= RECOVERIES:
+            why = (f"going back {self.recoveries} times with a lower learning rate did not help" if before else
+                   "and it has no earlier state to go back to")
+            raise TrainingCollapsed(f"{where}; {why}; start over with --fresh and a lower --lr-g "
+                                    f"(this run: {self.config.lr_g:g}) or another --seed")
+        snap = before[-1]
+        for key in ("G", "D", "opt_g", "opt_d", "G_ema"):
+            if key in snap:  # (a copy: the optimisers would keep updating the snapshot's tensors)
+                getattr(self, key).load_state_dict(copy.deepcopy(snap[key]))
+        self.adv_weight = snap["adv_weight"].clone()
+        self.lr_scale *= 0.5
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.config.lr_g * self.lr_scale
+        self.recoveries += 1
+        self.step, self.saturated = snap["step"], 0
+        self.snapshots = [s for s in self.snapshots if s["step"] <= self.step]
+        self.log(f"{where}; back to step {self.step} with G's learning rate halved "
+                 f"({self.config.lr_g * self.lr_scale:g})")
 
     # ---- the budget ---------------------------------------------------------------------
     @property
@@ -278,6 +315,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self.task.state(),
+            "lr_scale": self.lr_scale, "recoveries": self.recoveries,
         }
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
@@ -310,6 +348,9 @@ class Trainer:
         self.task.load_state(state)
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
+        # (opt_g's state carries its learning rate; these say why it is lower than lr_g)
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.recoveries = int(state.get("recoveries", 0))
 
     # ---- previews and export ------------------------------------------------------------
     @property
@@ -343,7 +384,9 @@ class Trainer:
             "name": self.name, **self.task.meta(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "training": {**asdict(self.config), "steps_done": self.step, "device": str(self.device),
-                         "train_seconds": round(self.elapsed, 1), "torch": torch.__version__},
+                         "train_seconds": round(self.elapsed, 1), "torch": torch.__version__,
+                         **({"collapses": self.recoveries, "lr_g_final": self.config.lr_g * self.lr_scale}
+                            if self.recoveries else {})},
         }
         thumb = Image.fromarray(self.render(128))
         G = self.G_out.to(memory_format=torch.contiguous_format)
