@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import floor_swd, grid_peak, load_rgb, measure, textures_of, window_side  # noqa: E402
-from engine.presets import BUILTIN_DIR, open_preset, read_meta  # noqa: E402
+from engine.presets import BUILTIN_DIR, open_preset  # noqa: E402
 from engine.synth import Synthesizer  # noqa: E402
 
 
@@ -30,20 +30,20 @@ def main() -> None:
     args = ap.parse_args()
     print(describe())
     folders = sorted(p for p in Path(args.presets).iterdir() if (p / "preset.json").is_file())
-    folders = [p for p in folders if read_meta(p).get("kind") == "texture" and (not args.names or p.name in args.names)]
-    if not folders:
+    presets = [open_preset(str(p)) for p in folders if not args.names or p.name in args.names]
+    presets = [p for p in presets if p.kind == "texture"]
+    if not presets:
         sys.exit(f"no texture presets{' named ' + ', '.join(args.names) if args.names else ''} in {args.presets}")
     print(f"\npresets: {args.presets}\n")
     print("| preset | steps | swd / floor | colour | spectrum | seam | diversity | copies | grid |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for folder in folders:
-        meta = read_meta(folder)
-        ex = load_rgb(folder / "exemplar.png")
-        tex, _ = textures_of(Synthesizer.load(open_preset(str(folder))), seeds=(0, 1, 2))
+    for info in presets:
+        ex = load_rgb(info.path / "exemplar.png")
+        tex, _ = textures_of(Synthesizer.load(info), seeds=(0, 1, 2))
         side = window_side(ex)
         m = measure(tex, ex, floor_swd(ex, side), side)
-        steps = meta.get("training", {}).get("steps_done", "?")
-        print(f"| {folder.name} | {steps} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} "
+        steps = info.meta.get("training", {}).get("steps_done", "?")
+        print(f"| {info.name} | {steps} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} "
               f"| {m['diversity']:.2f} | {m['copies']:.2f} | {grid_peak(tex):.1f} |", flush=True)
 
 

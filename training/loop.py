@@ -181,8 +181,7 @@ class Trainer:
         self.adv_weight = torch.tensor(0.0)
         self.saturated = 0  # steps in a row with G's output saturated (COLLAPSE_STEPS)
         self.snapshots: list[dict] = []  # the last two states to go back to after a collapse
-        self.recoveries = 0
-        self.lr_scale = 1.0  # G's learning rate over config.lr_g (halved by each recovery)
+        self.recoveries = 0  # collapses gone back from, each halving G's learning rate
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -270,14 +269,18 @@ class Trainer:
             if key in snap:  # (a copy: the optimisers would keep updating the snapshot's tensors)
                 getattr(self, key).load_state_dict(copy.deepcopy(snap[key]))
         self.adv_weight = snap["adv_weight"].clone()
-        self.lr_scale *= 0.5
+        self.recoveries += 1
         for group in self.opt_g.param_groups:
             group["lr"] = self.config.lr_g * self.lr_scale
-        self.recoveries += 1
         self.step, self.saturated = snap["step"], 0
         self.snapshots = [s for s in self.snapshots if s["step"] <= self.step]
         self.log(f"{where}; back to step {self.step} with G's learning rate halved "
                  f"({self.config.lr_g * self.lr_scale:g})")
+
+    @property
+    def lr_scale(self) -> float:
+        """G's learning rate over config.lr_g."""
+        return 0.5 ** self.recoveries
 
     # ---- the budget ---------------------------------------------------------------------
     @property
@@ -315,7 +318,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self.task.state(),
-            "lr_scale": self.lr_scale, "recoveries": self.recoveries,
+            "recoveries": self.recoveries,
         }
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
@@ -348,8 +351,7 @@ class Trainer:
         self.task.load_state(state)
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
-        # (opt_g's state carries its learning rate; these say why it is lower than lr_g)
-        self.lr_scale = float(state.get("lr_scale", 1.0))
+        # (opt_g's state carries its learning rate; this says why it is lower than lr_g)
         self.recoveries = int(state.get("recoveries", 0))
 
     # ---- previews and export ------------------------------------------------------------
