@@ -39,6 +39,7 @@ VARIANTS = {
     "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
     "- grid penalty": replace(FULL, grid_weight=0.0),
     "+ spectrum term": replace(FULL, spectrum_weight=1.0),
+    "- tracked balance (smoothed every 50 steps)": replace(FULL, track_balance=False),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),

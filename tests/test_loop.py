@@ -66,3 +66,71 @@ def test_the_state_gone_back_to_is_the_snapshot_not_what_followed(tmp_path):
     assert all(torch.equal(v, t.G.state_dict()[k]) for k, v in saved.items())
     t.train_step()  # the optimiser's copy is its own: the snapshot stays as taken
     assert all(torch.equal(v, t.snapshots[0]["G"][k]) for k, v in saved.items())
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_the_hinge_weight_is_rebalanced_often_while_D_learns_fastest(tmp_path, track):
+    """D learns fastest in the hinge term's first steps: with ``track_balance`` the weight is
+    re-set at steps 1, 2, 4, 8, ... and every 10th of its first 2 x balance_every steps;
+    without, every balance_every steps only (the recipe before)."""
+    t, _ = _trainer(tmp_path, steps=25, track_balance=track)
+    t.prepare()
+    at, plain = [], t._rebalance
+    t._rebalance = lambda batch: (at.append(t.step), plain(batch))
+    for _ in range(25):
+        t.train_step()
+    assert at == ([0, 1, 2, 4, 8, 10, 16, 20] if track else [0, 10, 20])
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_a_tracked_hinge_weight_is_set_to_its_target_not_smoothed(tmp_path, track):
+    t, _ = _trainer(tmp_path, steps=5, track_balance=track)
+    t.prepare()
+    batch = t.task.sample_batch(0)
+    weights = []
+    for before in (0.0, 100.0):  # the same G, D and batch: the same target
+        t.adv_weight = torch.tensor(before)
+        torch.manual_seed(0)
+        t._rebalance(batch)
+        weights.append(float(t.adv_weight))
+    target, after = weights
+    assert 0 < target < 100
+    assert after == pytest.approx(target if track else 0.7 * 100 + 0.3 * target, rel=1e-2)  # (bf16 sums vary)
+
+
+def test_a_loss_that_is_not_finite_goes_back_before_it(tmp_path):
+    """A NaN loss carries into G's and D's weights in its own step (and would export a black
+    preset): the run goes back at once."""
+    t, logs = _trainer(tmp_path, steps=40)
+    plain = type(t.task).losses
+
+    def losses(img, feats, batch, critic, penalties=True):
+        main, adv = plain(t.task, img, feats, batch, critic, penalties)
+        return (main * float("nan") if t.step == 25 and t.recoveries == 0 else main), adv
+
+    t.task.losses = losses
+    t.run()
+    assert [m for m in logs if "collapsed" in m] == [
+        "training collapsed at step 26: a loss was not a finite number, so G's and D's weights are lost; "
+        f"back to step 20 with G's learning rate halved ({t.config.lr_g / 2:g})"]
+    assert t.step == 40 and t.recoveries == 1
+    assert all(bool(torch.isfinite(p).all()) for m in (t.G, t.G_out, t.D) for p in m.parameters())
+
+
+def test_a_collapse_in_the_budget_s_last_steps_is_not_exported(tmp_path):
+    """Saturated from step 33 of 40: too few steps for COLLAPSE_STEPS, but the run must not
+    export it; it goes back and trains on to its count."""
+    t, logs = _trainer(tmp_path, steps=40)
+    plain = type(t.task).generate
+
+    def generate(G, batch):
+        img = plain(t.task, G, batch)
+        return img * 0 if t.step >= 33 and t.recoveries == 0 else img
+
+    t.task.generate = generate
+    folder = t.run()
+    assert [m for m in logs if "collapsed" in m] == [
+        "training collapsed at step 40: every pixel G made was 0 or 1 for 7 steps, so it no longer learns; "
+        f"back to step 30 with G's learning rate halved ({t.config.lr_g / 2:g})"]
+    assert t.step == 40 and t.recoveries == 1 and t.saturated == 0
+    assert json.loads((folder / "preset.json").read_text())["training"]["collapses"] == 1

@@ -3,7 +3,8 @@
 The loop owns everything that does not depend on what is learnt: seeding, G and D and
 their optimisers, the step (D's hinge update, then G's, from one shared forward of G and
 VGG19), the re-balancing of the adversarial weight, checkpoints, Ctrl-C/SIGTERM/cancel,
-previews, the progress bar, the budget (steps, or minutes of training time) and export.
+previews, the progress bar, the budget (steps, or minutes of training time), going back
+from a collapsed or diverged step (G's output saturated, or a loss not finite), and export.
 The task (``TextureTask`` in training/texture.py, ``StyleTask`` in training/style.py)
 supplies the data, G's input statistics, the losses and what its preset records; it never
 touches D, the optimisers or the files of the run.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import threading
@@ -42,9 +44,9 @@ from engine.vgg import get_vgg19
 
 from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
-# 2: the config gained ``minutes`` (and ``steps`` may be null): older checkpoints' config
-# fingerprints cannot match, so they are refused by version, with a clear message.
-CHECKPOINT_VERSION = 2
+# 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``. Older
+# checkpoints' config fingerprints cannot match, so they are refused by version, clearly.
+CHECKPOINT_VERSION = 3
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with every output value saturated (exactly 0 or 1 after G's sigmoid) before
 # a run counts as collapsed: no loss can move G's weights from there. Seen where D won the
@@ -208,16 +210,30 @@ class Trainer:
         g_adv, = torch.autograd.grad(l_adv, img)
         ratio = g_main.norm() / g_adv.norm().clamp_min(1e-12)
         target = self.config.adv_ratio * ratio.detach().cpu()
-        self.adv_weight = target if self.adv_weight == 0 else 0.7 * self.adv_weight + 0.3 * target
+        if self.config.track_balance or self.adv_weight == 0:
+            self.adv_weight = target
+        else:  # (the recipe before 2026-11-27: smoothed, every balance_every steps only)
+            self.adv_weight = 0.7 * self.adv_weight + 0.3 * target
+
+    def _balance_due(self) -> bool:
+        """Whether this step re-balances the hinge weight: every ``balance_every`` steps, and
+        with ``track_balance`` also at steps 1, 2, 4, 8, ... and every 10th of the hinge term's
+        first 2 x balance_every steps, while D learns fastest. (A weight set once at its first
+        step let the hinge gradient reach 2-5x adv_ratio within 10-20 steps: README, Measured.)"""
+        cfg = self.config
+        if self.step % cfg.balance_every == 0:
+            return True
+        k = self.step - self.task.adversarial_from
+        return cfg.track_balance and 0 < k < 2 * cfg.balance_every and (k & (k - 1) == 0 or k % 10 == 0)
 
     def train_step(self) -> dict[str, float]:
         cfg, task = self.config, self.task
         if self.step == task.adversarial_from and self.step % cfg.balance_every:
             self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
         batch = task.sample_batch(self.step)
-        if self.step % cfg.balance_every == 0:
-            if not self.saturated:
-                self.snapshots = [*self.snapshots[-1:], self._snapshot()]
+        if self.step % cfg.balance_every == 0 and not self.saturated:
+            self.snapshots = [*self.snapshots[-1:], self._snapshot()]
+        if self._balance_due():
             self._rebalance(batch)
         # One forward of G and VGG serves both steps: D sees the batch detached, then G's
         # losses use the same features with the just-updated D.
@@ -238,12 +254,16 @@ class Trainer:
             with torch.no_grad():
                 for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(now, 1.0 - cfg.ema)
+        figures = {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
         self.saturated = self.saturated + 1 if bool(((img == 0) | (img == 1)).all()) else 0
         self.step += 1
-        if self.saturated >= COLLAPSE_STEPS:
+        if not all(math.isfinite(figures[k]) for k in (task.main_name, "adv", "d")):
+            # (this step's update has carried the NaN or inf into G's or D's weights)
+            self._recover("a loss was not a finite number, so G's and D's weights are lost")
+        elif self.saturated >= COLLAPSE_STEPS:
             self._recover()
         task.after_step(self.step)
-        return {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
+        return figures
 
     def _snapshot(self) -> dict:
         """What going back to this step needs (in memory; taken every ``balance_every`` steps)."""
@@ -252,13 +272,14 @@ class Trainer:
         return {"step": self.step, "adv_weight": self.adv_weight.clone(),
                 **{k: copy.deepcopy(v.state_dict()) for k, v in keep.items()}}
 
-    def _recover(self) -> None:
-        """G's output has been saturated for COLLAPSE_STEPS steps: go back to the last
-        snapshot from before that, with G's learning rate halved; or stop, clearly."""
+    def _recover(self, why: str | None = None) -> None:
+        """G's output has been saturated for COLLAPSE_STEPS steps (or since a step near the
+        end of the budget), or a loss was not finite (``why``): go back to the last snapshot
+        from before that, with G's learning rate halved; or stop, clearly."""
         start = self.step - self.saturated
         before = [s for s in self.snapshots if s["step"] < start]  # (the state G had before a step)
-        where = (f"training collapsed at step {self.step}: every pixel G made was 0 or 1 for "
-                 f"{self.saturated} steps, so it no longer learns")
+        where = (f"training collapsed at step {self.step}: " +
+                 (why or f"every pixel G made was 0 or 1 for {self.saturated} steps, so it no longer learns"))
         if not before or self.recoveries >= RECOVERIES:
             why = (f"going back {self.recoveries} times with a lower learning rate did not help" if before else
                    "and it has no earlier state to go back to")
@@ -431,21 +452,29 @@ class Trainer:
 
         old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
         try:
-            while not self.finished() and (stop_at is None or self.step < stop_at):
-                t0 = time.perf_counter()
-                figures = self.train_step()
-                self.elapsed += time.perf_counter() - t0
-                if timed:
-                    figures = {"step": self.step, **figures}
-                bar.update(self.elapsed if timed else self.step, **figures)
-                if on_step is not None:
-                    on_step(*self.progress(), figures)
-                if self.step % cfg.checkpoint_every == 0 or self.finished():
-                    self.save_checkpoint()
-                if self.step % cfg.preview_every == 0:
-                    self.write_preview()
-                if should_stop is not None and should_stop():
-                    raise _Interrupted()
+            while True:
+                while not self.finished() and (stop_at is None or self.step < stop_at):
+                    t0 = time.perf_counter()
+                    figures = self.train_step()
+                    self.elapsed += time.perf_counter() - t0
+                    if timed:
+                        figures = {"step": self.step, **figures}
+                    bar.update(self.elapsed if timed else self.step, **figures)
+                    if on_step is not None:
+                        on_step(*self.progress(), figures)
+                    if self.step % cfg.checkpoint_every == 0 or self.finished():
+                        self.save_checkpoint()
+                    if self.step % cfg.preview_every == 0:
+                        self.write_preview()
+                    if should_stop is not None and should_stop():
+                        raise _Interrupted()
+                if not (self.finished() and self.saturated):
+                    break
+                # The budget ran out while G's output was saturated (a collapse that began in its
+                # last COLLAPSE_STEPS steps): export nothing of it. (A time budget, spent, exports
+                # the state gone back to; a step budget trains on to its count.)
+                self._recover()
+                self.save_checkpoint()
         except (KeyboardInterrupt, _Interrupted):
             bar.close()
             self.save_checkpoint()

@@ -58,6 +58,7 @@ class StyleConfig(TrainConfig):
     generator: dict = field(default_factory=lambda: GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     content_size: int = 384         # content photos' longest side (the paper's 384)
     adv_ratio: float = 0.5          # hinge gradient / pixel-MSE gradient on the image
+    track_balance: bool = False     # the style presets were measured with the smoothed balance (not re-measured)
     inverter_steps: int = 200       # G first learns to invert VGG19 relu4_1 (no adversarial term)
     feature_weight: float = 1.0     # relu2_1/relu3_1 feature MSE to the target (sharpness; 0 = the paper's pixel loss only)
     pair_augment: str = "paper"     # 18 rotations x scales x flips, "flip" (2) or "none"
