@@ -452,29 +452,30 @@ class Trainer:
 
         old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
         try:
-            while True:
-                while not self.finished() and (stop_at is None or self.step < stop_at):
-                    t0 = time.perf_counter()
-                    figures = self.train_step()
-                    self.elapsed += time.perf_counter() - t0
-                    if timed:
-                        figures = {"step": self.step, **figures}
-                    bar.update(self.elapsed if timed else self.step, **figures)
-                    if on_step is not None:
-                        on_step(*self.progress(), figures)
-                    if self.step % cfg.checkpoint_every == 0 or self.finished():
-                        self.save_checkpoint()
-                    if self.step % cfg.preview_every == 0:
-                        self.write_preview()
-                    if should_stop is not None and should_stop():
-                        raise _Interrupted()
-                if not (self.finished() and self.saturated):
-                    break
-                # The budget ran out while G's output was saturated (a collapse that began in its
-                # last COLLAPSE_STEPS steps): export nothing of it. (A time budget, spent, exports
-                # the state gone back to; a step budget trains on to its count.)
-                self._recover()
-                self.save_checkpoint()
+            while self.finished() or stop_at is None or self.step < stop_at:
+                if self.finished():
+                    if not self.saturated:
+                        break
+                    # The budget ran out while G's output was saturated (a collapse that began in
+                    # its last COLLAPSE_STEPS steps): export nothing of it. (A time budget, spent,
+                    # exports the state gone back to; a step budget trains on to its count.)
+                    self._recover()
+                    self.save_checkpoint()
+                    continue
+                t0 = time.perf_counter()
+                figures = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                if timed:
+                    figures = {"step": self.step, **figures}
+                bar.update(self.elapsed if timed else self.step, **figures)
+                if on_step is not None:
+                    on_step(*self.progress(), figures)
+                if self.step % cfg.checkpoint_every == 0 or self.finished():
+                    self.save_checkpoint()
+                if self.step % cfg.preview_every == 0:
+                    self.write_preview()
+                if should_stop is not None and should_stop():
+                    raise _Interrupted()
         except (KeyboardInterrupt, _Interrupted):
             bar.close()
             self.save_checkpoint()
