@@ -202,6 +202,14 @@ class VGG19(nn.Module):
         relu2_1 = self.convs["block2_conv1"](x, act="relu")
         return relu2_1, max_pool2(self.convs["block2_conv2"](relu2_1, act="relu"))
 
+    def relu5_1_from_relu4_1(self, relu4_1: torch.Tensor) -> torch.Tensor:
+        """relu5_1 from relu4_1 (conv4_2..4_4, pooling, conv5_1): a loss that already has
+        relu4_1 of an image reaches relu5_1 without running the first 10 layers again."""
+        x = relu4_1
+        for c in (2, 3, 4):
+            x = self.convs[f"block4_conv{c}"](x, act="relu")
+        return self.convs["block5_conv1"](max_pool2(x), act="relu")
+
     def forward(self, rgb01: torch.Tensor, taps: tuple[str, ...] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         """(N,3,H,W) sRGB [0,1] -> {tap: (N,C,H/s,W/s)} for the requested taps."""
         x = caffe_preprocess(rgb01)

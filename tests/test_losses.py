@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from training.losses import BORDER_PX, ExemplarStatistics, grid_loss, grid_peaks, sliced_wasserstein
+from training.losses import BORDER_PX, DEEP_TAP, SW_TAPS, ExemplarStatistics, grid_loss, grid_peaks, sliced_wasserstein
 
 
 def _as_map(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -65,6 +65,31 @@ def test_exemplar_statistics_scales_and_loss(tiny_vgg_image_pair):
     loss.backward()
     assert torch.isfinite(loss) and img.grad.abs().sum() > 0
     assert 2 * BORDER_PX < exemplar.shape[-1]
+
+
+def test_relu5_1_continues_from_relu4_1_and_a_small_photo_goes_without_it(tiny_vgg_image_pair):
+    from engine.vgg import get_vgg19
+
+    _, exemplar = tiny_vgg_image_pair
+    vgg5 = get_vgg19(DEEP_TAP)
+    with torch.no_grad():
+        f = vgg5(exemplar[..., :64, :64], ("relu4_1", DEEP_TAP))
+        assert torch.allclose(vgg5.relu5_1_from_relu4_1(f["relu4_1"]), f[DEEP_TAP], atol=1e-4)
+    taps = SW_TAPS + (DEEP_TAP,)
+    # 96 px: 6 relu5_1 cells, all within the 48 px border ring: the term is left out
+    small = ExemplarStatistics([exemplar], vgg5, scales=(1,), taps=taps)
+    assert (1, DEEP_TAP) not in small.targets and (1, "relu4_1") in small.targets
+    # 160 px (the photo mirrored to it): 10 cells less 3 each side
+    big = torch.cat([exemplar, exemplar.flip(-1)[..., :64]], -1)
+    big = torch.cat([big, big.flip(-2)[..., :64, :]], -2)
+    stats = ExemplarStatistics([big], vgg5, scales=(1,), taps=taps)
+    assert stats.targets[(1, DEEP_TAP)].shape == (16, 512)
+    img = big[..., :64, :64].clone().requires_grad_(True)
+    feats = vgg5(img, ("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+    with_deep = {**feats, DEEP_TAP: vgg5.relu5_1_from_relu4_1(feats["relu4_1"])}
+    loss, without = stats.loss(img, {1: with_deep}), stats.loss(img, {1: feats})
+    loss.backward()
+    assert torch.isfinite(loss) and loss > without and img.grad.abs().sum() > 0
 
 
 def test_cpu_sort_through_numpy_equals_torch_sort_values_and_gradients():

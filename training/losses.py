@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from engine.vgg import TAP_STRIDE
 
 SW_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+DEEP_TAP = "relu5_1"   # optional (TrainConfig.relu5): a 156 px receptive field, against relu4_1's 68
 BORDER_PX = 16   # exemplar features this close to its border see its wrapped-around other side
+
+
+def border_cells(tap: str) -> int:
+    """Cells of a tap dropped at the (non-periodic) exemplar's border: 16 px, and 48 px at
+    relu5_1, whose wider reach would otherwise see much of the wrapped-around other side."""
+    return max(1, (48 if tap == DEEP_TAP else BORDER_PX) // TAP_STRIDE[tap])
 
 
 def sliced_wasserstein(gen: torch.Tensor, target: torch.Tensor, max_points: int = 4096) -> torch.Tensor:
@@ -159,27 +166,30 @@ class ExemplarStatistics:
     """The exemplar's VGG19 feature vectors (and pixels) at each scale, over its variants."""
 
     def __init__(self, variants: list[torch.Tensor], vgg, scales: tuple[int, ...] = (1, 2, 4),
-                 min_side: int = 32):
+                 min_side: int = 32, taps: tuple[str, ...] = SW_TAPS):
         self.targets: dict[tuple[int, str], torch.Tensor] = {}
         self.norms: dict[tuple[int, str], torch.Tensor] = {}
         self.scales = []
         with torch.no_grad():
             for s in scales:
-                rows: dict[str, list[torch.Tensor]] = {t: [] for t in ("pixels", *SW_TAPS)}
+                rows: dict[str, list[torch.Tensor]] = {t: [] for t in ("pixels", *taps)}
                 for v in variants:
                     x = downscale(v, s)
                     if min(x.shape[-2:]) < max(min_side, 2 * BORDER_PX + 8):
                         continue
-                    feats = vgg(x.contiguous(memory_format=torch.channels_last), SW_TAPS)
+                    feats = vgg(x.contiguous(memory_format=torch.channels_last), taps)
                     rows["pixels"].append(x.permute(0, 2, 3, 1).reshape(-1, 3))
-                    for t in SW_TAPS:
-                        m = max(1, BORDER_PX // TAP_STRIDE[t])
+                    for t in taps:
+                        m = border_cells(t)
                         f = feats[t][..., m:-m, m:-m].float()
-                        rows[t].append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
+                        if f.numel():   # relu5_1 of a photo under ~112 px a side: nothing
+                            rows[t].append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
                 if not rows["pixels"]:
                     continue
                 self.scales.append(s)
                 for t, r in rows.items():
+                    if not r:
+                        continue
                     flat = torch.cat(r)
                     self.targets[(s, t)] = flat
                     # Each layer's distance relative to its own spread, so all count alike.
@@ -197,6 +207,7 @@ class ExemplarStatistics:
         for s, f in feats.items():
             x = downscale(img, s)
             total = total + sliced_wasserstein(x, self.targets[(s, "pixels")], max_points) / self.norms[(s, "pixels")]
-            for t in SW_TAPS:
-                total = total + sliced_wasserstein(f[t], self.targets[(s, t)], max_points) / self.norms[(s, t)]
+            for t in f:
+                if (s, t) in self.targets:
+                    total = total + sliced_wasserstein(f[t], self.targets[(s, t)], max_points) / self.norms[(s, t)]
         return total

@@ -77,10 +77,10 @@ from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
 from engine.synth import autocast_for, to_uint8
-from engine.vgg import TAP_STRIDE
+from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import SW_TAPS, ExemplarStatistics, downscale, grid_loss, spectrum_loss, spectrum_target
+from .losses import DEEP_TAP, SW_TAPS, ExemplarStatistics, downscale, grid_loss, spectrum_loss, spectrum_target
 from .loop import Critic, GeneratorStart, TaskContext
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -104,6 +104,7 @@ class TrainConfig:
     max_side: int = 512             # longest exemplar side trained on when scale is None
     exemplar_size: int | None = None  # instead of scale: the longest side after scaling (the previous recipe: 256)
     loss: str = "sw"                # "sw": sliced Wasserstein at several scales; "gram": the previous recipe
+    relu5: bool = False             # "sw" only: the SW distance also at relu5_1 (156 px receptive field, against 68 at relu4_1)
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
@@ -193,6 +194,7 @@ class TextureTask:
     main_name = "tex"
     feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
     adversarial_from = 0
+    vgg5 = None   # VGG19 to relu5_1, where the config's relu5 term is on
 
     def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
                  maps: dict | None = None):
@@ -243,7 +245,16 @@ class TextureTask:
             if cfg.loss == "gram":
                 self.target_gram = {t: torch.cat(g).mean(0, keepdim=True) for t, g in grams.items()}
             else:
-                self.stats = ExemplarStatistics(variants, self.vgg, cfg.scales)
+                # relu5_1 needs a canvas of whole 16 px cells to stay periodic
+                self.vgg5 = get_vgg19(DEEP_TAP, dev) if cfg.relu5 and self.crop % 16 == 0 else None
+                if cfg.relu5 and self.vgg5 is None:
+                    ctx.log(f"relu5_1 term off: the {self.crop} px canvas is not a multiple of 16 px")
+                deep = self.vgg5 is not None
+                self.stats = ExemplarStatistics(variants, self.vgg5 if deep else self.vgg, cfg.scales,
+                                                taps=SW_TAPS + ((DEEP_TAP,) if deep else ()))
+                if deep and (1, DEEP_TAP) not in self.stats.targets:
+                    ctx.log("relu5_1 term off: the photo is too small for whole relu5_1 windows (~112 px a side)")
+                    self.vgg5 = None
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
@@ -349,9 +360,12 @@ class TextureTask:
         if self.config.loss == "gram":
             return self._gram_loss(img, feats), critic(feats)
         per_scale = {1: feats}
+        if self.vgg5 is not None:
+            per_scale[1] = {**feats, DEEP_TAP: self.vgg5.relu5_1_from_relu4_1(feats["relu4_1"])}
         for s in self.scales:
             if s > 1:
-                per_scale[s] = self.vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), SW_TAPS)
+                vgg, taps = (self.vgg5, SW_TAPS + (DEEP_TAP,)) if self.vgg5 is not None else (self.vgg, SW_TAPS)
+                per_scale[s] = vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), taps)
         main = self.stats.loss(img, per_scale)
         if penalties and self.config.grid_weight and not self.wave_vectors:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
