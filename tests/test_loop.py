@@ -35,7 +35,7 @@ def test_a_collapse_goes_back_before_it_with_half_the_learning_rate(tmp_path):
     folder = t.run()
     # snapshots at steps 0, 10 and 20 (none while saturated); the streak began at step 25
     assert [m for m in logs if "collapsed" in m] == [
-        "training collapsed at step 45: every pixel G made was 0 or 1 for 20 steps, so it no longer learns; "
+        "training collapsed at step 45: G's output was saturated (0 or 255) for 20 steps, so it no longer learns; "
         f"back to step 20 with G's learning rate halved ({t.config.lr_g / 2:g})"]
     assert t.step == 60 and t.recoveries == 1
     assert [g["lr"] for g in t.opt_g.param_groups] == [pytest.approx(t.config.lr_g / 2)]
@@ -130,7 +130,32 @@ def test_a_collapse_in_the_budget_s_last_steps_is_not_exported(tmp_path):
     t.task.generate = generate
     folder = t.run()
     assert [m for m in logs if "collapsed" in m] == [
-        "training collapsed at step 40: every pixel G made was 0 or 1 for 7 steps, so it no longer learns; "
+        "training collapsed at step 40: G's output was saturated (0 or 255) for 7 steps, so it no longer learns; "
         f"back to step 30 with G's learning rate halved ({t.config.lr_g / 2:g})"]
     assert t.step == 40 and t.recoveries == 1 and t.saturated == 0
     assert json.loads((folder / "preset.json").read_text())["training"]["collapses"] == 1
+
+
+def test_values_a_hair_inside_0_and_1_count_as_saturated(tmp_path):
+    """A collapsed G's sigmoid rarely gives exactly 0 or 1; what 8 bits write as 0 or 255 is
+    what the preset would show (a rug of saturated yellow and white went through so)."""
+    from training.loop import saturated_share, saturation_limit
+
+    t, logs = _trainer(tmp_path, steps=60)
+    plain = type(t.task).generate
+
+    def generate(G, batch):  # yellow and white, a hair inside the range, steps 25..44
+        img = plain(t.task, G, batch)
+        if 25 <= t.step < 45 and t.recoveries == 0:
+            img = (img * 0 + 0.999).index_fill(1, torch.tensor([2]), 1e-3)
+        return img
+
+    t.task.generate = generate
+    t.run()
+    assert [m for m in logs if "collapsed" in m] == [
+        "training collapsed at step 45: G's output was saturated (0 or 255) for 20 steps, so it no longer learns; "
+        f"back to step 20 with G's learning rate halved ({t.config.lr_g / 2:g})"]
+    # the limit: 75% of the values, or half of what a clipped photo leaves
+    assert t.saturation_limit == 0.75 and t.task.saturated_share < 0.01
+    assert saturated_share(torch.tensor([0.0, 0.001, 0.5, 0.999, 1.0])) == pytest.approx(0.8)
+    assert saturation_limit(0.6) == pytest.approx(0.8)

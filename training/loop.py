@@ -48,12 +48,27 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 # checkpoints' config fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 3
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
-# Steps in a row with every output value saturated (exactly 0 or 1 after G's sigmoid) before
-# a run counts as collapsed: no loss can move G's weights from there. Seen where D won the
-# first steps at a high learning rate (README, Measured). A collapsed run goes back to its
-# last state from before the collapse and halves G's learning rate, up to RECOVERIES times.
+# Steps in a row with G's output saturated before a run counts as collapsed: no loss can
+# move G's weights from there. Seen where D won the first steps at a high learning rate
+# (README, Measured). A collapsed run goes back to its last state from before the collapse
+# and halves G's learning rate, up to RECOVERIES times. Saturated: at least SATURATED_SHARE
+# of the output's values (or half of what the exemplar leaves, if it is itself clipped) are
+# ones that 8 bits write as 0 or 255. Not only exactly 0 or 1: a collapsed rug of
+# saturated yellow and white went through with 99.9995% of its values at 0 or 255, its
+# float values a hair inside (README, Measured).
 COLLAPSE_STEPS = 20
 RECOVERIES = 3
+SATURATED_SHARE = 0.75
+
+
+def saturated_share(img: torch.Tensor) -> float:
+    """The share of an image's [0, 1] values that 8 bits write as 0 or 255."""
+    return float(((img <= 0.5 / 255) | (img >= 254.5 / 255)).float().mean())
+
+
+def saturation_limit(exemplar_share: float = 0.0) -> float:
+    """G's output counts as saturated from this share of 0s and 255s on (SATURATED_SHARE)."""
+    return max(SATURATED_SHARE, (1.0 + exemplar_share) / 2)
 
 
 class TrainingCollapsed(RuntimeError):
@@ -182,6 +197,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
         self.saturated = 0  # steps in a row with G's output saturated (COLLAPSE_STEPS)
+        self.saturation_limit = saturation_limit(getattr(self.task, "saturated_share", 0.0))  # (the exemplar's, where known)
         self.snapshots: list[dict] = []  # the last two states to go back to after a collapse
         self.recoveries = 0  # collapses gone back from, each halving G's learning rate
         self.step = 0
@@ -255,7 +271,7 @@ class Trainer:
                 for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(now, 1.0 - cfg.ema)
         figures = {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
-        self.saturated = self.saturated + 1 if bool(((img == 0) | (img == 1)).all()) else 0
+        self.saturated = self.saturated + 1 if saturated_share(img.detach()) >= self.saturation_limit else 0
         self.step += 1
         if not all(math.isfinite(figures[k]) for k in (task.main_name, "adv", "d")):
             # (this step's update has carried the NaN or inf into G's or D's weights)
@@ -279,7 +295,7 @@ class Trainer:
         start = self.step - self.saturated
         before = [s for s in self.snapshots if s["step"] < start]  # (the state G had before a step)
         where = (f"training collapsed at step {self.step}: " +
-                 (why or f"every pixel G made was 0 or 1 for {self.saturated} steps, so it no longer learns"))
+                 (why or f"G's output was saturated (0 or 255) for {self.saturated} steps, so it no longer learns"))
         if not before or self.recoveries >= RECOVERIES:
             why = (f"going back {self.recoveries} times with a lower learning rate did not help" if before else
                    "and it has no earlier state to go back to")

@@ -81,7 +81,7 @@ from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
 from .losses import DEEP_TAP, SW_TAPS, ExemplarStatistics, downscale, grid_loss, spectrum_loss, spectrum_target
-from .loop import Critic, GeneratorStart, TaskContext
+from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 AUGMENTS = ("flips", "dihedral", "none")
@@ -258,6 +258,7 @@ class TextureTask:
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
+            self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
         self.noise_params = NoiseParams.from_dict(cfg.noise)
