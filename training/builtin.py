@@ -41,7 +41,9 @@ _UFO = "Debian ufoai-textures 2.5-2, base/0textures.pk3 member textures/"
 # Map defaults, set by eye on the built-ins' own maps: every exemplar has dark gaps, so
 # its relief is up (height_scale > 0); dyed cloth and painted metal carry little relief.
 BUILTINS = (
-    Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain",
+    # (stone trains on its photo as it is, unflipped: its ledges keep their slant and its
+    # light its direction; README, Gallery)
+    Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain", "none",
             maps=(("normal_strength", 1.2), ("roughness_min", 0.45), ("roughness_max", 0.9))),
     Builtin("bricks", "bricks.png", _STK + "tracks/ancient_colosseum_labyrinth/3td_BrickOldRound_01.jpg, "
             "cropped (Ron Kapaun / 3TD Studios)", "CC0 1.0",
