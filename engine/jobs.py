@@ -11,6 +11,7 @@ restarted engine the ones it must resume from their checkpoints.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -135,7 +136,9 @@ class JobBook:
         with self._lock:
             job.done, job.total, job.updated = done, total, time.time()
             if figures is not None:
-                job.figures = {k: float(v) for k, v in figures.items()}
+                # (a step whose loss was not finite is gone back from; its NaN would make the
+                # job's status unencodable: replies are strict JSON, protocol.encode)
+                job.figures = {k: float(v) if math.isfinite(float(v)) else None for k, v in figures.items()}
 
     def note(self, job: Job, **changes: Any) -> None:
         with self._lock:

@@ -29,6 +29,16 @@ def test_states_and_status(tmp_path):
     assert info.value.code == P.UNKNOWN_JOB
 
 
+def test_a_loss_that_is_not_finite_still_gives_a_status_in_strict_json(tmp_path):
+    book = JobBook(tmp_path / "jobs")
+    job = book.add(train_job())
+    book.start(job)
+    book.progress(job, 3, 8, {"tex": float("nan"), "adv": float("inf"), "d": 0.5})
+    snap = book.snapshot(job.id)
+    assert snap["progress"]["figures"] == {"tex": None, "adv": None, "d": 0.5}
+    assert json.loads(P.encode({"ok": True, "job": snap})[0]) == {"ok": True, "job": snap}
+
+
 def test_cancel_queued_at_once_running_cooperatively(tmp_path):
     book = JobBook(tmp_path / "jobs")
     queued = book.add(Job(id="q", kind="synthesize", fields={}))
