@@ -84,7 +84,7 @@ from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import DEEP_TAP, SW_TAPS, ExemplarStatistics, downscale, grid_loss, spectrum_loss, spectrum_target
+from .losses import DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, spectrum_loss, spectrum_target
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -186,7 +186,7 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 def _crop_border(f: torch.Tensor, tap: str) -> torch.Tensor:
     # The exemplar is not periodic: features within ~16 px of its border see wrapped pixels.
-    m = max(1, 16 // TAP_STRIDE[tap])
+    m = border_cells(tap)
     return f[..., m:-m, m:-m]
 
 
