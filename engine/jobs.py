@@ -138,7 +138,7 @@ class JobBook:
             if figures is not None:
                 # (a step whose loss was not finite is gone back from; its NaN would make the
                 # job's status unencodable: replies are strict JSON, protocol.encode)
-                job.figures = {k: float(v) if math.isfinite(float(v)) else None for k, v in figures.items()}
+                job.figures = {k: x if math.isfinite(x := float(v)) else None for k, v in figures.items()}
 
     def note(self, job: Job, **changes: Any) -> None:
         with self._lock:

@@ -298,9 +298,9 @@ class Trainer:
         where = (f"training collapsed at step {self.step}: " +
                  (why or f"G's output was saturated (0 or 255) for {self.saturated} steps, so it no longer learns"))
         if not before or self.recoveries >= RECOVERIES:
-            why = (f"going back {self.recoveries} times with a lower learning rate did not help" if before else
-                   "and it has no earlier state to go back to")
-            raise TrainingCollapsed(f"{where}; {why}; start over with --fresh and a lower --lr-g "
+            tried = (f"going back {self.recoveries} times with a lower learning rate did not help" if before else
+                     "and it has no earlier state to go back to")
+            raise TrainingCollapsed(f"{where}; {tried}; start over with --fresh and a lower --lr-g "
                                     f"(this run: {self.config.lr_g:g}) or another --seed")
         snap = before[-1]
         for key in ("G", "D", "opt_g", "opt_d", "G_ema"):

@@ -250,15 +250,15 @@ class TextureTask:
                 self.target_gram = {t: torch.cat(g).mean(0, keepdim=True) for t, g in grams.items()}
             else:
                 # relu5_1 needs a canvas of whole 16 px cells to stay periodic
-                self.vgg5 = get_vgg19(DEEP_TAP, dev) if cfg.relu5 and self.crop % 16 == 0 else None
-                if cfg.relu5 and self.vgg5 is None:
+                deep = cfg.relu5 and self.crop % 16 == 0
+                if cfg.relu5 and not deep:
                     ctx.log(f"relu5_1 term off: the {self.crop} px canvas is not a multiple of 16 px")
-                deep = self.vgg5 is not None
-                self.stats = ExemplarStatistics(variants, self.vgg5 if deep else self.vgg, cfg.scales,
-                                                taps=SW_TAPS + ((DEEP_TAP,) if deep else ()))
+                vgg = get_vgg19(DEEP_TAP, dev) if deep else self.vgg
+                self.stats = ExemplarStatistics(variants, vgg, cfg.scales, taps=SW_TAPS + ((DEEP_TAP,) if deep else ()))
                 if deep and (1, DEEP_TAP) not in self.stats.targets:
                     ctx.log("relu5_1 term off: the photo is too small for whole relu5_1 windows (~112 px a side)")
-                    self.vgg5 = None
+                    deep = False
+                self.vgg5 = vgg if deep else None
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
