@@ -13,6 +13,8 @@ Per exemplar and candidate (two 256x256 textures, seeds 1 and 2):
   copies     fraction of 32x32 patches that are verbatim copies of the photo (RMSE < 0.04)
   grid       the larger of the period-2 and period-4 grid peaks (bench/checkerboard.py):
              about 1-16 on a photo, hundreds where a fine cross-hatch shows
+  mesh       the largest power at periods under 8 px over the photo's (bench/metrics.py
+             mesh_excess): 1.6-4.8 for a part of a photo, higher where a fine mesh shows
   time       training time, and seconds per 256x256 texture (Gatys: per image)
 Both recipes train on the photo at 1:1 (the new default), so the comparison is of the
 recipes; Gatys uses the same VGG19 (Gram on relu1_1..relu4_1, L-BFGS).
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.metrics import TAPS, grams  # noqa: E402
-from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd, grid_peak,  # noqa: E402
+from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd, grid_peak, mesh_peak,  # noqa: E402
                                 measure, resolve_budget, side_by_side, textures_of, train, window_side)
 from engine.noise import brown_noise  # noqa: E402
 from engine.synth import pick_device, to_uint8  # noqa: E402
@@ -88,9 +90,9 @@ def main() -> None:
         return
     print(f"Gatys: {args.gatys_steps} L-BFGS iterations at 256x256\n")
     dev = pick_device(args.device)
-    head = "| exemplar | candidate | swd / floor | colour | spectrum | seam | diversity | copies | grid | training | per texture |"
+    head = "| exemplar | candidate | swd / floor | colour | spectrum | seam | diversity | copies | grid | mesh | training | per texture |"
     print(head)
-    print("|" + "---|" * 2 + "---:|" * 9)
+    print("|" + "---|" * 2 + "---:|" * 10)
     wins = {"previous": 0, "gatys": 0}
     for f in files:
         rows, pictures = {}, {}
@@ -101,18 +103,18 @@ def main() -> None:
             tex, per = textures_of(synth)
             side = window_side(ex)
             floor = floor_swd(ex, side)
-            rows[name] = (measure(tex, ex, floor, side) | {"grid": grid_peak(tex)}, f"{fig['seconds'] / 60:.1f} min, {fig['steps']} steps", f"{per:.3f} s")
+            rows[name] = (measure(tex, ex, floor, side) | {"grid": grid_peak(tex), "mesh": mesh_peak(tex, ex)}, f"{fig['seconds'] / 60:.1f} min, {fig['steps']} steps", f"{per:.3f} s")
             pictures[name] = np.tile(tex[0], (2, 2, 1))
         ex_new = ex  # both recipes train at 1:1, so their exemplars are the same picture
         if "gatys" in wanted:
             t0 = time.perf_counter()
             gat = [gatys(ex_new, 256, args.gatys_steps, seed, dev) for seed in (1, 2)]
             per_gatys = (time.perf_counter() - t0) / 2
-            rows["gatys"] = (measure(gat, ex_new, floor, side) | {"grid": grid_peak(gat)}, "-", f"{per_gatys:.1f} s")
+            rows["gatys"] = (measure(gat, ex_new, floor, side) | {"grid": grid_peak(gat), "mesh": mesh_peak(gat, ex_new)}, "-", f"{per_gatys:.1f} s")
             pictures["Gatys, 2x2"] = np.tile(gat[0], (2, 2, 1))
         for name, (m, training, per) in rows.items():
             print(f"| {f.stem} | {name} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} | "
-                  f"{m['diversity']:.2f} | {m['copies']:.2f} | {m['grid']:.1f} | {training} | {per} |", flush=True)
+                  f"{m['diversity']:.2f} | {m['copies']:.2f} | {m['grid']:.1f} | {m['mesh']:.1f} | {training} | {per} |", flush=True)
         if {"new", "previous", "gatys"} <= set(rows):
             new = rows["new"][0]["swd"]
             wins["previous"] += new < rows["previous"][0]["swd"]

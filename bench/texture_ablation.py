@@ -2,7 +2,8 @@
 on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / floor: lower
 is better; spectrum: lower is better), and the grid peak of bench/checkerboard.py (the
 largest of the period-2 and period-4 peaks, mean over the two textures: about 1-4 on a
-photo; lower is better).
+photo; lower is better), and the mesh (bench/metrics.mesh_excess: the texture's largest
+power at periods under 8 px over the photo's; 1.6-4.8 for a part of a photo; lower is better).
 
     python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug] [--variants "full recipe,..."] [--out DIR]
     python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd, grid_peak,  # noqa: E402
-                                measure, resolve_budget, side_by_side, textures_of, train, window_side)
+                                measure, mesh_peak, resolve_budget, side_by_side, textures_of, train, window_side)
 from engine.generator import GeneratorConfig  # noqa: E402
 from training.texture import TrainConfig  # noqa: E402
 
@@ -42,6 +43,11 @@ VARIANTS = {
     "- tracked balance (smoothed every 50 steps)": replace(FULL, track_balance=False),
     "+ relu5_1 term": replace(FULL, relu5=True),
     "- flips (the photo as it is)": replace(FULL, augment="none"),
+    "+ canvas 256 (batch 1)": replace(FULL, crop=256, batch=1),
+    "+ canvas 192 (batch 2)": replace(FULL, crop=192, batch=2),
+    "+ mesh penalty": replace(FULL, mesh_weight=0.05),
+    "+ mesh penalty 0.2": replace(FULL, mesh_weight=0.2),
+    "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),
@@ -71,8 +77,8 @@ def main() -> None:
         return
     print()
     results = {name: [] for name in variants}
-    print("| variant | exemplar | steps | swd / floor | spectrum | colour | grid peak |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| variant | exemplar | steps | swd / floor | spectrum | colour | grid peak | mesh |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
             synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device)
@@ -82,15 +88,17 @@ def main() -> None:
             side = window_side(ex)
             m = measure(tex, ex, floor_swd(ex, side), side)
             m["grid"] = grid_peak(tex)
+            m["mesh"] = mesh_peak(tex, ex)
             results[name].append(m)
             print(f"| {name} | {f.stem} | {fig['steps']} | {m['swd']:.2f} | {m['spectrum']:.2f} | {m['color']:.1f} "
-                  f"| {m['grid']:.1f} |", flush=True)
+                  f"| {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
-    print("| variant | swd / floor | spectrum | colour | grid peak |")
-    print("|---|---:|---:|---:|---:|")
+    print("| variant | swd / floor | spectrum | colour | grid peak | mesh |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, ms in results.items():
         print(f"| {name} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['spectrum'] for m in ms]):.2f} | "
-              f"{np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} |")
+              f"{np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
+              f"{np.mean([m['mesh'] for m in ms]):.1f} |")
 
 
 if __name__ == "__main__":

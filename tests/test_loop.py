@@ -50,6 +50,24 @@ def test_a_collapse_goes_back_before_it_with_half_the_learning_rate(tmp_path):
     assert [g["lr"] for g in again.opt_g.param_groups] == [pytest.approx(t.config.lr_g / 2)]
 
 
+def test_a_collapse_that_comes_back_at_once_goes_back_one_state_further(tmp_path):
+    t, logs = _trainer(tmp_path, steps=60)
+    plain = type(t.task).generate
+
+    def generate(G, batch):  # saturated from step 25, and again from the step gone back to
+        img = plain(t.task, G, batch)
+        doomed = (t.recoveries == 0 and t.step >= 25) or (t.recoveries == 1 and t.step >= 20)
+        return img * 0 + 1 if doomed else img
+
+    t.task.generate = generate
+    t.run()
+    # without going further back, the state at step 20 would be tried again and again
+    assert [m.split("; ")[1] for m in logs if "collapsed" in m] == [
+        f"back to step 20 with G's learning rate halved ({t.config.lr_g / 2:g})",
+        f"back to step 10 with G's learning rate halved ({t.config.lr_g / 4:g})"]
+    assert t.step == 60 and t.recoveries == 2
+
+
 def test_the_state_gone_back_to_is_the_snapshot_not_what_followed(tmp_path):
     t, _ = _trainer(tmp_path, steps=40)
     t.prepare()

@@ -1,8 +1,9 @@
-"""The texture losses on tiny inputs: sliced Wasserstein, and the grid penalty."""
+"""The texture losses on tiny inputs: sliced Wasserstein, the grid and mesh penalties."""
 import pytest
 import torch
 
-from training.losses import BORDER_PX, DEEP_TAP, SW_TAPS, ExemplarStatistics, grid_loss, grid_peaks, sliced_wasserstein
+from training.losses import (BORDER_PX, DEEP_TAP, SW_TAPS, ExemplarStatistics, grid_loss, grid_peaks, mesh_loss, mesh_target,
+                             sliced_wasserstein)
 
 
 def _as_map(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -139,6 +140,46 @@ def test_the_grid_penalty_falls_under_optimisation_and_leaves_the_picture():
         opt.step()
     assert float(grid_loss(x.detach())) < 0.05 * start
     assert float((x.detach() - lines).abs().mean()) < 0.05
+
+
+def _grainy(side: int, seed: int) -> torch.Tensor:
+    """A periodic random image with blobs and a fine grain, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.fft.fft2(torch.randn(1, 3, side, side, generator=g))
+    fy, fx = torch.fft.fftfreq(side)[:, None], torch.fft.fftfreq(side)[None]
+    x = torch.fft.ifft2(f / (1 + (fy ** 2 + fx ** 2) * 400)).real
+    x = (x - x.mean()) / x.std() * 0.12 + 0.5
+    return (x + 0.02 * torch.randn(1, 3, side, side, generator=g)).clamp(0, 1)
+
+
+def test_the_mesh_penalty_sees_a_fine_mesh_between_the_lattice_frequencies():
+    photo = [_grainy(256, 1)]
+    target = mesh_target(photo, 64)
+    same_law = _grainy(64, 2)
+    assert float(mesh_loss(same_law, target)) < 0.5
+    # vertical stripes 3.2 px apart (as G printed on rock and corrosion), 3% of the range
+    stripes = 0.03 * torch.cos(2 * torch.pi * torch.arange(64) * 20 / 64)
+    meshed = same_law + stripes[None, None, None]
+    assert float(mesh_loss(meshed, target)) > 5.0
+    # the grid penalty, which sees the 2, 4 and 8 px lattice only, does not
+    assert float(grid_loss(meshed)) == 0.0
+    # and a mesh coarser than 8 px is left to the texture losses
+    coarse = same_law + 0.03 * torch.cos(2 * torch.pi * torch.arange(64) * 5 / 64)[None, None, None]
+    assert float(mesh_loss(coarse, target)) < 0.5
+
+
+def test_the_mesh_penalty_falls_under_optimisation_and_leaves_the_picture():
+    target = mesh_target([_grainy(256, 1)], 64)
+    meshed = _grainy(64, 2) + 0.03 * torch.cos(2 * torch.pi * torch.arange(64) * 20 / 64)[None, None, None]
+    x = meshed.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.003)
+    start = float(mesh_loss(x.detach(), target))
+    for _ in range(100):
+        opt.zero_grad()
+        mesh_loss(x, target).backward()
+        opt.step()
+    assert float(mesh_loss(x.detach(), target)) < 0.05 * start
+    assert float((x.detach() - meshed).abs().mean()) < 0.05
 
 
 def _trainer(exemplar, tmp_path, grid_weight: float, name: str):

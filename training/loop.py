@@ -201,6 +201,7 @@ class Trainer:
         self.saturation_limit = saturation_limit(getattr(self.task, "saturated_share", 0.0))  # (the exemplar's, where known)
         self.snapshots: list[dict] = []  # the last two states to go back to after a collapse
         self.recoveries = 0  # collapses gone back from, each halving G's learning rate
+        self.returned_to: int | None = None  # the step of the snapshot last gone back to
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -248,7 +249,9 @@ class Trainer:
         if self.step == task.adversarial_from and self.step % cfg.balance_every:
             self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
         batch = task.sample_batch(self.step)
-        if self.step % cfg.balance_every == 0 and not self.saturated:
+        if self.step % cfg.balance_every == 0 and not self.saturated and self.step != self.returned_to:
+            # (not again at the step just gone back to: the same state twice would push out
+            # the earlier one that a collapse coming back right away needs)
             self.snapshots = [*self.snapshots[-1:], self._snapshot()]
         if self._balance_due():
             self._rebalance(batch)
@@ -303,6 +306,11 @@ class Trainer:
             raise TrainingCollapsed(f"{where}; {tried}; start over with --fresh and a lower --lr-g "
                                     f"(this run: {self.config.lr_g:g}) or another --seed")
         snap = before[-1]
+        if snap["step"] == self.returned_to and len(before) > 1:
+            # It collapsed again before the next snapshot: that state leads back into it (seen
+            # on rock: back to step 500 three times, collapsed at 521-522 each time, even at
+            # an eighth of G's rate). Go back one state further.
+            snap = before[-2]
         for key in ("G", "D", "opt_g", "opt_d", "G_ema"):
             if key in snap:  # (a copy: the optimisers would keep updating the snapshot's tensors)
                 getattr(self, key).load_state_dict(copy.deepcopy(snap[key]))
@@ -310,7 +318,7 @@ class Trainer:
         self.recoveries += 1
         for group in self.opt_g.param_groups:
             group["lr"] = self.config.lr_g * self.lr_scale
-        self.step, self.saturated = snap["step"], 0
+        self.step, self.saturated, self.returned_to = snap["step"], 0, snap["step"]
         self.snapshots = [s for s in self.snapshots if s["step"] <= self.step]
         self.log(f"{where}; back to step {self.step} with G's learning rate halved "
                  f"({self.config.lr_g * self.lr_scale:g})")

@@ -122,6 +122,47 @@ def grid_loss(img: torch.Tensor, allowed: float = 8.0) -> torch.Tensor:
     return torch.relu(grid_peaks(img) - float(np.log(allowed))).sum(-1).mean()
 
 
+MESH_RADIUS = 0.125   # cycles per px: periods under 8 px, G's upsampling lattice and finer
+
+
+def smoothed_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
+    """(N,3,S,S) -> (N,S,S) log of the luminance's 2-D power spectrum, each frequency
+    averaged with its 8 neighbours (wrapping around): one periodogram bin of a random texture
+    scatters exponentially around its expectation, nine of them within about a third."""
+    lum = _luminance(img, window)
+    with torch.autocast(img.device.type, enabled=False):
+        p = torch.fft.fft2(lum).abs() ** 2 / lum[0].numel()
+    p = F.avg_pool2d(F.pad(p[:, None], (1, 1, 1, 1), mode="circular"), 3, stride=1)[:, 0]
+    return torch.log(p + 1e-10)
+
+
+def mesh_target(variants: list[torch.Tensor], side: int, crops: int = 64, seed: int = 0) -> torch.Tensor:
+    """(side, side) the exemplar's smoothed log power at ``side`` px, over random
+    Hann-windowed crops of its variants."""
+    g = torch.Generator().manual_seed(seed)
+    power = []
+    for i in range(crops):
+        v = variants[i % len(variants)]
+        h, w = v.shape[-2:]
+        y = int(torch.randint(0, h - side + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - side + 1, (1,), generator=g))
+        power.append(smoothed_log_power(v[..., y:y + side, x:x + side], window=True).exp())
+    return torch.log(torch.cat(power).mean(0))
+
+
+def mesh_loss(img: torch.Tensor, target: torch.Tensor, allowed: float = 4.0) -> torch.Tensor:
+    """How far the (periodic) images' smoothed power at periods under 8 px rises above
+    ``allowed`` times the exemplar's (in log units, summed over frequencies, averaged over
+    images): 0 where G adds no fine mesh the photo does not have. The grid penalty sees only
+    the exact 2/4/8 px lattice frequencies; G also printed meshes between them (periods of
+    2.6-4.3 px, 4-11x the photo's power there: README, Measured)."""
+    s = img.shape[-1]
+    f = torch.fft.fftfreq(s, device=img.device)
+    high = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) >= MESH_RADIUS
+    excess = torch.relu(smoothed_log_power(img) - target - float(np.log(allowed)))
+    return (excess * high).sum((-2, -1)).mean()
+
+
 def radial_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     """(N,3,S,S) -> (N, S//2) log of the luminance's mean power in each ring of integer
     radius 1..S/2 of the 2-D spectrum. ``window``: Hann-windowed first (a photo's crop, not

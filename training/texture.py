@@ -84,7 +84,8 @@ from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, spectrum_loss, spectrum_target
+from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, mesh_loss, mesh_target,
+                     spectrum_loss, spectrum_target)
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -112,6 +113,8 @@ class TrainConfig:
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
+    mesh_weight: float = 0.0        # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
+    mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 1e-3
     lr_d: float = 2e-4
@@ -141,6 +144,10 @@ class TrainConfig:
             raise ValueError(f"scale must be in 0.01..4, got {self.scale}")
         if not (math.isfinite(self.grid_weight) and self.grid_weight >= 0):
             raise ValueError(f"grid_weight must be a finite number >= 0, got {self.grid_weight}")
+        if not (math.isfinite(self.mesh_weight) and self.mesh_weight >= 0):
+            raise ValueError(f"mesh_weight must be a finite number >= 0, got {self.mesh_weight}")
+        if not (math.isfinite(self.mesh_allowed) and self.mesh_allowed >= 1):
+            raise ValueError(f"mesh_allowed must be a finite number >= 1, got {self.mesh_allowed}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
         if not 0.0 <= self.ema < 1.0:
@@ -262,6 +269,8 @@ class TextureTask:
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
+                if cfg.mesh_weight:
+                    self.mesh = mesh_target(variants, self.crop).to(dev)
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
@@ -376,6 +385,8 @@ class TextureTask:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
             # the harmonics of its sharp joints land on these frequencies)
             main = main + self.config.grid_weight * grid_loss(img)
+        if penalties and self.config.mesh_weight and not self.wave_vectors:
+            main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
         if penalties and self.config.spectrum_weight:
             main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
         return main, critic(feats)
