@@ -116,6 +116,18 @@ def _smooth_periodic(n: int = 2, side: int = 64) -> torch.Tensor:
     return (x - x.amin()) / (x.amax() - x.amin())
 
 
+def _minimise(loss, start_image: torch.Tensor, steps: int = 100, lr: float = 0.003) -> tuple[float, torch.Tensor]:
+    """(the loss at the start, the image after ``steps`` of Adam on it)."""
+    x = start_image.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    start = float(loss(x.detach()))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss(x).backward()
+        opt.step()
+    return start, x.detach()
+
+
 @pytest.mark.parametrize("period,axis", [(2, -2), (4, -1), (8, -2)])
 def test_the_grid_penalty_sees_faint_lines_on_the_lattice_wherever_they_sit(period, axis):
     smooth = _smooth_periodic()
@@ -131,15 +143,9 @@ def test_the_grid_penalty_sees_faint_lines_on_the_lattice_wherever_they_sit(peri
 def test_the_grid_penalty_falls_under_optimisation_and_leaves_the_picture():
     smooth = _smooth_periodic()
     lines = smooth + 0.03 * (torch.arange(64) % 2).float()[:, None]
-    x = lines.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.003)
-    start = float(grid_loss(x.detach()))
-    for _ in range(100):
-        opt.zero_grad()
-        grid_loss(x).backward()
-        opt.step()
-    assert float(grid_loss(x.detach())) < 0.05 * start
-    assert float((x.detach() - lines).abs().mean()) < 0.05
+    start, x = _minimise(grid_loss, lines)
+    assert float(grid_loss(x)) < 0.05 * start
+    assert float((x - lines).abs().mean()) < 0.05
 
 
 def _grainy(side: int, seed: int) -> torch.Tensor:
@@ -171,15 +177,9 @@ def test_the_mesh_penalty_sees_a_fine_mesh_between_the_lattice_frequencies():
 def test_the_mesh_penalty_falls_under_optimisation_and_leaves_the_picture():
     target = mesh_target([_grainy(256, 1)], 64)
     meshed = _grainy(64, 2) + 0.03 * torch.cos(2 * torch.pi * torch.arange(64) * 20 / 64)[None, None, None]
-    x = meshed.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.003)
-    start = float(mesh_loss(x.detach(), target))
-    for _ in range(100):
-        opt.zero_grad()
-        mesh_loss(x, target).backward()
-        opt.step()
-    assert float(mesh_loss(x.detach(), target)) < 0.05 * start
-    assert float((x.detach() - meshed).abs().mean()) < 0.05
+    start, x = _minimise(lambda img: mesh_loss(img, target), meshed)
+    assert float(mesh_loss(x, target)) < 0.05 * start
+    assert float((x - meshed).abs().mean()) < 0.05
 
 
 def _trainer(exemplar, tmp_path, grid_weight: float, name: str):
@@ -262,13 +262,7 @@ def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars()
     grain = torch.rand(1, 3, 64, 64)
     assert torch.allclose(radial_log_power(grain.roll((5, 3), (2, 3))), radial_log_power(grain), atol=1e-4)
     target = spectrum_target([torch.rand(1, 3, 96, 96)], 64)  # white grain, windowed crops
-    x = smooth.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.01)
-    start = float(spectrum_loss(x.detach(), target))
-    for _ in range(150):
-        opt.zero_grad()
-        spectrum_loss(x, target).backward()
-        opt.step()
-    assert float(spectrum_loss(x.detach(), target)) < 0.1 * start
+    start, x = _minimise(lambda img: spectrum_loss(img, target), smooth, steps=150, lr=0.01)
+    assert float(spectrum_loss(x, target)) < 0.1 * start
     # the fine rings (periods of 2-3 px) gained power, as the white grain has it
-    assert float(radial_log_power(x.detach())[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0
+    assert float(radial_log_power(x)[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0

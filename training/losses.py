@@ -139,15 +139,21 @@ def smoothed_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
 def mesh_target(variants: list[torch.Tensor], side: int, crops: int = 64, seed: int = 0) -> torch.Tensor:
     """(side, side) the exemplar's smoothed log power at ``side`` px, over random
     Hann-windowed crops of its variants."""
+    power = [smoothed_log_power(c, window=True).exp() for c in _random_crops(variants, side, crops, seed)]
+    return torch.log(torch.cat(power).mean(0))
+
+
+def _random_crops(variants: list[torch.Tensor], side: int, crops: int, seed: int) -> list[torch.Tensor]:
+    """``crops`` random side x side crops of the variants, taken from each in turn."""
     g = torch.Generator().manual_seed(seed)
-    power = []
+    out = []
     for i in range(crops):
         v = variants[i % len(variants)]
         h, w = v.shape[-2:]
         y = int(torch.randint(0, h - side + 1, (1,), generator=g))
         x = int(torch.randint(0, w - side + 1, (1,), generator=g))
-        power.append(smoothed_log_power(v[..., y:y + side, x:x + side], window=True).exp())
-    return torch.log(torch.cat(power).mean(0))
+        out.append(v[..., y:y + side, x:x + side])
+    return out
 
 
 def mesh_loss(img: torch.Tensor, target: torch.Tensor, allowed: float = 4.0) -> torch.Tensor:
@@ -183,14 +189,7 @@ def spectrum_target(variants: list[torch.Tensor], side: int, crops: int = 64, se
     """(side//2,) the exemplar's radial log power at ``side`` px: the log of the mean power
     over random Hann-windowed crops of its variants (Liu, Gousseau and Xia 2016 match the
     whole Fourier magnitude; the radial profile leaves the phases and the directions free)."""
-    g = torch.Generator().manual_seed(seed)
-    power = []
-    for i in range(crops):
-        v = variants[i % len(variants)]
-        h, w = v.shape[-2:]
-        y = int(torch.randint(0, h - side + 1, (1,), generator=g))
-        x = int(torch.randint(0, w - side + 1, (1,), generator=g))
-        power.append(radial_log_power(v[..., y:y + side, x:x + side], window=True).exp())
+    power = [radial_log_power(c, window=True).exp() for c in _random_crops(variants, side, crops, seed)]
     return torch.log(torch.cat(power).mean(0))
 
 
