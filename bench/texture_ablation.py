@@ -45,7 +45,7 @@ VARIANTS = {
     "- flips (the photo as it is)": replace(FULL, augment="none"),
     "+ canvas 256 (batch 1)": replace(FULL, crop=256, batch=1),
     "+ canvas 192 (batch 2)": replace(FULL, crop=192, batch=2),
-    "+ mesh penalty": replace(FULL, mesh_weight=0.05),
+    "- mesh penalty": replace(FULL, mesh_weight=0.0),
     "+ mesh penalty 0.2": replace(FULL, mesh_weight=0.2),
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),

@@ -4,6 +4,7 @@
         image rolled by 0..7 px --> VGG19 relu1_1..relu4_1 + pixels (optionally also at 1/2, 1/4)
                                        --> sliced Wasserstein to the exemplar's (training/losses.py)
                             --> its spectrum at the 2/4/8 px lattice --> grid penalty
+                            --> its spectrum at periods under 8 px   --> mesh penalty
                                     --> relu3_1 --> hinge loss from D (the Markovian patch GAN)
 
 The recipe (``loss="sw"``, the default) and why, each measured in bench/texture_ablation.py
@@ -29,6 +30,10 @@ at an equal time budget:
   without the penalty (training/loop.py): balanced against both, it rose 8x or more while
   the penalty was far from met, and washed 4 of 10 textures out. Not for regular textures
   (periodic inputs, below): their lattice's harmonics fall on those frequencies.
+- A mesh penalty (``mesh_weight``, losses.mesh_loss): at periods under 8 px the output's
+  power, each frequency smoothed with its neighbours, may not rise above 4x the photo's.
+  G also printed fine meshes between the grid penalty's frequencies (strokes 3-4 px apart,
+  5-8x the photos' power there, on stone's flat faces most of all); irregular photos only.
 - D's hinge term stays, re-balanced to ``adv_ratio`` of the main gradient: it sharpens.
   The weight tracks D in its first steps (``track_balance``, training/loop.py): set once
   per 50 steps and smoothed, it let the hinge gradient run at 2-5x its ratio while D
@@ -113,7 +118,7 @@ class TrainConfig:
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
-    mesh_weight: float = 0.0        # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
+    mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 1e-3
