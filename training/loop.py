@@ -45,8 +45,8 @@ from engine.vgg import get_vgg19
 from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
-# ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``. Older checkpoints' config fingerprints cannot match, so they are refused by
-# version, clearly.
+# ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``. Older checkpoints' config
+# fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 5
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
