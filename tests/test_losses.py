@@ -182,11 +182,12 @@ def test_the_mesh_penalty_falls_under_optimisation_and_leaves_the_picture():
     assert float((x - meshed).abs().mean()) < 0.05
 
 
-def _trainer(exemplar, tmp_path, grid_weight: float, name: str):
+def _trainer(exemplar, tmp_path, name: str, **penalties):
     from training.loop import Trainer
     from training.texture import TextureTask, TrainConfig
 
-    t = Trainer(TextureTask(exemplar, TrainConfig(steps=2, batch=1, grid_weight=grid_weight)), name,
+    cfg = TrainConfig(steps=2, batch=1, **{"grid_weight": 0.0, "mesh_weight": 0.0, **penalties})
+    t = Trainer(TextureTask(exemplar, cfg), name,
                 tmp_path / f"run-{name}", preset_dir=tmp_path, show_progress=False, log=lambda *a: None)
     t.prepare()
     return t
@@ -202,15 +203,16 @@ def _main_losses(t, img, batch) -> list[float]:
     return out
 
 
-def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_penalty(tmp_path):
-    """A grid penalty far from met has a large gradient; D's weight must not follow it (a
-    hinge term scaled to it overpowers the texture loss and washes the texture out)."""
+@pytest.mark.parametrize("penalty", ["grid", "mesh"])
+def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_its_penalties(tmp_path, penalty):
+    """A penalty far from met has a large gradient; D's weight must not follow it (a hinge
+    term scaled to it overpowers the texture loss and washes the texture out)."""
     from pathlib import Path
 
     exemplar = Path(__file__).resolve().parent.parent / "training" / "exemplars" / "rust.png"
     weights, mains, first = {}, {}, None
-    for grid_weight in (0.0, 1.0):
-        t = _trainer(exemplar, tmp_path, grid_weight, f"balance{int(grid_weight)}")
+    for weight in (0.0, 1.0):
+        t = _trainer(exemplar, tmp_path, f"balance{int(weight)}", **{f"{penalty}_weight": weight})
         if first is None:
             first = t
         else:  # the same G and D
@@ -222,21 +224,23 @@ def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_the_grid_
         batch = t.task.sample_batch(0)
         torch.manual_seed(0)
         t._rebalance(batch)
-        weights[grid_weight] = float(t.adv_weight)
+        weights[weight] = float(t.adv_weight)
         with torch.no_grad():
             img = t.task.generate(t.G, batch)
-            mains[grid_weight] = _main_losses(t, img, batch)
-            penalty = float(grid_loss(img))
-    assert penalty > 1.0  # the penalty is on, and large
-    assert mains[1.0][0] == pytest.approx(mains[1.0][1] + penalty, rel=1e-3)
+            mains[weight] = _main_losses(t, img, batch)
+    with torch.no_grad():
+        value = float(grid_loss(img) if penalty == "grid" else mesh_loss(img, t.task.mesh))
+    assert value > 1.0  # the penalty is on, and large
+    assert mains[1.0][0] == pytest.approx(mains[1.0][1] + value, rel=1e-3)
     assert mains[0.0][0] == pytest.approx(mains[0.0][1], rel=1e-6)
     assert weights[0.0] > 0
     assert weights[1.0] == pytest.approx(weights[0.0], rel=0.01)  # (bf16 sums vary ~1e-3 run to run)
 
 
-def test_a_regular_texture_gets_no_grid_penalty(tmp_path):
+def test_a_regular_texture_gets_no_grid_or_mesh_penalty(tmp_path):
     """A regular photo's lattice is quantised to whole cycles of the training canvas, so its
-    sharp joints' harmonics land on the grid frequencies: the penalty stays off there."""
+    sharp joints' harmonics land on the grid frequencies, or near the photo's own: both
+    penalties stay off there."""
     import numpy as np
     from PIL import Image
 
@@ -244,12 +248,12 @@ def test_a_regular_texture_gets_no_grid_penalty(tmp_path):
 
     path = tmp_path / "wall.png"
     Image.fromarray((running_bond() * 255).astype(np.uint8)).save(path)
-    t = _trainer(path, tmp_path, 1.0, "wall")
+    t = _trainer(path, tmp_path, "wall", grid_weight=1.0, mesh_weight=1.0)
     assert t.task.wave_vectors
     batch = t.task.sample_batch(0)
     with torch.no_grad():
         img = t.task.generate(t.G, batch) + 0.05 * (torch.arange(t.task.crop) % 2).float()[:, None]
-        assert float(grid_loss(img)) > 1.0
+        assert float(grid_loss(img)) > 1.0 and float(mesh_loss(img, t.task.mesh)) > 1.0
         mains = _main_losses(t, img, batch)
     assert mains[0] == pytest.approx(mains[1], rel=1e-6)
 
