@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.vgg import get_vgg19
-from training.losses import MESH_RADIUS, smoothed_log_power
+from training.losses import mesh_band, smoothed_log_power
 from training.texture import gram
 
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -153,9 +153,7 @@ def mesh_excess(img: np.ndarray, reference: np.ndarray, size: int = 128, seed: i
     photo against the whole; higher where a fine mesh shows that the photo does not have."""
     size = min(size, *img.shape[:2], *reference.shape[:2])
     ratio = _mean_smoothed_power(img, size, 9, seed) / _mean_smoothed_power(reference, size, 16, seed + 1)
-    f = torch.fft.fftfreq(size)
-    high = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) >= MESH_RADIUS
-    return float(ratio[high].max())
+    return float(ratio[mesh_band(size)].max())
 
 
 def spectrum_distance(img: np.ndarray, reference: np.ndarray) -> float:

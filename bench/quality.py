@@ -14,7 +14,7 @@ Per exemplar and candidate (two 256x256 textures, seeds 1 and 2):
   grid       the larger of the period-2 and period-4 grid peaks (bench/checkerboard.py):
              about 1-16 on a photo, hundreds where a fine cross-hatch shows
   mesh       the largest power at periods under 8 px over the photo's (bench/metrics.py
-             mesh_excess): 1.6-4.8 for a part of a photo, higher where a fine mesh shows
+             mesh_excess): 2.6-4.8 for a part of a photo, higher where a fine mesh shows
   time       training time, and seconds per 256x256 texture (Gatys: per image)
 Both recipes train on the photo at 1:1 (the new default), so the comparison is of the
 recipes; Gatys uses the same VGG19 (Gram on relu1_1..relu4_1, L-BFGS).

@@ -3,7 +3,7 @@ on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / fl
 is better; spectrum: lower is better), and the grid peak of bench/checkerboard.py (the
 largest of the period-2 and period-4 peaks, mean over the two textures: about 1-4 on a
 photo; lower is better), and the mesh (bench/metrics.mesh_excess: the texture's largest
-power at periods under 8 px over the photo's; 1.6-4.8 for a part of a photo; lower is better).
+power at periods under 8 px over the photo's; 2.6-4.8 for a part of a photo; lower is better).
 
     python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug] [--variants "full recipe,..."] [--out DIR]
     python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU

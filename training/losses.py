@@ -125,6 +125,12 @@ def grid_loss(img: torch.Tensor, allowed: float = 8.0) -> torch.Tensor:
 MESH_RADIUS = 0.125   # cycles per px: periods under 8 px, G's upsampling lattice and finer
 
 
+def mesh_band(side: int, device=None) -> torch.Tensor:
+    """(side, side) bool: the frequencies of a side x side spectrum with periods under 8 px."""
+    f = torch.fft.fftfreq(side, device=device)
+    return torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) >= MESH_RADIUS
+
+
 def smoothed_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     """(N,3,S,S) -> (N,S,S) log of the luminance's 2-D power spectrum, each frequency
     averaged with its 8 neighbours (wrapping around): one periodogram bin of a random texture
@@ -162,11 +168,8 @@ def mesh_loss(img: torch.Tensor, target: torch.Tensor, allowed: float = 4.0) -> 
     images): 0 where G adds no fine mesh the photo does not have. The grid penalty sees only
     the exact 2/4/8 px lattice frequencies; G also printed meshes between them (periods of
     2.6-4.3 px, 4-11x the photo's power there: README, Measured)."""
-    s = img.shape[-1]
-    f = torch.fft.fftfreq(s, device=img.device)
-    high = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) >= MESH_RADIUS
     excess = torch.relu(smoothed_log_power(img) - target - float(np.log(allowed)))
-    return (excess * high).sum((-2, -1)).mean()
+    return (excess * mesh_band(img.shape[-1], img.device)).sum((-2, -1)).mean()
 
 
 def radial_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:

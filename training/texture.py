@@ -211,6 +211,7 @@ class TextureTask:
     feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
     adversarial_from = 0
     vgg5 = None   # VGG19 to relu5_1, where the config's relu5 term is on
+    mesh = None   # the photo's smoothed log power (losses.mesh_target), where the mesh penalty is on
 
     def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
                  maps: dict | None = None):
@@ -274,7 +275,8 @@ class TextureTask:
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
-                if cfg.mesh_weight:
+                # (a regular photo's quantised waves move its harmonics: no mesh penalty there)
+                if cfg.mesh_weight and not self.wave_vectors:
                     self.mesh = mesh_target(variants, self.crop).to(dev)
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
@@ -390,7 +392,7 @@ class TextureTask:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
             # the harmonics of its sharp joints land on these frequencies)
             main = main + self.config.grid_weight * grid_loss(img)
-        if penalties and self.config.mesh_weight and not self.wave_vectors:
+        if penalties and self.mesh is not None:
             main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
         if penalties and self.config.spectrum_weight:
             main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
