@@ -48,6 +48,8 @@ VARIANTS = {
     "- mesh penalty": replace(FULL, mesh_weight=0.0),
     "+ mesh penalty 0.2": replace(FULL, mesh_weight=0.2),
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
+    "+ G's gradient clipped at 3x": replace(FULL, clip_g=3.0),
+    "+ G's gradient clipped at 2x": replace(FULL, clip_g=2.0),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),
@@ -77,8 +79,8 @@ def main() -> None:
         return
     print()
     results = {name: [] for name in variants}
-    print("| variant | exemplar | steps | swd / floor | spectrum | colour | grid peak | mesh |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| variant | exemplar | steps | collapses | swd / floor | spectrum | colour | grid peak | mesh |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
             synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device)
@@ -90,13 +92,16 @@ def main() -> None:
             m["grid"] = grid_peak(tex)
             m["mesh"] = mesh_peak(tex, ex)
             results[name].append(m)
-            print(f"| {name} | {f.stem} | {fig['steps']} | {m['swd']:.2f} | {m['spectrum']:.2f} | {m['color']:.1f} "
+            m["collapses"] = fig["collapses"]
+            print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['spectrum']:.2f} "
+                  f"| {m['color']:.1f} "
                   f"| {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
-    print("| variant | swd / floor | spectrum | colour | grid peak | mesh |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| variant | collapses | swd / floor | spectrum | colour | grid peak | mesh |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, ms in results.items():
-        print(f"| {name} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['spectrum'] for m in ms]):.2f} | "
+        print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | "
+              f"{np.mean([m['spectrum'] for m in ms]):.2f} | "
               f"{np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
               f"{np.mean([m['mesh'] for m in ms]):.1f} |")
 

@@ -58,7 +58,7 @@ def train(exemplar: Path, cfg: TrainConfig, device: str | None = None) -> tuple[
 
         synth = Synthesizer.load(open_preset(folder), device=device)  # G is in memory before the folder goes
         ex = load_rgb(folder / "exemplar.png")
-    return synth, ex, {"steps": trainer.step, "seconds": trainer.elapsed}
+    return synth, ex, {"steps": trainer.step, "seconds": trainer.elapsed, "collapses": trainer.recoveries}
 
 
 def calibrate(exemplar: Path, configs: dict[str, TrainConfig], minutes: float, steps: int = 15) -> dict[str, int]:

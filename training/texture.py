@@ -127,6 +127,7 @@ class TrainConfig:
     adv_ratio: float = 0.3          # hinge gradient / main-loss gradient on the image
     balance_every: int = 50
     track_balance: bool = True      # also re-balance often in the hinge term's first steps, unsmoothed (loop._balance_due)
+    clip_g: float = 0.0             # clip G's gradient norm to this many times its running mean (loop.train_step); 0: off
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
     lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
