@@ -50,6 +50,8 @@ VARIANTS = {
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "+ G's gradient clipped at 3x": replace(FULL, clip_g=3.0),
     "+ G's gradient clipped at 2x": replace(FULL, clip_g=2.0),
+    "+ leash on G's logits": replace(FULL, leash=1.0),
+    "+ rates decayed over the last half": replace(FULL, lr_decay=0.5),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),

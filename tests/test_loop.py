@@ -132,6 +132,28 @@ def test_a_gradient_spike_reaches_G_clipped_to_a_few_times_its_running_norm(tmp_
     assert float(t.g_norm) == pytest.approx(0.95 * mean + 0.05 * 3.0 * mean, rel=1e-3)
 
 
+def test_the_rates_decay_linearly_over_the_budget_s_last_share(tmp_path):
+    """``lr_decay``: G's and D's learning rates stay until the budget's last ``lr_decay``
+    share, then fall linearly to LR_FLOOR of theirs (G's own also halved per collapse)."""
+    from training.loop import LR_FLOOR
+
+    t, _ = _trainer(tmp_path, steps=20, lr_decay=0.5)
+    t.prepare()
+    rates = []
+    for _ in range(20):
+        t.train_step()
+        rates.append((t.opt_g.param_groups[0]["lr"] / t.config.lr_g, t.opt_d.param_groups[0]["lr"] / t.config.lr_d))
+    expect = [1.0] * 11 + [1.0 - (1.0 - LR_FLOOR) * (k - 10) / 10 for k in range(11, 20)]  # (set before each step)
+    assert [g for g, _ in rates] == pytest.approx(expect) and [d for _, d in rates] == pytest.approx(expect)
+    t.step, t.recoveries = 20, 1
+    assert t.decay_scale() == pytest.approx(LR_FLOOR)
+    t._set_rates()
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(t.config.lr_g * 0.5 * LR_FLOOR)
+    t.config.steps = None  # a time budget: by training time
+    t.elapsed = 0.8 * t.budget_seconds
+    assert t.decay_scale() == pytest.approx(1.0 - (1.0 - LR_FLOOR) * 0.6)
+
+
 @pytest.mark.parametrize("track", [True, False])
 def test_a_tracked_hinge_weight_is_set_to_its_target_not_smoothed(tmp_path, track):
     t, _ = _trainer(tmp_path, steps=5, track_balance=track)

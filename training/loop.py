@@ -46,8 +46,8 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
 # ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``clip_g`` (and the clip's running
-# mean). Older checkpoints' config fingerprints cannot match, so they are refused by version,
-# clearly.
+# mean), ``leash`` and ``lr_decay``. Older checkpoints' config fingerprints cannot match, so
+# they are refused by version, clearly.
 CHECKPOINT_VERSION = 6
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
@@ -61,6 +61,12 @@ D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 COLLAPSE_STEPS = 20
 RECOVERIES = 3
 SATURATED_SHARE = 0.75
+# ``leash``: G's outputs before its sigmoid beyond +-5 (sRGB 1.7 and 253.3 of 255, where the
+# sigmoid's slope is 1/38 of its peak) are penalised, quadratically in the excess. The
+# penalty's gradient reaches them directly, where the texture losses' gradients, through a
+# saturated sigmoid, all but vanish.
+LEASH_LOGIT = 5.0
+LR_FLOOR = 0.1  # ``lr_decay``: the rates' share left at the budget's end
 
 
 def saturated_share(img: torch.Tensor) -> float:
@@ -204,6 +210,9 @@ class Trainer:
         self.recoveries = 0  # collapses gone back from, each halving G's learning rate
         self.returned_to: int | None = None  # the step of the snapshot last gone back to
         self.g_norm = torch.tensor(0.0)  # running mean of G's gradient norm (``clip_g``; 0: none yet)
+        self.logits: torch.Tensor | None = None  # G's last pre-sigmoid output (``leash``)
+        if cfg.leash:
+            self.G.to_rgb.register_forward_hook(lambda module, args, out: setattr(self, "logits", out))
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -248,6 +257,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg, task = self.config, self.task
+        if cfg.lr_decay:
+            self._set_rates()
         if self.step == task.adversarial_from and self.step % cfg.balance_every:
             self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
         batch = task.sample_batch(self.step)
@@ -269,6 +280,9 @@ class Trainer:
         with autocast_for(self.device, cfg.precision):
             l_main, l_adv = task.losses(img, feats, batch, self.adversarial_loss)
             loss = l_main + self.adv_weight.to(self.device) * l_adv
+            if cfg.leash:
+                excess = (self.logits.float().abs() - LEASH_LOGIT).clamp_min(0)
+                loss = loss + cfg.leash * excess.square().mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         spike = self._clip_g() if cfg.clip_g else 1.0
@@ -340,6 +354,20 @@ class Trainer:
         self.snapshots = [s for s in self.snapshots if s["step"] <= self.step]
         self.log(f"{where}; back to step {self.step} with G's learning rate halved "
                  f"({self.config.lr_g * self.lr_scale:g})")
+
+    def decay_scale(self) -> float:
+        """``lr_decay``: the rates' share at this point of the budget (1 before its last
+        ``lr_decay`` share, then linearly down to LR_FLOOR)."""
+        timed = self.config.steps is None
+        done, total = (self.elapsed, self.budget_seconds) if timed else (self.step, self.config.steps)
+        into = done / total - (1.0 - self.config.lr_decay)
+        return 1.0 if into <= 0 else max(LR_FLOOR, 1.0 - (1.0 - LR_FLOOR) * into / self.config.lr_decay)
+
+    def _set_rates(self) -> None:
+        scale = self.decay_scale()
+        for opt, lr in ((self.opt_g, self.config.lr_g * self.lr_scale), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     @property
     def lr_scale(self) -> float:

@@ -128,6 +128,8 @@ class TrainConfig:
     balance_every: int = 50
     track_balance: bool = True      # also re-balance often in the hinge term's first steps, unsmoothed (loop._balance_due)
     clip_g: float = 0.0             # clip G's gradient norm to this many times its running mean (loop.train_step); 0: off
+    leash: float = 0.0              # weight of a penalty on G's pre-sigmoid outputs beyond +-loop.LEASH_LOGIT; 0: off
+    lr_decay: float = 0.0           # G's and D's rates fall linearly to loop.LR_FLOOR x over the budget's last this share; 0: off
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
     lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
@@ -156,6 +158,10 @@ class TrainConfig:
             raise ValueError(f"mesh_allowed must be a finite number >= 1, got {self.mesh_allowed}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
+        if not (math.isfinite(self.clip_g) and self.clip_g >= 0) or not (math.isfinite(self.leash) and self.leash >= 0):
+            raise ValueError(f"clip_g and leash must be finite numbers >= 0, got {self.clip_g} and {self.leash}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if not 64 <= self.max_side <= 4096:
