@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
+    s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "
+                                                  "linearly to a tenth (texture default 0.5; 0: constant)")
     s.add_argument("--adv-ratio", type=float)
     s.add_argument("--checkpoint-every", type=int)
     s.add_argument("--preview-every", type=int)

@@ -15,8 +15,8 @@ def _trainer(tmp_path, **config):
     from training.loop import Trainer
     from training.texture import TextureTask, TrainConfig
 
-    cfg = TrainConfig(exemplar_size=64, crop=32, batch=1, balance_every=10, checkpoint_every=1000,
-                      preview_every=1000, **config)
+    cfg = TrainConfig(**{"exemplar_size": 64, "crop": 32, "batch": 1, "balance_every": 10, "checkpoint_every": 1000,
+                         "preview_every": 1000, "lr_decay": 0.0, **config})  # (constant rates: the halving shows)
     logs = []
     t = Trainer(TextureTask(skimage_image("gravel.png"), cfg), "tiny", tmp_path / "run", preset_dir=tmp_path,
                 show_progress=False, log=logs.append)
@@ -98,38 +98,6 @@ def test_the_hinge_weight_is_rebalanced_often_while_D_learns_fastest(tmp_path, t
     for _ in range(25):
         t.train_step()
     assert at == ([0, 1, 2, 4, 8, 10, 16, 20] if track else [0, 10, 20])
-
-
-def test_a_gradient_spike_reaches_G_clipped_to_a_few_times_its_running_norm(tmp_path):
-    """``clip_g``: a step whose gradient is far above the usual moves G no further than
-    ``clip_g`` x the running mean norm would; the figures say how far above it was."""
-    t, _ = _trainer(tmp_path, steps=30, clip_g=3.0)
-    t.prepare()
-    plain = t.task.losses
-
-    def losses(img, feats, batch, critic, penalties=True):  # the main loss 10^4 x at step 20
-        l_main, l_adv = plain(img, feats, batch, critic, penalties=penalties)
-        return (l_main * 1e4 if t.step == 20 else l_main), l_adv
-
-    t.task.losses = losses
-    norms, step = [], t.opt_g.step
-
-    def record(*args, **kwargs):  # G's gradient norm as Adam gets it
-        norms.append(float(torch.nn.utils.get_total_norm([p.grad for p in t.G.parameters() if p.grad is not None])))
-        return step(*args, **kwargs)
-
-    t.opt_g.step = record
-    figures, means = [], []
-    for _ in range(20):
-        figures.append(t.train_step())
-        means.append(float(t.g_norm))
-    mean = float(t.g_norm)
-    spike = t.train_step()
-    assert spike["gn"] > 300  # the spike was there (a tiny run's own reach ~20x)
-    assert norms[-1] == pytest.approx(3.0 * mean, rel=1e-3)  # and reached Adam clipped
-    # every step: what reached Adam is the gradient, or the limit where it was above it
-    assert all(n == pytest.approx(min(f["gn"], 3.0) * m, rel=1e-3) for f, n, m in zip(figures[1:], norms[1:], means))
-    assert float(t.g_norm) == pytest.approx(0.95 * mean + 0.05 * 3.0 * mean, rel=1e-3)
 
 
 def test_the_rates_decay_linearly_over_the_budget_s_last_share(tmp_path):

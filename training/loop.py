@@ -45,9 +45,8 @@ from engine.vgg import get_vgg19
 from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
-# ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``clip_g`` (and the clip's running
-# mean), ``leash`` and ``lr_decay``. Older checkpoints' config fingerprints cannot match, so
-# they are refused by version, clearly.
+# ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``lr_decay``. Older checkpoints'
+# config fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 6
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
@@ -61,11 +60,6 @@ D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 COLLAPSE_STEPS = 20
 RECOVERIES = 3
 SATURATED_SHARE = 0.75
-# ``leash``: G's outputs before its sigmoid beyond +-5 (sRGB 1.7 and 253.3 of 255, where the
-# sigmoid's slope is 1/38 of its peak) are penalised, quadratically in the excess. The
-# penalty's gradient reaches them directly, where the texture losses' gradients, through a
-# saturated sigmoid, all but vanish.
-LEASH_LOGIT = 5.0
 LR_FLOOR = 0.1  # ``lr_decay``: the rates' share left at the budget's end
 
 
@@ -209,10 +203,6 @@ class Trainer:
         self.snapshots: list[dict] = []  # the last two states to go back to after a collapse
         self.recoveries = 0  # collapses gone back from, each halving G's learning rate
         self.returned_to: int | None = None  # the step of the snapshot last gone back to
-        self.g_norm = torch.tensor(0.0)  # running mean of G's gradient norm (``clip_g``; 0: none yet)
-        self.logits: torch.Tensor | None = None  # G's last pre-sigmoid output (``leash``)
-        if cfg.leash:
-            self.G.to_rgb.register_forward_hook(lambda module, args, out: setattr(self, "logits", out))
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
 
@@ -280,19 +270,14 @@ class Trainer:
         with autocast_for(self.device, cfg.precision):
             l_main, l_adv = task.losses(img, feats, batch, self.adversarial_loss)
             loss = l_main + self.adv_weight.to(self.device) * l_adv
-            if cfg.leash:
-                excess = (self.logits.float().abs() - LEASH_LOGIT).clamp_min(0)
-                loss = loss + cfg.leash * excess.square().mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        spike = self._clip_g() if cfg.clip_g else 1.0
         self.opt_g.step()
         if self.G_ema is not None:
             with torch.no_grad():
                 for avg, now in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(now, 1.0 - cfg.ema)
-        figures = {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight),
-                   **({"gn": spike} if cfg.clip_g else {})}
+        figures = {task.main_name: l_main.item(), "adv": l_adv.item(), "d": l_d.item(), "w_adv": float(self.adv_weight)}
         self.saturated = self.saturated + 1 if saturated_share(img.detach()) >= self.saturation_limit else 0
         self.step += 1
         if not all(math.isfinite(figures[k]) for k in (task.main_name, "adv", "d")):
@@ -303,24 +288,11 @@ class Trainer:
         task.after_step(self.step)
         return figures
 
-    def _clip_g(self) -> float:
-        """Clip G's gradient to ``clip_g`` x its running mean norm; return this step's norm
-        over that mean. Adam (betas 0.5, 0.999) answers a sudden gradient k x the usual with a
-        step of up to ~k/2 x its learning rate for a few steps: its first moment follows at
-        once, the second only over ~1000 steps."""
-        mean = float(self.g_norm)
-        limit = self.config.clip_g * mean if mean > 0 else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(self.G.parameters(), limit))
-        if not math.isfinite(norm):
-            return norm
-        self.g_norm = torch.tensor(min(norm, limit) if mean == 0 else 0.95 * mean + 0.05 * min(norm, limit))
-        return norm / mean if mean > 0 else 1.0
-
     def _snapshot(self) -> dict:
         """What going back to this step needs (in memory; taken every ``balance_every`` steps)."""
         keep = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d,
                 **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
-        return {"step": self.step, "adv_weight": self.adv_weight.clone(), "g_norm": self.g_norm.clone(),
+        return {"step": self.step, "adv_weight": self.adv_weight.clone(),
                 **{k: copy.deepcopy(v.state_dict()) for k, v in keep.items()}}
 
     def _recover(self, why: str | None = None) -> None:
@@ -346,7 +318,6 @@ class Trainer:
             if key in snap:  # (a copy: the optimisers would keep updating the snapshot's tensors)
                 getattr(self, key).load_state_dict(copy.deepcopy(snap[key]))
         self.adv_weight = snap["adv_weight"].clone()
-        self.g_norm = snap["g_norm"].clone()
         self.recoveries += 1
         for group in self.opt_g.param_groups:
             group["lr"] = self.config.lr_g * self.lr_scale
@@ -410,7 +381,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "adv_weight": self.adv_weight, "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(), "elapsed": self.elapsed, **self.task.state(),
-            "recoveries": self.recoveries, "g_norm": self.g_norm,
+            "recoveries": self.recoveries,
         }
         tmp = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
         torch.save(state, tmp)
@@ -445,7 +416,6 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         # (opt_g's state carries its learning rate; this says why it is lower than lr_g)
         self.recoveries = int(state.get("recoveries", 0))
-        self.g_norm = state["g_norm"].cpu()
 
     # ---- previews and export ------------------------------------------------------------
     @property
