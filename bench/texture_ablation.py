@@ -3,7 +3,8 @@ on benchmark photos (bench/exemplars/). Figures as in bench/quality.py (swd / fl
 is better; spectrum: lower is better), and the grid peak of bench/checkerboard.py (the
 largest of the period-2 and period-4 peaks, mean over the two textures: about 1-4 on a
 photo; lower is better), and the mesh (bench/metrics.mesh_excess: the texture's largest
-power at periods under 8 px over the photo's; 2.6-4.8 for a part of a photo; lower is better).
+power at periods under 8 px over the photo's; 2.6-4.8 for a part of a photo; lower is better),
+and each run's collapses (training/loop.py: gone back from at half G's rate).
 
     python -m bench.texture_ablation [--minutes 2] [--only tiles,rock,rug] [--variants "full recipe,..."] [--out DIR]
     python -m bench.texture_ablation --calibrate steps.json   # steps in --minutes on this CPU
@@ -90,18 +91,16 @@ def main() -> None:
             m = measure(tex, ex, floor_swd(ex, side), side)
             m["grid"] = grid_peak(tex)
             m["mesh"] = mesh_peak(tex, ex)
-            results[name].append(m)
             m["collapses"] = fig["collapses"]
+            results[name].append(m)
             print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['spectrum']:.2f} "
-                  f"| {m['color']:.1f} "
-                  f"| {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
+                  f"| {m['color']:.1f} | {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
     print("| variant | collapses | swd / floor | spectrum | colour | grid peak | mesh |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, ms in results.items():
         print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | "
-              f"{np.mean([m['spectrum'] for m in ms]):.2f} | "
-              f"{np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
+              f"{np.mean([m['spectrum'] for m in ms]):.2f} | {np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
               f"{np.mean([m['mesh'] for m in ms]):.1f} |")
 
 
