@@ -247,8 +247,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg, task = self.config, self.task
-        if cfg.lr_decay:
-            self._set_rates()
+        self._set_rates()
         if self.step == task.adversarial_from and self.step % cfg.balance_every:
             self._rebalance(task.sample_batch(self.step))  # switch the hinge term on right away
         batch = task.sample_batch(self.step)
@@ -319,9 +318,8 @@ class Trainer:
                 getattr(self, key).load_state_dict(copy.deepcopy(snap[key]))
         self.adv_weight = snap["adv_weight"].clone()
         self.recoveries += 1
-        for group in self.opt_g.param_groups:
-            group["lr"] = self.config.lr_g * self.lr_scale
         self.step, self.saturated, self.returned_to = snap["step"], 0, snap["step"]
+        self._set_rates()
         self.snapshots = [s for s in self.snapshots if s["step"] <= self.step]
         self.log(f"{where}; back to step {self.step} with G's learning rate halved "
                  f"({self.config.lr_g * self.lr_scale:g})")
@@ -329,12 +327,16 @@ class Trainer:
     def decay_scale(self) -> float:
         """``lr_decay``: the rates' share at this point of the budget (1 before its last
         ``lr_decay`` share, then linearly down to LR_FLOOR)."""
+        if not self.config.lr_decay:
+            return 1.0
         timed = self.config.steps is None
         done, total = (self.elapsed, self.budget_seconds) if timed else (self.step, self.config.steps)
         into = done / total - (1.0 - self.config.lr_decay)
         return 1.0 if into <= 0 else max(LR_FLOOR, 1.0 - (1.0 - LR_FLOOR) * into / self.config.lr_decay)
 
     def _set_rates(self) -> None:
+        """G's and D's learning rates for the next step: G's halved per collapse gone back
+        from (``lr_scale``), both decayed (``decay_scale``)."""
         scale = self.decay_scale()
         for opt, lr in ((self.opt_g, self.config.lr_g * self.lr_scale), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
