@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd, grid_peak,  # noqa: E402
-                                measure, mesh_peak, resolve_budget, side_by_side, textures_of, train, window_side)
+                                measure, mesh_peak, structure_of, resolve_budget, side_by_side, textures_of, train, window_side)
 from engine.generator import GeneratorConfig  # noqa: E402
 from training.texture import TrainConfig  # noqa: E402
 
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--variants", help="comma-separated variant names (default: all), e.g. "
                                        "'full recipe,- periodic inputs (lattice off)'")
     ap.add_argument("--out", help="save each variant's first texture beside the photo here")
+    ap.add_argument("--keep", help="keep each variant's preset here, as DIR/<photo> <variant>")
     add_budget_args(ap, minutes=2.0)
     args = ap.parse_args()
     print(describe())
@@ -79,11 +80,12 @@ def main() -> None:
         return
     print()
     results = {name: [] for name in variants}
-    print("| variant | exemplar | steps | collapses | swd / floor | spectrum | colour | grid peak | mesh |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| variant | exemplar | steps | collapses | swd / floor | structure | spectrum | colour | grid peak | mesh |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
-            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device)
+            synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device,
+                                 keep=Path(args.keep) / f"{f.stem} {name.strip('- ')}" if args.keep else None)
             tex, _ = textures_of(synth)
             if args.out:
                 side_by_side(Path(args.out) / f"{f.stem} {name.strip('- ')}.png", ex, {name: tex[0]})
@@ -91,15 +93,16 @@ def main() -> None:
             m = measure(tex, ex, floor_swd(ex, side), side)
             m["grid"] = grid_peak(tex)
             m["mesh"] = mesh_peak(tex, ex)
+            m["structure"] = structure_of(synth, ex)
             m["collapses"] = fig["collapses"]
             results[name].append(m)
-            print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['spectrum']:.2f} "
+            print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['structure']:.0f} | {m['spectrum']:.2f} "
                   f"| {m['color']:.1f} | {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
-    print("| variant | collapses | swd / floor | spectrum | colour | grid peak | mesh |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| variant | collapses | swd / floor | structure | spectrum | colour | grid peak | mesh |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, ms in results.items():
-        print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | "
+        print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['structure'] for m in ms]):.0f} | "
               f"{np.mean([m['spectrum'] for m in ms]):.2f} | {np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
               f"{np.mean([m['mesh'] for m in ms]):.1f} |")
 

@@ -9,6 +9,7 @@ on the CPU the product is judged on, whatever runs the benchmark.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.checkerboard import grid_peaks  # noqa: E402
 from bench.metrics import (color_distance, copy_fraction, mesh_excess, pyramid_swd, seam_ratio,  # noqa: E402
-                           seed_diversity, spectrum_distance)
+                           seed_diversity, spectrum_distance, structure_swd)
 from engine.synth import Synthesizer, to_uint8  # noqa: E402
 from training.loop import Trainer  # noqa: E402
 from training.texture import TextureTask, TrainConfig  # noqa: E402
@@ -46,9 +47,10 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def train(exemplar: Path, cfg: TrainConfig, device: str | None = None) -> tuple[Synthesizer, np.ndarray, dict]:
+def train(exemplar: Path, cfg: TrainConfig, device: str | None = None,
+          keep: Path | None = None) -> tuple[Synthesizer, np.ndarray, dict]:
     """Train one candidate in a temporary folder; (its synthesizer, the exemplar at its
-    training scale as uint8, figures: steps, seconds)."""
+    training scale as uint8, figures: steps, seconds). ``keep``: copy the preset there."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(TextureTask(exemplar, cfg), "candidate", Path(tmp) / "run", preset_dir=Path(tmp),
                           device=device, show_progress=False,
@@ -58,6 +60,9 @@ def train(exemplar: Path, cfg: TrainConfig, device: str | None = None) -> tuple[
 
         synth = Synthesizer.load(open_preset(folder), device=device)  # G is in memory before the folder goes
         ex = load_rgb(folder / "exemplar.png")
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(folder, keep)
     return synth, ex, {"steps": trainer.step, "seconds": trainer.elapsed, "collapses": trainer.recoveries}
 
 
@@ -147,6 +152,11 @@ def mesh_peak(textures: list[np.ndarray], ex: np.ndarray) -> float:
     """bench.metrics.mesh_excess of the textures against the photo, averaged: 2.6-4.8 for a
     256 px part of a bench photo against the whole; higher where a fine mesh shows."""
     return float(np.mean([mesh_excess(t, ex) for t in textures]))
+
+
+def structure_of(synth: Synthesizer, ex: np.ndarray, seeds=(1, 2)) -> float:
+    """bench.metrics.structure_swd of 512x512 textures (uint8) against the photo, averaged."""
+    return float(np.mean([structure_swd(to_uint8(synth.synthesize((512, 512), seed=s)), ex) for s in seeds]))
 
 
 def textures_of(synth: Synthesizer, size: int = 256, seeds=(1, 2)) -> tuple[list[np.ndarray], float]:
