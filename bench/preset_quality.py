@@ -1,7 +1,8 @@
 """The texture presets' figures against their own photos: the quality measures of
 bench/quality.py (swd / floor, colour, spectrum, seam, diversity, copies, mesh) and the grid
 peak of bench/checkerboard.py, on three 256x256 textures (seeds 0-2) of each preset beside the
-exemplar it was trained on (its exemplar.png, at training scale).
+exemplar it was trained on (its exemplar.png, at training scale); the large-structure
+distance (bench.metrics.structure_swd) on two 512x512 textures (seeds 1, 2).
 
     python -m bench.preset_quality [stone bricks ...] [--presets DIR]
 
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
-from bench.texture_runs import floor_swd, grid_peak, load_rgb, measure, mesh_peak, textures_of, window_side  # noqa: E402
+from bench.texture_runs import (floor_swd, grid_peak, load_rgb, measure, mesh_peak, structure_of,  # noqa: E402
+                                textures_of, window_side)
 from engine.presets import BUILTIN_DIR, open_preset  # noqa: E402
 from engine.synth import Synthesizer  # noqa: E402
 
@@ -35,15 +37,17 @@ def main() -> None:
     if not presets:
         sys.exit(f"no texture presets{' named ' + ', '.join(args.names) if args.names else ''} in {args.presets}")
     print(f"\npresets: {args.presets}\n")
-    print("| preset | steps | swd / floor | colour | spectrum | seam | diversity | copies | grid | mesh |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| preset | steps | swd / floor | structure | colour | spectrum | seam | diversity | copies | grid | mesh |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for info in presets:
         ex = load_rgb(info.path / "exemplar.png")
-        tex, _ = textures_of(Synthesizer.load(info), seeds=(0, 1, 2))
+        synth = Synthesizer.load(info)
+        tex, _ = textures_of(synth, seeds=(0, 1, 2))
         side = window_side(ex)
         m = measure(tex, ex, floor_swd(ex, side), side)
         steps = info.meta.get("training", {}).get("steps_done", "?")
-        print(f"| {info.name} | {steps} | {m['swd']:.2f} | {m['color']:.1f} | {m['spectrum']:.2f} | {m['seam']:.2f} "
+        print(f"| {info.name} | {steps} | {m['swd']:.2f} | {structure_of(synth, ex):.0f} | {m['color']:.1f} "
+              f"| {m['spectrum']:.2f} | {m['seam']:.2f} "
               f"| {m['diversity']:.2f} | {m['copies']:.2f} | {grid_peak(tex):.1f} | {mesh_peak(tex, ex):.1f} |", flush=True)
 
 

@@ -43,6 +43,7 @@ VARIANTS = {
     "+ spectrum term": replace(FULL, spectrum_weight=1.0),
     "- tracked balance (smoothed every 50 steps)": replace(FULL, track_balance=False),
     "+ relu5_1 term": replace(FULL, relu5=True),
+    "+ relu5_1 term on canvas 256 (batch 1)": replace(FULL, relu5=True, crop=256, batch=1),
     "- flips (the photo as it is)": replace(FULL, augment="none"),
     "+ canvas 256 (batch 1)": replace(FULL, crop=256, batch=1),
     "+ canvas 192 (batch 2)": replace(FULL, crop=192, batch=2),

@@ -378,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--augment", choices=("flips", "dihedral", "none"))
     s.add_argument("--lattice", choices=("auto", "off"),
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
+    s.add_argument("--relu5", action="store_true", default=None,
+                   help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
+                        "rock strata, bands (README, Measured)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "

@@ -15,3 +15,14 @@ def test_presets_lists_builtins(isolated_home):
     r = run_cli("presets", env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 0
     assert "texture" in r.stdout
+
+
+def test_train_options_reach_the_config():
+    """``mgan train`` options set the same-named TrainConfig fields; left out, the defaults."""
+    from engine.cli import _train_config, build_parser
+    from training.texture import TrainConfig
+
+    args = build_parser().parse_args(["train", "photo.png", "--name", "n", "--relu5", "--steps", "40", "--lr-decay", "0"])
+    cfg = _train_config(TrainConfig, args)
+    assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0
+    assert _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"])).relu5 is False

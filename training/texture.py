@@ -49,8 +49,11 @@ at an equal time budget:
   give G periodic inputs, sin and cos of the lattice's waves with one random phase per
   canvas, so courses and joints run straight across any canvas; the training canvas is
   picked to hold the waves in whole cycles (``lattice="off"`` switches it off).
-- Measured and left off: a relu5_1 term (``relu5``: 156 px of reach, 1.21x the step, lost
-  on 3 of 4 bench photos at the same budget), and training on the photo unflipped by
+- Measured and left off by default: a relu5_1 term (``relu5``, ``mgan train --relu5``: 156 px
+  of reach, 1.21x the step). It lays out strata and bands (rock, corrosion: closer to the
+  photo to the eye and by the large-structure distance), but loses on the patch distance
+  on most bench photos at the same budget and draws diagonal streaks on the rug (README,
+  Measured, large structure). Also left off: training on the photo unflipped by
   default (``augment="none"``: level on average, worse by eye on foliage, wood and meadow;
   the stone built-in trains so, which keeps its ledges' slant and its light's direction).
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
