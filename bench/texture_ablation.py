@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor_swd, grid_peak,  # noqa: E402
-                                measure, mesh_peak, structure_of, resolve_budget, side_by_side, textures_of, train, window_side)
+                                measure, mesh_peak, resolve_budget, side_by_side, structure_of, textures_of, train,
+                                window_side)
 from engine.generator import GeneratorConfig  # noqa: E402
 from training.texture import TrainConfig  # noqa: E402
 
@@ -97,13 +98,15 @@ def main() -> None:
             m["structure"] = structure_of(synth, ex)
             m["collapses"] = fig["collapses"]
             results[name].append(m)
-            print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['structure']:.0f} | {m['spectrum']:.2f} "
+            print(f"| {name} | {f.stem} | {fig['steps']} | {fig['collapses']} | {m['swd']:.2f} | {m['structure']:.0f} "
+                  f"| {m['spectrum']:.2f} "
                   f"| {m['color']:.1f} | {m['grid']:.1f} | {m['mesh']:.1f} |", flush=True)
     print(f"\nMean over {', '.join(f.stem for f in files)}:\n")
     print("| variant | collapses | swd / floor | structure | spectrum | colour | grid peak | mesh |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, ms in results.items():
-        print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | {np.mean([m['structure'] for m in ms]):.0f} | "
+        print(f"| {name} | {sum(m['collapses'] for m in ms)} | {np.mean([m['swd'] for m in ms]):.2f} | "
+              f"{np.mean([m['structure'] for m in ms]):.0f} | "
               f"{np.mean([m['spectrum'] for m in ms]):.2f} | {np.mean([m['color'] for m in ms]):.1f} | {np.mean([m['grid'] for m in ms]):.1f} | "
               f"{np.mean([m['mesh'] for m in ms]):.1f} |")
 

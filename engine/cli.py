@@ -168,6 +168,8 @@ def cmd_train(args) -> int:
             raise ValueError("style training needs both --style IMAGE and --content-dir FOLDER")
         if args.image:
             raise ValueError("give either an exemplar image (texture preset) or --style/--content-dir (style preset)")
+        if args.relu5:
+            raise ValueError("--relu5 is for texture presets (an exemplar image), not style presets")
         return cmd_train_style(args)
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")

@@ -26,3 +26,9 @@ def test_train_options_reach_the_config():
     cfg = _train_config(TrainConfig, args)
     assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0
     assert _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"])).relu5 is False
+
+
+def test_relu5_on_a_style_preset_is_a_clear_error(isolated_home, tmp_path):
+    r = run_cli("train", "--style", str(tmp_path / "s.png"), "--content-dir", str(tmp_path), "--name", "x", "--relu5",
+                env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2 and "--relu5 is for texture presets" in r.stderr and "Traceback" not in r.stderr

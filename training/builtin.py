@@ -34,7 +34,6 @@ class Builtin:
     licence: str
     augment: str = "flips"
     maps: tuple = ()    # PBR map defaults: (engine.maps.MapSettings field, value) pairs
-    relu5: bool = False  # the relu5_1 term (TrainConfig.relu5): layered photos
 
 
 _STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
@@ -130,7 +129,7 @@ def main(argv=None) -> None:
     budget.add_argument("--steps", type=int, help="training steps instead (textures and styles)")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--seed", type=int, default=0, help="training seed (recorded in the preset)")
-    ap.add_argument("--relu5", choices=("on", "off"), help="the relu5_1 term, whatever the preset's entry says")
+    ap.add_argument("--relu5", action="store_true", help="texture presets: with the relu5_1 term (a trial; none ships so)")
     ap.add_argument("--map-defaults", action="store_true",
                     help="only write the texture presets' PBR map defaults into their preset.json")
     args = ap.parse_args(argv)
@@ -140,8 +139,7 @@ def main(argv=None) -> None:
         if args.map_defaults:
             print(f"wrote {write_map_defaults(b)}")
             continue
-        relu5 = b.relu5 if args.relu5 is None else args.relu5 == "on"
-        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment, seed=args.seed, relu5=relu5)
+        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment, seed=args.seed, relu5=args.relu5)
         task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)
