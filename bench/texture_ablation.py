@@ -86,11 +86,12 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for f in files:
         for name, cfg in variants.items():
+            label = f"{f.stem} {name.strip('- ')}"  # its files' name under --out and --keep
             synth, ex, fig = train(f, budgeted(cfg, name, args.minutes, steps_json, args.train_seed), device=args.device,
-                                 keep=Path(args.keep) / f"{f.stem} {name.strip('- ')}" if args.keep else None)
+                                 keep=Path(args.keep) / label if args.keep else None)
             tex, _ = textures_of(synth)
             if args.out:
-                side_by_side(Path(args.out) / f"{f.stem} {name.strip('- ')}.png", ex, {name: tex[0]})
+                side_by_side(Path(args.out) / f"{label}.png", ex, {name: tex[0]})
             side = window_side(ex)
             m = measure(tex, ex, floor_swd(ex, side), side)
             m["grid"] = grid_peak(tex)
