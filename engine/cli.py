@@ -170,6 +170,8 @@ def cmd_train(args) -> int:
             raise ValueError("give either an exemplar image (texture preset) or --style/--content-dir (style preset)")
         if args.relu5:
             raise ValueError("--relu5 is for texture presets (an exemplar image), not style presets")
+        if args.layout is not None:
+            raise ValueError("--layout / --no-layout is for texture presets (an exemplar image), not style presets")
         return cmd_train_style(args)
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
@@ -383,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands (README, Measured)")
+    s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
+                   help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
+                        "its large structure, strata and patches (default on for irregular photos; README, Measured)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "

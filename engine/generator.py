@@ -16,6 +16,10 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
   texture's G (``waves`` > 0) also reads periodic inputs, sin and cos of its lattice's
   waves (engine/lattice.py), through 1x1 convs at 1/8, 1/4 and 1/2; the wave vectors are a
   buffer of the preset.
+  An irregular texture's G (``layout``) also reads a colour map at 1/8, quilted from the
+  photo's own 1/8 cells (engine/layout.py), through a 1x1 conv into its stem: where the
+  photo's large things go (strata, patches, ledges), which nothing in relu4_1 of noise
+  carries; the cells are a buffer of the preset.
 - ``upsample`` (default, shipped): nearest-neighbour x2 upsampling followed by a 3x3 conv,
   three times. Every output pixel of a 2x2 block sees the same kernel, so there is no
   checkerboard (bench/checkerboard.py measures it).
@@ -56,6 +60,9 @@ class GeneratorConfig:
     bond: bool = False              # two waves: the second as the bond coordinate (engine/lattice.py wave_inputs)
     # residual: the stages' x2 upsampling, "bilinear" or "nearest". Presets saved without the key are "nearest".
     upsample: str = "bilinear"
+    # residual: (h, w) of the photo's 1/8 cells that a coarse layout is quilted from
+    # (engine/layout.py); () for none
+    layout: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -75,6 +82,10 @@ class GeneratorConfig:
             raise ValueError("only the residual generator reads periodic inputs (waves)")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"generator upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
+        if self.layout and (len(self.layout) != 2 or not all(isinstance(n, int) and 2 <= n <= 1024 for n in self.layout)):
+            raise ValueError(f"generator layout must be [] or two ints in 2..1024 (its source cells), got {list(self.layout)}")
+        if self.layout and self.arch != "residual":
+            raise ValueError("only the residual generator reads a layout")
 
     def to_dict(self) -> dict:
         d = {"arch": self.arch, "widths": list(self.widths)}
@@ -86,6 +97,8 @@ class GeneratorConfig:
                 d["harmonics"] = self.harmonics
                 if self.bond:
                     d["bond"] = True
+            if self.layout:
+                d["layout"] = list(self.layout)
         return d
 
     @classmethod
@@ -100,6 +113,9 @@ class GeneratorConfig:
         waves = d.get("waves", cls.waves)
         harmonics = d.get("harmonics", cls.harmonics)
         bond = d.get("bond", cls.bond)
+        layout = d.get("layout", [])
+        if not isinstance(layout, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in layout):
+            raise ValueError(f"generator layout must be a list of ints, got {layout!r}")
         # presets from before the choice was saved upsample by nearest neighbour
         upsample = d.get("upsample", "nearest") if arch == "residual" else cls.upsample
         if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
@@ -112,7 +128,7 @@ class GeneratorConfig:
         if not isinstance(bond, bool):
             raise ValueError(f"generator bond must be true or false, got {bond!r}")
         return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond,
-                   upsample=upsample)
+                   upsample=upsample, layout=tuple(layout))
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -178,6 +194,13 @@ class Generator(nn.Module):
                 self.register_buffer("wave_vectors", torch.zeros(config.waves, 2))
                 n = 2 * config.harmonics * config.waves
                 self.wave8, self.wave4, self.wave2 = _conv(n, w0, 1), _conv(n, w1, 1), _conv(n, w2, 1)
+            if config.layout:
+                # the photo's 1/8 cells that the layout is quilted from (engine/layout.py),
+                # and the fixed standardisation of the map G reads
+                self.register_buffer("layout_source", torch.zeros(3, *config.layout))
+                self.register_buffer("layout_mean", torch.zeros(1, 3, 1, 1))
+                self.register_buffer("layout_std", torch.ones(1, 3, 1, 1))
+                self.layout8 = _conv(3, w0, 1)
             return
         w1, w2, w3 = config.widths
         self.head = _conv(512, w1)
@@ -232,9 +255,14 @@ class Generator(nn.Module):
             if waves and "wave8" not in features:
                 raise ValueError("this generator lays out a regular texture: it needs its periodic "
                                  "inputs (engine/lattice.py wave_inputs)")
+            if self.config.layout and "layout8" not in features:
+                raise ValueError("this generator follows a layout: it needs its map (engine/layout.py layout_inputs)")
             take = features.pop if release else features.__getitem__
-            x = self.stem(take("relu4_1"), standardise=(self.feat_mean, self.feat_std),
-                          add=self.wave8(take("wave8")) if waves else None, act="leaky_relu")
+            add = self.wave8(take("wave8")) if waves else None
+            if self.config.layout:
+                lay = self.layout8(take("layout8").to(self.layout_mean.dtype), standardise=(self.layout_mean, self.layout_std))
+                add = lay if add is None else add + lay
+            x = self.stem(take("relu4_1"), standardise=(self.feat_mean, self.feat_std), add=add, act="leaky_relu")
             x = _cut(self.blocks(x), crop // 8)
             conv_a, conv_b = self.stages[0]
             add = self.side3(_cut(take("relu3_1"), crop // 4), standardise=(self.side3_mean, self.side3_std),

@@ -25,6 +25,7 @@ import torch
 
 from .circular import halo_padding, step_by_step
 from .generator import Generator
+from .layout import layout_inputs
 from .lattice import canvas_inputs
 from .noise import NoiseParams, noise_canvas, periodic_resize
 from .presets import PresetError, PresetInfo, load_generator, preset_from_arg
@@ -121,7 +122,7 @@ class Synthesizer:
             raise ValueError("only a window's halo can be cropped")
         vgg = get_vgg19("relu4_1", self.device)
         x = image01.to(self.device).contiguous(memory_format=torch.channels_last)
-        if waves is None and self.generator.config.waves:
+        if waves is None and (self.generator.config.waves or self.generator.config.layout):
             h, w = x.shape[-2:]
             waves = self.waves_for((h, w), 0)(np.arange(h), np.arange(w))
         with autocast_for(self.device, self.precision), (halo_padding() if window else contextlib.nullcontext()):
@@ -136,9 +137,14 @@ class Synthesizer:
         """rows, cols -> the periodic inputs of that window of a canvas with this noise
         period and seed; None for an irregular preset."""
         g = self.generator.config
-        if not g.waves:
-            return None
-        return canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond)
+        parts = []
+        if g.waves:
+            parts.append(canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond))
+        if g.layout:
+            parts.append(layout_inputs(self.generator.layout_source.float().cpu(), period, seed))
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return lambda rows, cols: {k: v for part in parts for k, v in part(rows, cols).items()}
 
     def decode_tiled(self, canvas: np.ndarray, tile: int = DEFAULT_TILE, halo: int | None = None,
                      progress=None, dtype=np.float32, waves=None) -> np.ndarray:

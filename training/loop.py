@@ -101,6 +101,7 @@ class GeneratorStart:
     mean_rgb: torch.Tensor
     side_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # finer taps G reads
     wave_vectors: list[tuple[float, float]] = field(default_factory=list)  # a regular texture's lattice
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)  # more of G's fixed buffers, by name (a layout's)
 
 
 class TrainingTask(Protocol):
@@ -189,6 +190,9 @@ class Trainer:
         if start.wave_vectors:
             with torch.no_grad():
                 self.G.wave_vectors.copy_(torch.tensor(start.wave_vectors, dtype=torch.float32))
+        with torch.no_grad():
+            for name, value in start.buffers.items():
+                getattr(self.G, name).copy_(value.view_as(getattr(self.G, name)))
         self.G = self.G.to(memory_format=torch.channels_last)
         # An exponential moving average of G's weights is what previews and the preset use
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time

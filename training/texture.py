@@ -89,6 +89,7 @@ import torch
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
+from engine.layout import CELL, quilt, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
@@ -139,6 +140,9 @@ class TrainConfig:
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
     lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
+    layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
+    layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
+    layout_scale: int = 8           # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarsest part)
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
     checkpoint_every: int = 100
@@ -161,6 +165,10 @@ class TrainConfig:
             raise ValueError(f"mesh_weight must be a finite number >= 0, got {self.mesh_weight}")
         if not (math.isfinite(self.mesh_allowed) and self.mesh_allowed >= 1):
             raise ValueError(f"mesh_allowed must be a finite number >= 1, got {self.mesh_allowed}")
+        if not (math.isfinite(self.layout_weight) and self.layout_weight >= 0):
+            raise ValueError(f"layout_weight must be a finite number >= 0, got {self.layout_weight}")
+        if self.layout_scale not in (8, 16, 32):
+            raise ValueError(f"layout_scale must be 8, 16 or 32, got {self.layout_scale}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
         if not 0.0 <= self.lr_decay <= 1.0:
@@ -258,6 +266,15 @@ class TextureTask:
             ctx.log(f"regular texture: lattice {periods}; canvas {self.crop} px "
                     f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%)")
         variants = augment(ex, cfg.augment)
+        self.layout_source = None
+        buffers = {}
+        if cfg.layout and self.g_config.arch == "residual" and not self.wave_vectors:
+            self.layout_source = source_cells(ex)
+            self.g_config = dataclasses.replace(self.g_config, layout=tuple(self.layout_source.shape[-2:]))
+            mean, std = self.layout_source.mean((1, 2)), self.layout_source.std((1, 2)).clamp_min(0.02)
+            buffers = {"layout_source": self.layout_source, "layout_mean": mean, "layout_std": std}
+            ctx.log(f"layout: quilted from the photo's {self.layout_source.shape[-1]}x{self.layout_source.shape[-2]} "
+                    f"cells of {CELL} px")
         with torch.no_grad():
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
             grams = {t: [] for t in GRAM_TAPS}
@@ -301,7 +318,7 @@ class TextureTask:
         stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
                               side_stats={t: s for t, s in stats.items() if t != "relu4_1"},
-                              wave_vectors=self.wave_vectors)
+                              wave_vectors=self.wave_vectors, buffers=buffers)
 
     def _lattice_crop(self, limit: int) -> int:
         """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
@@ -354,6 +371,11 @@ class TextureTask:
             seeds = torch.randint(0, 2 ** 62, (cfg.batch,), generator=self.rng).tolist()
             waves = [self._waves(s, self.crop) for s in seeds]
             batch.update({k: torch.cat([w[k] for w in waves]) for k in waves[0]})
+        if self.layout_source is not None:
+            cells = self.crop // CELL
+            seeds = torch.randint(0, 2 ** 62, (cfg.batch,), generator=self.rng).tolist()
+            maps = [torch.from_numpy(quilt(self.layout_source, (cells, cells), s)).permute(2, 0, 1) for s in seeds]
+            batch["layout8"] = torch.stack(maps).to(self.device).contiguous(memory_format=torch.channels_last)
         shift = torch.randint(0, 8, (2,), generator=self.rng).tolist() if cfg.shift else [0, 0]
         return {"features": batch, "shift": shift}
 
@@ -406,6 +428,12 @@ class TextureTask:
             main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
         if penalties and self.config.spectrum_weight:
             main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
+        if self.layout_source is not None:
+            dy, dx = batch["shift"]
+            k = self.config.layout_scale
+            shrunk = torch.nn.functional.avg_pool2d(img.roll((-dy, -dx), (2, 3)), k)
+            target = torch.nn.functional.avg_pool2d(batch["features"]["layout8"].float(), k // CELL)
+            main = main + self.config.layout_weight * (shrunk - target).abs().mean()
         return main, critic(feats)
 
     def _gram_loss(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -438,6 +466,9 @@ class TextureTask:
             feats = self.vgg(x.contiguous(memory_format=torch.channels_last), G.taps)
             if self.wave_vectors:
                 feats.update(self._waves(seed, size))
+            if self.layout_source is not None:
+                grid = quilt(self.layout_source, (size // CELL, size // CELL), seed)
+                feats["layout8"] = torch.from_numpy(grid).permute(2, 0, 1)[None].to(self.device)
             img = G(feats).float()
         return to_uint8(img[0].permute(1, 2, 0).cpu().numpy())
 

@@ -1,0 +1,94 @@
+"""The coarse layout (engine/layout.py): a periodic map quilted from the photo's 1/8 cells,
+which a layout preset's G follows."""
+import numpy as np
+import pytest
+import torch
+
+from engine.generator import GeneratorConfig
+from engine.layout import CELL, layout_inputs, quilt, source_cells
+from engine.synth import Synthesizer
+from tests.support import residual_preset
+
+
+def _stripes(h=24, w=24, period=6):
+    """(3,h,w) cells: horizontal bands, red then blue, ``period`` cells apart."""
+    rows = (np.arange(h) // (period // 2)) % 2
+    src = np.zeros((3, h, w), np.float32)
+    src[0] = (rows == 0)[:, None]
+    src[2] = (rows == 1)[:, None]
+    return torch.from_numpy(src)
+
+
+def test_source_cells_are_the_photo_shrunk_by_area():
+    photo = torch.rand(1, 3, 70, 100)
+    cells = source_cells(photo)
+    assert cells.shape == (3, 70 // CELL, 100 // CELL)
+    assert torch.allclose(cells[:, 1, 2], photo[0, :, 8:16, 16:24].mean((1, 2)), atol=1e-6)
+
+
+def test_quilt_is_a_pure_function_of_its_seed_and_varies_with_it():
+    src = torch.rand(3, 40, 40)
+    a = quilt(src, (30, 50), seed=3)
+    assert a.shape == (30, 50, 3) and a.dtype == np.float32
+    assert np.array_equal(a, quilt(src, (30, 50), seed=3))
+    assert np.abs(a - quilt(src, (30, 50), seed=4)).mean() > 0.05
+
+
+def test_quilt_keeps_the_photos_structure_across_its_wrap_around():
+    """Bands 6 cells apart stay bands: every row of the map is one colour (the blocks agree
+    on their overlaps, and blending only ever mixes rows of the same phase), and the rows
+    across the map's wrap-around step are as alike as rows inside it."""
+    src = _stripes()
+    m = quilt(src, (36, 30), seed=1)
+    assert m.std(axis=1).max() < 0.05                          # each row one colour
+    red = m[:, :, 0].mean(1)
+    assert red.max() > 0.9 and red.min() < 0.1                  # both bands survive, unblurred
+    steps = np.abs(np.diff(red, append=red[:1]))
+    inside = np.sort(steps[:-1])
+    assert steps[-1] <= inside[-1] + 1e-6                      # the wrap is no larger than the photo's edges
+
+
+def test_quilt_copes_with_sources_and_canvases_smaller_than_a_block():
+    src = torch.rand(3, 4, 3)
+    m = quilt(src, (2, 5), seed=0)
+    assert m.shape == (2, 5, 3) and np.isfinite(m).all()
+    assert m.min() >= float(src.min()) - 1e-6 and m.max() <= float(src.max()) + 1e-6
+
+
+def test_layout_windows_equal_the_whole_map_and_wrap_around():
+    src = torch.rand(3, 20, 20)
+    whole = layout_inputs(src, (160, 96), seed=2)(np.arange(160), np.arange(96))["layout8"]
+    assert whole.shape == (1, 3, 20, 12)
+    rows, cols = np.arange(-16, 48) % 160, np.arange(80, 112) % 96
+    win = layout_inputs(src, (160, 96), seed=2)(rows, cols)["layout8"]
+    assert torch.equal(win, whole[..., (rows[::8] // 8), :][..., (cols[::8] // 8)])
+
+
+def test_a_layout_preset_tiles_exactly_follows_its_map_and_saves_its_cells(tmp_path):
+    src = _stripes(32, 32, 8)
+    preset = residual_preset(tmp_path / "laid", layout=src)
+    s = Synthesizer.load(preset, device="cpu", precision="fp32")
+    assert s.generator.config.layout == (32, 32)
+    assert torch.equal(s.generator.layout_source, src)          # the cells travel in the preset
+    whole = s.synthesize((320, 256), seed=1, tile=1024)
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=96)).max() < 1e-3
+    doubled = s.synthesize((640, 256), seed=1, period=(320, 256))
+    assert np.abs(doubled[:320] - doubled[320:]).max() < 1e-4
+    # the map reaches the output: another seed's map (same noise) changes it
+    from engine.noise import noise_canvas
+    canvas = torch.from_numpy(noise_canvas(s.preset.noise, 0, (128, 128)))[None]
+    idx = np.arange(128)
+    a = s.decode(canvas, waves=layout_inputs(src, (128, 128), 0)(idx, idx))
+    b = s.decode(canvas, waves=layout_inputs(src, (128, 128), 5)(idx, idx))
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_layout_config_round_trips_and_bad_values_are_refused():
+    cfg = GeneratorConfig(layout=(40, 64))
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    assert "layout" not in GeneratorConfig().to_dict()
+    for bad in ([40], [1, 40], [40, 5000], ["a", 3]):
+        with pytest.raises(ValueError, match="layout"):
+            GeneratorConfig.from_dict({**cfg.to_dict(), "layout": bad})
+    with pytest.raises(ValueError, match="layout"):
+        GeneratorConfig(arch="upsample", widths=(256, 128, 64), layout=(8, 8))
