@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "rock strata, bands (README, Measured)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
-                        "its large structure, strata and patches (default on for irregular photos; README, Measured)")
+                        "its large structure: strata, bands, patches (irregular photos; default off; README, Measured)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "

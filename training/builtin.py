@@ -34,6 +34,7 @@ class Builtin:
     licence: str
     augment: str = "flips"
     maps: tuple = ()    # PBR map defaults: (engine.maps.MapSettings field, value) pairs
+    layout: bool = False  # G follows a coarse layout (training.texture.TrainConfig.layout), where its retrain won
 
 
 _STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
@@ -139,7 +140,8 @@ def main(argv=None) -> None:
         if args.map_defaults:
             print(f"wrote {write_map_defaults(b)}")
             continue
-        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment, seed=args.seed, relu5=args.relu5)
+        cfg = TrainConfig(steps=args.steps, minutes=args.minutes, augment=b.augment, seed=args.seed, relu5=args.relu5,
+                          layout=b.layout)
         task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)
