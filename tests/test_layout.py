@@ -92,3 +92,8 @@ def test_layout_config_round_trips_and_bad_values_are_refused():
             GeneratorConfig.from_dict({**cfg.to_dict(), "layout": bad})
     with pytest.raises(ValueError, match="layout"):
         GeneratorConfig(arch="upsample", widths=(256, 128, 64), layout=(8, 8))
+
+
+def test_quilt_reads_half_precision_cells_as_a_preset_stores_them():
+    src = torch.rand(3, 16, 16).half()
+    assert np.array_equal(quilt(src, (12, 12), seed=1), quilt(src.float(), (12, 12), seed=1))

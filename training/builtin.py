@@ -54,10 +54,10 @@ BUILTINS = (
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
             maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95))),
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral",
-            maps=(("roughness_min", 0.7), ("roughness_max", 1.0))),
+            maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
             maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
-                  ("roughness_min", 0.7), ("roughness_max", 0.95))),
+                  ("roughness_min", 0.7), ("roughness_max", 0.95)), layout=True),
     Builtin("rust", "rust.png", _STK + "tracks/endcutscene/metal.jpg", "Public domain", "dihedral",
             maps=(("height_scale", 0.6), ("normal_strength", 0.6), ("roughness_min", 0.35), ("roughness_max", 0.85))),
     Builtin("foliage", "foliage.png", "Debian trigger-rally-data 0.6.6.1-3, data.zip member "
