@@ -134,8 +134,8 @@ class Synthesizer:
         return out.float().clamp_(0, 1)
 
     def waves_for(self, period: tuple[int, int], seed: int):
-        """rows, cols -> the periodic inputs of that window of a canvas with this noise
-        period and seed; None for an irregular preset."""
+        """rows, cols -> the periodic inputs and the layout map (engine/layout.py) of that
+        window of a canvas with this noise period and seed; None for a preset with neither."""
         g = self.generator.config
         parts = []
         if g.waves:
@@ -282,7 +282,9 @@ def stylize_image(synth: "Synthesizer", image: np.ndarray, tile: int = DEFAULT_T
     check_size(max(h, 8), max(w, 8))
     m = TILE_HALO
     x = pad_photo(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None])
-    out = synth.decode_tiled(x[0].numpy(), tile=tile, progress=progress)
+    # a texture preset's periodic inputs or layout (``--any-kind``): one for the whole
+    # padded photo, so its tiles agree
+    out = synth.decode_tiled(x[0].numpy(), tile=tile, progress=progress, waves=synth.waves_for(tuple(x.shape[-2:]), 0))
     return np.ascontiguousarray(out[m:m + h, m:m + w])
 
 

@@ -97,3 +97,13 @@ def test_layout_config_round_trips_and_bad_values_are_refused():
 def test_quilt_reads_half_precision_cells_as_a_preset_stores_them():
     src = torch.rand(3, 16, 16).half()
     assert np.array_equal(quilt(src, (12, 12), seed=1), quilt(src.float(), (12, 12), seed=1))
+
+
+def test_a_layout_preset_stylises_a_photo_in_tiles_as_in_one_piece(tmp_path):
+    """``mgan stylize --any-kind`` with a layout preset: one map for the whole photo, so
+    the tiles agree with the untiled decode."""
+    from engine.synth import stylize_image
+    s = Synthesizer.load(residual_preset(tmp_path / "laid", layout=_stripes(32, 32, 8)), device="cpu", precision="fp32")
+    photo = np.random.default_rng(0).random((150, 230, 3), dtype=np.float32)
+    whole = stylize_image(s, photo, tile=1024)
+    assert np.abs(whole - stylize_image(s, photo, tile=128)).max() < 1e-3
