@@ -52,7 +52,7 @@ BUILTINS = (
     Builtin("wood", "wood.png", _UFO + "tex_material/wood003.png", "Public domain",
             maps=(("normal_strength", 0.6), ("roughness_min", 0.4), ("roughness_max", 0.8))),
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
-            maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95))),
+            maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True),
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
