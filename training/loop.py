@@ -101,8 +101,8 @@ class GeneratorStart:
     feat_std: torch.Tensor
     mean_rgb: torch.Tensor
     side_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # finer taps G reads
-    wave_vectors: list[tuple[float, float]] = field(default_factory=list)  # a regular texture's lattice
-    buffers: dict[str, torch.Tensor] = field(default_factory=dict)  # more of G's fixed buffers, by name (a layout's)
+    # more of G's fixed buffers, by name: a regular texture's wave vectors, a layout's cells
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class TrainingTask(Protocol):
@@ -188,9 +188,6 @@ class Trainer:
         for tap, (mean, std) in start.side_stats.items():
             self.G.set_feature_stats(mean, std, tap)
         self.G.init_output(start.mean_rgb)
-        if start.wave_vectors:
-            with torch.no_grad():
-                self.G.wave_vectors.copy_(torch.tensor(start.wave_vectors, dtype=torch.float32))
         with torch.no_grad():
             for name, value in start.buffers.items():
                 getattr(self.G, name).copy_(value.view_as(getattr(self.G, name)))

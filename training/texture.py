@@ -98,7 +98,7 @@ import torch
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
-from engine.layout import CELL, quilt, source_cells
+from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
@@ -276,7 +276,7 @@ class TextureTask:
                     f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%)")
         variants = augment(ex, cfg.augment)
         self.layout_source = None
-        buffers = {}
+        buffers = {"wave_vectors": torch.tensor(self.wave_vectors, dtype=torch.float32)} if self.wave_vectors else {}
         if cfg.layout and self.g_config.arch == "residual" and not self.wave_vectors:
             self.layout_source = source_cells(ex)
             self.g_config = dataclasses.replace(self.g_config, layout=tuple(self.layout_source.shape[-2:]))
@@ -327,7 +327,7 @@ class TextureTask:
         stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
                               side_stats={t: s for t, s in stats.items() if t != "relu4_1"},
-                              wave_vectors=self.wave_vectors, buffers=buffers)
+                              buffers=buffers)
 
     def _lattice_crop(self, limit: int) -> int:
         """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
@@ -346,6 +346,10 @@ class TextureTask:
         idx = np.arange(size)
         g = self.g_config
         return canvas_inputs(self.wave_vectors, (size, size), seed, g.harmonics, g.bond)(idx, idx, self.device)
+
+    def _layout(self, seed: int, size: int) -> dict[str, torch.Tensor]:
+        idx = np.arange(size)
+        return layout_inputs(self.layout_source, (size, size), seed)(idx, idx, self.device)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
@@ -381,10 +385,9 @@ class TextureTask:
             waves = [self._waves(s, self.crop) for s in seeds]
             batch.update({k: torch.cat([w[k] for w in waves]) for k in waves[0]})
         if self.layout_source is not None:
-            cells = self.crop // CELL
             seeds = torch.randint(0, 2 ** 62, (cfg.batch,), generator=self.rng).tolist()
-            maps = [torch.from_numpy(quilt(self.layout_source, (cells, cells), s)).permute(2, 0, 1) for s in seeds]
-            batch["layout8"] = torch.stack(maps).to(self.device).contiguous(memory_format=torch.channels_last)
+            maps = torch.cat([self._layout(s, self.crop)["layout8"] for s in seeds])
+            batch["layout8"] = maps.contiguous(memory_format=torch.channels_last)
         shift = torch.randint(0, 8, (2,), generator=self.rng).tolist() if cfg.shift else [0, 0]
         return {"features": batch, "shift": shift}
 
@@ -476,8 +479,7 @@ class TextureTask:
             if self.wave_vectors:
                 feats.update(self._waves(seed, size))
             if self.layout_source is not None:
-                grid = quilt(self.layout_source, (size // CELL, size // CELL), seed)
-                feats["layout8"] = torch.from_numpy(grid).permute(2, 0, 1)[None].to(self.device)
+                feats.update(self._layout(seed, size))
             img = G(feats).float()
         return to_uint8(img[0].permute(1, 2, 0).cpu().numpy())
 
