@@ -161,6 +161,14 @@ def test_exemplar_scale_rules(isolated_home, tmp_path):
     assert img.shape[-2:] == (256, 512) and scale == 512 / 1200 and "--scale" in note
     img, scale, note = load_exemplar(tmp_path / "big.png", scale=0.1, max_side=512, with_scale=True)
     assert img.shape[-2:] == (56, 120) and note == ""
+    # a panorama: the longest side comes down, but the shorter one not under the canvas
+    Image.fromarray(np.zeros((300, 4000, 3), np.uint8)).save(tmp_path / "pano.png")
+    img, scale, note = load_exemplar(tmp_path / "pano.png", max_side=512, with_scale=True, keep_side=128)
+    assert img.shape[-2:] == (128, 1704) and scale == 128 / 300 and "1707x128" in note
+    img, scale, note = load_exemplar(tmp_path / "pano.png", max_side=512, with_scale=True, keep_side=64)
+    assert img.shape[-2:] == (64, 848) and scale == 64 / 300 and "853x64" in note
+    img, scale, note = load_exemplar(tmp_path / "pano.png", 384, with_scale=True)  # a style image: 96 px floor
+    assert img.shape[-2:] == (96, 1280) and scale == 96 / 300 and note == ""
     r = run_cli("train", str(tmp_path / "big.png"), "--name", "big", "--scale", "0.02", "--steps", "2",
                 env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 2 and "raise --scale" in r.stderr

@@ -15,12 +15,15 @@ MIN_EXEMPLAR_SIDE = 32   # VGG19's relu4_1 of anything smaller is a 4x4 lattice 
 
 
 def load_exemplar(path: str | Path, longest_side: int | None = None, scale: float | None = None,
-                  max_side: int | None = None, with_scale: bool = False):
+                  max_side: int | None = None, with_scale: bool = False, keep_side: int = 128):
     """(1,3,H,W) sRGB [0,1] with both sides multiples of 8 (grayscale photos become three
     equal channels).
 
     The scale: ``longest_side`` scales the longest side to that; else ``scale``; else 1 (the
-    photo's own pixel size), or down to ``max_side`` where the photo is larger. At scale 1
+    photo's own pixel size), or down to ``max_side`` where the photo is larger, though its
+    shorter side stays at least ``keep_side`` (the training canvas) or a quarter of that
+    longest side, whichever is less: a 4000x300 panorama becomes 1707x128, not 512x38, too
+    thin to train on (``longest_side`` keeps the same floor). At scale 1
     the photo is cropped (centred) to multiples of 8, not resampled. With ``with_scale``,
     returns (image, scale applied, a note for the user when the photo was downscaled)."""
     path = Path(path)
@@ -36,13 +39,14 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
     note = ""
     if longest_side is not None:
-        s = longest_side / max(rgb.size)
+        s = max(longest_side / max(rgb.size), min(1.0, min(keep_side, longest_side // 4) / min(rgb.size)))
     elif scale is not None:
         s = float(scale)
     else:
         s = 1.0
         if max_side is not None and max(rgb.size) > max_side:
-            s = max_side / max(rgb.size)
+            s = max(max_side / max(rgb.size), min(1.0, min(keep_side, max_side // 4) / min(rgb.size)))
+        if s < 1.0:
             note = (f"exemplar {path.name} is {rgb.width}x{rgb.height}: trained at scale {s:.3g} "
                     f"({round(rgb.width * s)}x{round(rgb.height * s)}) to fit the budget; "
                     f"--scale sets another")

@@ -28,10 +28,17 @@ DEEP_TAP = "relu5_1"   # optional (TrainConfig.relu5): a 156 px receptive field,
 BORDER_PX = 16   # exemplar features this close to its border see its wrapped-around other side
 
 
-def border_cells(tap: str) -> int:
-    """Cells of a tap dropped at the (non-periodic) exemplar's border: 16 px, and 48 px at
-    relu5_1, whose wider reach would otherwise see much of the wrapped-around other side."""
-    return max(1, (48 if tap == DEEP_TAP else BORDER_PX) // TAP_STRIDE[tap])
+def border_cells(tap: str, border_px: int = BORDER_PX) -> int:
+    """Cells of a tap dropped at the (non-periodic) exemplar's border: ``border_px`` (16 px;
+    8 px on photos of 32-39 px a side, which would keep nothing), and 48 px at relu5_1,
+    whose wider reach would otherwise see much of the wrapped-around other side."""
+    return max(1, (48 if tap == DEEP_TAP else border_px) // TAP_STRIDE[tap])
+
+
+def border_px_for(side: int) -> int:
+    """The border ring (px) dropped from an exemplar whose shorter side is ``side``: 16 px,
+    or 8 px where 16 would leave less than one relu4_1 cell (sides of 32-39 px)."""
+    return BORDER_PX if side >= 2 * BORDER_PX + 8 else BORDER_PX // 2
 
 
 def sliced_wasserstein(gen: torch.Tensor, target: torch.Tensor, max_points: int = 4096) -> torch.Tensor:
@@ -142,6 +149,40 @@ def smoothed_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     return torch.log(p + 1e-10)
 
 
+COARSE_CELLS = (8, 16)   # the coarse patch term's cells (px): its 3x3 patches span 24 and 48 px
+
+
+def coarse_patches(img: torch.Tensor, cell: int) -> torch.Tensor:
+    """(N,3,H,W) periodic images, sides multiples of ``cell`` -> (N, 27, H/cell, W/cell):
+    at each cell, the mean colours of the 3x3 cells around it (wrapping around). The
+    distribution of these small pictures of the image shrunk ``cell`` times says how large
+    its light, dark and coloured regions are and how they sit beside one another, which the
+    VGG19 taps (68 px at relu4_1, through ReLUs) and the pixels' own colours do not."""
+    small = F.avg_pool2d(img.float(), cell)
+    small = F.pad(small, (1, 1, 1, 1), mode="circular")
+    n, c, h, w = small.shape
+    return F.unfold(small, 3).reshape(n, c * 9, h - 2, w - 2)
+
+
+def coarse_target(variants: list[torch.Tensor], cell: int, phases: int = 4) -> torch.Tensor | None:
+    """The photo's rows of ``coarse_patches`` (M, 27), its cells taken at ``phases`` x
+    ``phases`` offsets (the photo is not periodic: whole patches inside it only); None where
+    the photo is smaller than 3 cells a side."""
+    rows = []
+    step = max(1, cell // phases)
+    for v in variants:
+        for oy in range(0, cell, step):
+            for ox in range(0, cell, step):
+                x = v[..., oy:, ox:].float()
+                h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
+                if min(h, w) < 3 * cell:
+                    continue
+                small = F.avg_pool2d(x[..., :h, :w], cell)
+                p = F.unfold(small, 3)                                   # (1, 27, L)
+                rows.append(p[0].T)
+    return torch.cat(rows) if rows else None
+
+
 def mesh_target(variants: list[torch.Tensor], side: int, crops: int = 64, seed: int = 0) -> torch.Tensor:
     """(side, side) the exemplar's smoothed log power at ``side`` px, over random
     Hann-windowed crops of its variants."""
@@ -218,12 +259,13 @@ class ExemplarStatistics:
                 rows: dict[str, list[torch.Tensor]] = {t: [] for t in ("pixels", *taps)}
                 for v in variants:
                     x = downscale(v, s)
-                    if min(x.shape[-2:]) < max(min_side, 2 * BORDER_PX + 8):
+                    border = border_px_for(min(x.shape[-2:]))
+                    if min(x.shape[-2:]) < max(min_side, 2 * border + 8):
                         continue
                     feats = vgg(x.contiguous(memory_format=torch.channels_last), taps)
                     rows["pixels"].append(x.permute(0, 2, 3, 1).reshape(-1, 3))
                     for t in taps:
-                        m = border_cells(t)
+                        m = border_cells(t, border)
                         f = feats[t][..., m:-m, m:-m].float()
                         if f.numel():   # relu5_1 of a photo under ~112 px a side: nothing
                             rows[t].append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
