@@ -1,4 +1,5 @@
-"""Image files: the one place that writes PNGs (8-bit colour, 8- and 16-bit grey).
+"""Image files: the one place that writes PNGs (8-bit colour, 8- and 16-bit grey), and
+the one that turns any photo PIL opens into sRGB floats (``photo_rgb``).
 
 Pixel conventions: arrays are top row first. (H,W,3) uint8 is sRGB colour; (H,W) or
 (H,W,1) uint8 / uint16 is grey, and for maps (height, roughness, AO, and the normal map's
@@ -50,3 +51,23 @@ def read_png16(path: str | os.PathLike) -> np.ndarray:
         if im.mode == "L":
             return np.asarray(im, dtype=np.uint16) * 257
         raise ValueError(f"{path} is not a grey PNG (mode {im.mode})")
+
+
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I", "F")   # PIL modes of more than 8 bits a pixel (grey)
+
+
+def photo_rgb(im) -> np.ndarray:
+    """An opened PIL image as (H,W,3) float32 sRGB in [0,1], upright: its EXIF orientation
+    applied (a phone's portrait photo is stored sideways), and 16-bit and float grey read
+    at their own range (PIL's ``convert("RGB")`` clips 16-bit grey to 255: a white image)."""
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode in WIDE_GREY[:-1]:
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
+    elif im.mode == "F":
+        grey = np.asarray(im, dtype=np.float32)
+        grey = grey / 255.0 if grey.max(initial=0.0) > 1.0 else grey
+    else:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import photo_rgb
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MOTION_SCALE = 0.03      # mean |source change| (0..1) at which the previous frame's share halves (~)
 MOTION_THRESHOLD = 0.08  # a source change this large is motion, not render noise
@@ -63,7 +65,7 @@ def read_frame(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             if im.width * im.height > 268_000_000:
                 raise ValueError(f"{path} is {im.width}x{im.height}: too large")
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            return photo_rgb(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read frame {path}: {exc}") from None
 

@@ -174,6 +174,33 @@ def test_exemplar_scale_rules(isolated_home, tmp_path):
     assert r.returncode == 2 and "raise --scale" in r.stderr
 
 
+def test_16_bit_grey_and_phone_rotated_photos_load_as_they_look(tmp_path):
+    """A 16-bit grey PNG keeps its range (PIL's own conversion clips it to white), at scale
+    1 and resampled; a JPEG with an EXIF orientation loads upright; frames alike."""
+    from engine.sequence import read_frame
+    from training.exemplar import load_exemplar
+    ramp = np.tile(np.linspace(0, 65535, 96).astype(np.uint16), (64, 1))
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    with Image.open(tmp_path / "g16.png") as im:
+        assert im.mode.startswith("I")
+    img = load_exemplar(tmp_path / "g16.png")
+    assert img.shape == (1, 3, 64, 96) and torch.equal(img[:, 0], img[:, 2])
+    assert abs(float(img.mean()) - 0.5) < 0.01 and float(img.min()) == 0.0 and float(img.max()) == 1.0
+    half, scale, _ = load_exemplar(tmp_path / "g16.png", scale=0.5, with_scale=True)
+    assert half.shape == (1, 3, 32, 48) and abs(float(half.mean()) - 0.5) < 0.01
+    assert np.allclose(read_frame(tmp_path / "g16.png")[..., 1], ramp / 65535, atol=1e-6)
+    sideways = np.zeros((48, 80, 3), np.uint8)
+    sideways[:8] = 255                          # a white band along the stored top edge
+    im = Image.fromarray(sideways)
+    exif = im.getexif()
+    exif[0x0112] = 6                            # "rotate 90 degrees clockwise to display"
+    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    up = load_exemplar(tmp_path / "phone.jpg")[0].mean(0)
+    assert up.shape == (80, 48)
+    assert float(up[:, -4:].mean()) > 0.9 and float(up[:, :-12].mean()) < 0.05   # the band runs down the right
+    assert read_frame(tmp_path / "phone.jpg").shape == (80, 48, 3)
+
+
 def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_home, tmp_path):
     """A brick wall photo: the CLI finds its courses and bond, says so, and the preset's G
     reads them (two waves, three harmonics, the bond coordinate) and upsamples by nearest

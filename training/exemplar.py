@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from engine.images import WIDE_GREY, photo_rgb
+
 MAX_EXEMPLAR_PIXELS = 64_000_000
 
 
@@ -34,30 +36,34 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
             if im.width * im.height > MAX_EXEMPLAR_PIXELS:
                 raise ValueError(f"exemplar {path} is {im.width}x{im.height}: too large (max 64 Mpx)")
             im.load()
-            rgb = im.convert("RGB")
+            arr, wide = photo_rgb(im), im.mode in WIDE_GREY
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
+    size = (arr.shape[1], arr.shape[0])
     note = ""
     if longest_side is not None:
-        s = max(longest_side / max(rgb.size), min(1.0, min(keep_side, longest_side // 4) / min(rgb.size)))
+        s = max(longest_side / max(size), min(1.0, min(keep_side, longest_side // 4) / min(size)))
     elif scale is not None:
         s = float(scale)
     else:
         s = 1.0
-        if max_side is not None and max(rgb.size) > max_side:
-            s = max(max_side / max(rgb.size), min(1.0, min(keep_side, max_side // 4) / min(rgb.size)))
+        if max_side is not None and max(size) > max_side:
+            s = max(max_side / max(size), min(1.0, min(keep_side, max_side // 4) / min(size)))
         if s < 1.0:
-            note = (f"exemplar {path.name} is {rgb.width}x{rgb.height}: trained at scale {s:.3g} "
-                    f"({round(rgb.width * s)}x{round(rgb.height * s)}) to fit the budget; "
+            note = (f"exemplar {path.name} is {size[0]}x{size[1]}: trained at scale {s:.3g} "
+                    f"({round(size[0] * s)}x{round(size[1] * s)}) to fit the budget; "
                     f"--scale sets another")
-    w, h = round(rgb.width * s), round(rgb.height * s)
+    w, h = round(size[0] * s), round(size[1] * s)
     if min(w, h) < MIN_EXEMPLAR_SIDE:
         at = f" at scale {s:.3g} ({w}x{h})" if s != 1.0 else ""
-        raise ValueError(f"exemplar {path} is {rgb.width}x{rgb.height}{at}: too small, at least "
+        raise ValueError(f"exemplar {path} is {size[0]}x{size[1]}{at}: too small, at least "
                          f"{MIN_EXEMPLAR_SIDE} px a side is needed" + ("; raise --scale" if s < 1 else ""))
-    if (w, h) != rgb.size:
-        rgb = rgb.resize((w, h), Image.LANCZOS)
-    arr = np.asarray(rgb, dtype=np.float32) / 255.0
+    if (w, h) != size and wide:   # 16-bit or float grey: resampled at its own precision
+        arr = np.repeat(np.asarray(Image.fromarray(arr[..., 0], "F").resize((w, h), Image.LANCZOS))
+                        .clip(0.0, 1.0)[..., None], 3, axis=2)
+    elif (w, h) != size:
+        rgb = Image.fromarray(np.round(arr * 255.0).astype(np.uint8)).resize((w, h), Image.LANCZOS)
+        arr = np.asarray(rgb, dtype=np.float32) / 255.0
     # Sides down to multiples of 8 (relu4_1's stride), keeping the centre.
     h8, w8 = h // 8 * 8, w // 8 * 8
     y0, x0 = (h - h8) // 2, (w - w8) // 2
