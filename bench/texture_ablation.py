@@ -55,8 +55,6 @@ VARIANTS = {
     "+ coarse layout": replace(FULL, layout=True),
     "+ coarse layout followed at 1/8": replace(FULL, layout=True, layout_scale=8),
     "+ coarse layout followed at 1/8 3x": replace(FULL, layout=True, layout_scale=8, layout_weight=3.0),
-    "+ coarse patches": replace(FULL, coarse_weight=1.0),
-    "+ coarse patches 3x": replace(FULL, coarse_weight=3.0),
     "+ lr_g 6e-4": replace(FULL, lr_g=6e-4),
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from training.losses import (BORDER_PX, DEEP_TAP, SW_TAPS, ExemplarStatistics, coarse_patches, coarse_target, grid_loss,
-                             grid_peaks, mesh_loss, mesh_target, sliced_wasserstein)
+from training.losses import (BORDER_PX, DEEP_TAP, SW_TAPS, ExemplarStatistics, grid_loss, grid_peaks, mesh_loss, mesh_target,
+                             sliced_wasserstein)
 
 
 def _as_map(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -283,27 +283,3 @@ def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars()
     assert float(spectrum_loss(x, target)) < 0.1 * start
     # the fine rings (periods of 2-3 px) gained power, as the white grain has it
     assert float(radial_log_power(x)[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0
-
-
-def test_coarse_patches_are_the_photos_own_and_wrap_around():
-    """The coarse term's 27-vectors: 3x3 cells of mean colour. Inside an image they are the
-    rows the photo's target holds (at phase 0), a roll by whole cells rolls them (the
-    canvas wraps around), and identical sets score 0 while a flat image does not."""
-    torch.manual_seed(0)
-    x = torch.rand(1, 3, 64, 96)
-    p = coarse_patches(x, 8)
-    assert p.shape == (1, 27, 8, 12)
-    t = coarse_target([x], 8, phases=1)
-    assert torch.equal(p[0, :, 1:-1, 1:-1].reshape(27, -1).T, t)
-    assert torch.allclose(coarse_patches(x.roll((8, 16), (2, 3)), 8), p.roll((1, 2), (2, 3)))
-    # the centre cell of each patch is the cell's own mean colour
-    assert torch.allclose(p[:, 4::9], torch.nn.functional.avg_pool2d(x, 8), atol=1e-6)  # (channel-major: c * 9 + k)
-    # all 4x4 phases of 16 px cells: whole 3x3 patches inside the photo only
-    assert coarse_target([x], 16).shape == (sum((64 - oy) // 16 - 2 > 0 and ((64 - oy) // 16 - 2) * ((96 - ox) // 16 - 2)
-                                                 for oy in range(0, 16, 4) for ox in range(0, 16, 4)), 27)
-    assert coarse_target([x[..., :40, :]], 16) is None
-    assert float(sliced_wasserstein(p[..., 1:-1, 1:-1], t)) < 1e-10
-    flat = x.mean((2, 3), keepdim=True).expand_as(x).clone().requires_grad_(True)
-    loss = sliced_wasserstein(coarse_patches(flat, 8), t)
-    loss.backward()
-    assert loss > 1e-3 and flat.grad.abs().sum() > 0

@@ -117,6 +117,18 @@ def test_a_collapsed_run_stops_with_a_clear_error(isolated_home):
     assert not (isolated_home / "presets" / "tiny").exists()
 
 
+def test_a_white_photo_trains_to_a_white_texture(isolated_home, tmp_path):
+    """A photo all 255s: a faithful G writes 255s everywhere too, which is no collapse."""
+    Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(tmp_path / "white.png")
+    env = {"MGAN_HOME": str(isolated_home)}
+    r = run_cli("train", str(tmp_path / "white.png"), "--name", "white", *TINY, "--steps", "30", "-q", env=env)
+    assert r.returncode == 0 and "collapsed" not in r.stdout + r.stderr, r.stderr
+    r = run_cli("synth", "--preset", "white", "--size", "48x40", "-o", str(tmp_path / "w.png"), env=env)
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "w.png") as im:
+        assert np.asarray(im).min() >= 250
+
+
 def test_bad_exemplar_is_a_clear_error(isolated_home, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")

@@ -70,7 +70,11 @@ def saturated_share(img: torch.Tensor) -> float:
 
 
 def saturation_limit(exemplar_share: float = 0.0) -> float:
-    """G's output counts as saturated from this share of 0s and 255s on (SATURATED_SHARE)."""
+    """G's output counts as saturated from this share of 0s and 255s on (SATURATED_SHARE);
+    never where the exemplar is all 0s and 255s (a white wall, black and white line art),
+    whose faithful texture is so too."""
+    if exemplar_share >= 1.0:
+        return math.inf
     return max(SATURATED_SHARE, (1.0 + exemplar_share) / 2)
 
 

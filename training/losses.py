@@ -149,40 +149,6 @@ def smoothed_log_power(img: torch.Tensor, window: bool = False) -> torch.Tensor:
     return torch.log(p + 1e-10)
 
 
-COARSE_CELLS = (8, 16)   # the coarse patch term's cells (px): its 3x3 patches span 24 and 48 px
-
-
-def coarse_patches(img: torch.Tensor, cell: int) -> torch.Tensor:
-    """(N,3,H,W) periodic images, sides multiples of ``cell`` -> (N, 27, H/cell, W/cell):
-    at each cell, the mean colours of the 3x3 cells around it (wrapping around). The
-    distribution of these small pictures of the image shrunk ``cell`` times says how large
-    its light, dark and coloured regions are and how they sit beside one another, which the
-    VGG19 taps (68 px at relu4_1, through ReLUs) and the pixels' own colours do not."""
-    small = F.avg_pool2d(img.float(), cell)
-    small = F.pad(small, (1, 1, 1, 1), mode="circular")
-    n, c, h, w = small.shape
-    return F.unfold(small, 3).reshape(n, c * 9, h - 2, w - 2)
-
-
-def coarse_target(variants: list[torch.Tensor], cell: int, phases: int = 4) -> torch.Tensor | None:
-    """The photo's rows of ``coarse_patches`` (M, 27), its cells taken at ``phases`` x
-    ``phases`` offsets (the photo is not periodic: whole patches inside it only); None where
-    the photo is smaller than 3 cells a side."""
-    rows = []
-    step = max(1, cell // phases)
-    for v in variants:
-        for oy in range(0, cell, step):
-            for ox in range(0, cell, step):
-                x = v[..., oy:, ox:].float()
-                h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
-                if min(h, w) < 3 * cell:
-                    continue
-                small = F.avg_pool2d(x[..., :h, :w], cell)
-                p = F.unfold(small, 3)                                   # (1, 27, L)
-                rows.append(p[0].T)
-    return torch.cat(rows) if rows else None
-
-
 def mesh_target(variants: list[torch.Tensor], side: int, crops: int = 64, seed: int = 0) -> torch.Tensor:
     """(side, side) the exemplar's smoothed log power at ``side`` px, over random
     Hann-windowed crops of its variants."""

@@ -106,8 +106,7 @@ from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
-from .losses import (COARSE_CELLS, DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, coarse_patches, coarse_target,
-                     downscale, grid_loss, mesh_loss, mesh_target, sliced_wasserstein,
+from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, mesh_loss, mesh_target,
                      spectrum_loss, spectrum_target)
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
@@ -139,7 +138,6 @@ class TrainConfig:
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
-    coarse_weight: float = 0.0      # SW distance of 3x3 patches of the output shrunk 8x and 16x (losses.coarse_patches); irregular photos only
     lr_g: float = 1e-3
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -180,8 +178,6 @@ class TrainConfig:
             raise ValueError(f"layout_weight must be a finite number >= 0, got {self.layout_weight}")
         if self.layout_scale not in (8, 16, 32):
             raise ValueError(f"layout_scale must be 8, 16 or 32, got {self.layout_scale}")
-        if not (math.isfinite(self.coarse_weight) and self.coarse_weight >= 0):
-            raise ValueError(f"coarse_weight must be a finite number >= 0, got {self.coarse_weight}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
         if not 0.0 <= self.lr_decay <= 1.0:
@@ -243,7 +239,6 @@ class TextureTask:
     adversarial_from = 0
     vgg5 = None   # VGG19 to relu5_1, where the config's relu5 term is on
     mesh = None   # the photo's smoothed log power (losses.mesh_target), where the mesh penalty is on
-    coarse: dict = {}  # cell -> the photo's coarse patches (losses.coarse_target), where the coarse term is on
 
     def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
                  maps: dict | None = None):
@@ -319,11 +314,6 @@ class TextureTask:
                 # (a regular photo's quantised waves move its harmonics: no mesh penalty there)
                 if cfg.mesh_weight and not self.wave_vectors:
                     self.mesh = mesh_target(variants, self.crop).to(dev)
-                if cfg.coarse_weight and not self.wave_vectors:
-                    # cells whose 3x3 patches fit the canvas and the photo
-                    self.coarse = {c: t.to(dev) for c in COARSE_CELLS if self.crop >= 4 * c
-                                   and (t := coarse_target(variants, c)) is not None}
-                    self.coarse_norms = {c: t.var(0).mean().clamp_min(1e-6) for c, t in self.coarse.items()}
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
@@ -448,8 +438,6 @@ class TextureTask:
             main = main + self.config.grid_weight * grid_loss(img)
         if penalties and self.mesh is not None:
             main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
-        for c, target in self.coarse.items():
-            main = main + self.config.coarse_weight * sliced_wasserstein(coarse_patches(img, c), target) / self.coarse_norms[c]
         if penalties and self.config.spectrum_weight:
             main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
         if self.layout_source is not None:
