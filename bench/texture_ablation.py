@@ -53,7 +53,6 @@ VARIANTS = {
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "- rates' decay (constant rates)": replace(FULL, lr_decay=0.0),
     "+ coarse layout": replace(FULL, layout=True),
-    "+ block colours at 1/2 1/4 1/8": replace(FULL, pixel_scales=(2, 4, 8)),
     "+ coarse layout followed at 1/32": replace(FULL, layout=True, layout_scale=32),
     "+ coarse layout followed at 1/8": replace(FULL, layout=True, layout_scale=8),
     "+ coarse layout followed at 1/8 3x": replace(FULL, layout=True, layout_scale=8, layout_weight=3.0),

@@ -107,7 +107,7 @@ from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
 from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, mesh_loss, mesh_target,
-                     sliced_wasserstein, spectrum_loss, spectrum_target)
+                     spectrum_loss, spectrum_target)
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -138,7 +138,6 @@ class TrainConfig:
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
-    pixel_scales: tuple[int, ...] = ()  # also the SW distance of the output's pixel colours shrunk so (2, 4, 8: block means)
     lr_g: float = 1e-3
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -196,9 +195,6 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         self.scales = tuple(int(s) for s in self.scales)
-        self.pixel_scales = tuple(int(s) for s in self.pixel_scales)
-        if not all(s in (2, 4, 8, 16) for s in self.pixel_scales):
-            raise ValueError(f"pixel_scales must be among 2, 4, 8, 16, got {list(self.pixel_scales)}")
         if not self.scales or 1 not in self.scales or not all(s in (1, 2, 4, 8) for s in self.scales):
             raise ValueError(f"scales must include 1 and be among 1, 2, 4, 8, got {list(self.scales)}")
         if (self.steps is not None and self.steps < 1) or self.batch < 1 or self.pool_size < 1:
@@ -243,7 +239,6 @@ class TextureTask:
     adversarial_from = 0
     vgg5 = None   # VGG19 to relu5_1, where the config's relu5 term is on
     mesh = None   # the photo's smoothed log power (losses.mesh_target), where the mesh penalty is on
-    pixel_targets: dict = {}  # block size -> the photo's block-mean colours (TrainConfig.pixel_scales)
 
     def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
                  maps: dict | None = None):
@@ -319,11 +314,6 @@ class TextureTask:
                 # (a regular photo's quantised waves move its harmonics: no mesh penalty there)
                 if cfg.mesh_weight and not self.wave_vectors:
                     self.mesh = mesh_target(variants, self.crop).to(dev)
-                # the photo's colours averaged over blocks (at every phase of the block)
-                self.pixel_targets = {
-                    f: torch.cat([downscale(v[..., dy:, dx:], f).permute(0, 2, 3, 1).reshape(-1, 3)
-                                  for v in variants for dy in range(0, f, max(1, f // 4)) for dx in range(0, f, max(1, f // 4))])
-                    for f in cfg.pixel_scales if self.crop // f >= 8}
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
             self.std_rgb = ex.std((0, 2, 3))
@@ -442,8 +432,6 @@ class TextureTask:
                 vgg, taps = (self.vgg5, SW_TAPS + (DEEP_TAP,)) if self.vgg5 is not None else (self.vgg, SW_TAPS)
                 per_scale[s] = vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), taps)
         main = self.stats.loss(img, per_scale)
-        for f, target in self.pixel_targets.items():
-            main = main + sliced_wasserstein(downscale(img, f), target, 1024) / self.stats.norms[(1, "pixels")]
         if penalties and self.config.grid_weight and not self.wave_vectors:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
             # the harmonics of its sharp joints land on these frequencies)
