@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import photo_rgb
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MOTION_SCALE = 0.03      # mean |source change| (0..1) at which the previous frame's share halves (~)
 MOTION_THRESHOLD = 0.08  # a source change this large is motion, not render noise
@@ -60,6 +58,8 @@ def collect_frames(inputs: list[str]) -> list[Path]:
 
 def read_frame(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
+
+    from .images import photo_rgb   # (here: the add-on bundles this module alone, for temporal_blend)
 
     try:
         with Image.open(path) as im:
