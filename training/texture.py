@@ -70,8 +70,9 @@ The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, th
 
 Exemplars of any size and shape: by default the texture reproduces features at the
 photo's own pixel size; only a photo larger than ``max_side`` is downscaled (and the run
-says so), its shorter side not under the canvas; ``scale`` overrides. The training crop adapts to small or narrow photos (at most
-``crop``, at least 32 px); under 32 px a side nothing can work, and the error says so.
+says so), its shorter side not under the canvas; ``scale`` overrides. The training crop
+adapts to small or narrow photos (at most ``crop``, at least 32 px); under 32 px a side
+nothing can work, and the error says so.
 
 Also: G starts as a flat image of the exemplar's mean colour; its inputs are standardised
 by fixed statistics of its training noise (saved in the preset, so tiling stays exact); a
