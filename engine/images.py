@@ -63,11 +63,11 @@ def photo_rgb(im) -> np.ndarray:
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(im)
-    if im.mode in WIDE_GREY[:-1]:
-        grey = np.asarray(im, dtype=np.float32) / 65535.0
-    elif im.mode == "F":
+    if im.mode == "F":
         grey = np.asarray(im, dtype=np.float32)
         grey = grey / 255.0 if grey.max(initial=0.0) > 1.0 else grey
+    elif im.mode in WIDE_GREY:   # 16-bit (and 32-bit integer) grey
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
     else:
         return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)

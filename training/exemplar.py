@@ -16,6 +16,12 @@ MAX_EXEMPLAR_PIXELS = 64_000_000
 MIN_EXEMPLAR_SIDE = 32   # VGG19's relu4_1 of anything smaller is a 4x4 lattice or less
 
 
+def _fit(size: tuple[int, int], longest: int, keep_side: int) -> float:
+    """The scale that brings the longest side of ``size`` to ``longest``, but not the
+    shorter side under ``keep_side`` or a quarter of ``longest`` (never above 1 for that)."""
+    return max(longest / max(size), min(1.0, min(keep_side, longest // 4) / min(size)))
+
+
 def load_exemplar(path: str | Path, longest_side: int | None = None, scale: float | None = None,
                   max_side: int | None = None, with_scale: bool = False, keep_side: int = 128):
     """(1,3,H,W) sRGB [0,1] with both sides multiples of 8 (grayscale photos become three
@@ -42,13 +48,13 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
     size = (arr.shape[1], arr.shape[0])
     note = ""
     if longest_side is not None:
-        s = max(longest_side / max(size), min(1.0, min(keep_side, longest_side // 4) / min(size)))
+        s = _fit(size, longest_side, keep_side)
     elif scale is not None:
         s = float(scale)
     else:
         s = 1.0
         if max_side is not None and max(size) > max_side:
-            s = max(max_side / max(size), min(1.0, min(keep_side, max_side // 4) / min(size)))
+            s = _fit(size, max_side, keep_side)
         if s < 1.0:
             note = (f"exemplar {path.name} is {size[0]}x{size[1]}: trained at scale {s:.3g} "
                     f"({round(size[0] * s)}x{round(size[1] * s)}) to fit the budget; "
