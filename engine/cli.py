@@ -230,7 +230,7 @@ def cmd_mdan(args) -> int:
         raise ValueError("--warm-start needs a sequence of --content frames")
     mdan = MDAN(args.style, cfg, device=args.device)
     if len(contents) <= 1:
-        content = load_exemplar(contents[0], cfg.size)[0].permute(1, 2, 0).numpy() if contents else None
+        content = load_exemplar(contents[0], cfg.size, opaque_only=False)[0].permute(1, 2, 0).numpy() if contents else None
         what = f"mdan {contents[0].name}" if contents else "mdan texture"
         out, history = mdan.run(content, size=size, progress=not args.quiet, desc=what)
         image = to_uint8(out)
@@ -261,7 +261,7 @@ def cmd_mdan(args) -> int:
         if args.resume and dst.is_file():
             prev, skipped = read_frame(dst), skipped + 1
             continue
-        content = load_exemplar(f, cfg.size)[0].permute(1, 2, 0).numpy()
+        content = load_exemplar(f, cfg.size, opaque_only=False)[0].permute(1, 2, 0).numpy()
         init = prev if args.warm_start and prev is not None and prev.shape == content.shape else None
         out, _ = mdan.run(content, init=init, progress=not args.quiet, desc=f"mdan {i + 1}/{len(contents)} {f.name}")
         save_frame(dst, to_uint8(out))
@@ -317,6 +317,19 @@ def cmd_engine(args) -> int:
     return 0
 
 
+def seed_arg(text: str) -> int:
+    """A --seed value: the engine protocol's range, so a seed that works here works over the socket."""
+    from engine.protocol import MAX_SEED
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be in 0..2^63-1, got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mgan", description="Seamless neural textures (MGAN).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -332,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="synthesize a seamless texture from a preset")
     s.add_argument("--preset", required=True, help="preset name or folder")
     s.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT, any size (default 1024x1024)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_arg, default=0)
     s.add_argument("--period", help="noise period WIDTHxHEIGHT (multiples of 8); default: the canvas")
     s.add_argument("--tile", type=int, default=1024, help="decode tile side in px (bounds memory)")
     s.add_argument("-o", "--output", required=True)
@@ -395,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adv-ratio", type=float)
     s.add_argument("--checkpoint-every", type=int)
     s.add_argument("--preview-every", type=int)
-    s.add_argument("--seed", type=int)
+    s.add_argument("--seed", type=seed_arg)
     s.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     s.add_argument("--device")
     s.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
@@ -428,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tv-weight", type=float)
     s.add_argument("--lr", type=float)
     s.add_argument("--lr-d", type=float)
-    s.add_argument("--seed", type=int)
+    s.add_argument("--seed", type=seed_arg)
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--tiled", help="also write the result repeated 2x2 (useful without --content)")
     s.add_argument("--device")
@@ -474,8 +487,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (PresetError, WeightsMissingError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        print(f"mgan: error: {exc}", file=sys.stderr)
+    except (PresetError, WeightsMissingError, ValueError, OSError, RuntimeError) as exc:
+        print(f"mgan: error: {exc}", file=sys.stderr)   # (OSError: a full disk, a read-only folder)
         return 2
 
 

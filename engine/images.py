@@ -31,13 +31,20 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
         pil = Image.fromarray(np.ascontiguousarray(a))
     else:
         raise ValueError(f"write_png takes (H,W,3) uint8, (H,W) uint8 or (H,W) uint16; got {image.dtype} {image.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         pil.save(tmp, format="PNG")
         os.replace(tmp, path)
+    except OSError as exc:   # named by the target, not by the temp file beside it
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        raise type(exc)(f"cannot write {path}: {why}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass   # the folder itself could not be made or read: nothing was left in it
     return path
 
 
@@ -71,3 +78,14 @@ def photo_rgb(im) -> np.ndarray:
     else:
         return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
+
+
+def photo_alpha(im) -> np.ndarray | None:
+    """An opened PIL image's opacity as (H,W) float32 in [0,1], upright as ``photo_rgb``
+    returns its colours; None where the image has no alpha (nor a transparent palette entry)."""
+    from PIL import ImageOps
+
+    if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+        return None
+    im = ImageOps.exif_transpose(im)
+    return np.asarray(im.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0

@@ -9,6 +9,15 @@ def test_synth_errors_are_clear(isolated_home, tmp_path):
     make_tiny_preset(isolated_home / "presets", name="tiny")
     r = run_cli("synth", "--preset", "tiny", "--size", "0x5", "-o", str(tmp_path / "x.png"), env=env)
     assert r.returncode == 2 and "out of range" in r.stderr
+    for seed in ("-5", str(2 ** 64)):   # the engine protocol's range, not a traceback from deep inside
+        r = run_cli("synth", "--preset", "tiny", "--size", "16x16", f"--seed={seed}", "-o", str(tmp_path / "x.png"), env=env)
+        assert r.returncode == 2 and "seed must be in 0..2^63-1" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "afile").write_text("")
+    for maps in ((), ("--maps", "all")):   # a file where the output folder should be
+        r = run_cli("synth", "--preset", "tiny", "--size", "16x16", *maps, "-o", str(tmp_path / "afile" / "x.png"), env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert f"cannot write {tmp_path / 'afile'}" in r.stderr and "afile is a file, not a folder" in r.stderr
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_presets_lists_builtins(isolated_home):

@@ -34,6 +34,21 @@ def test_unequal_sizes_compare_quantiles():
     assert float(sliced_wasserstein(same_law, small_target)) < 0.3
 
 
+
+def test_pooled_the_batch_matches_as_a_whole_and_each_image_need_not():
+    """Two canvases, one all of the target's first mode and one all of its second: per
+    image each is far from the two-mode target, pooled the pair is exactly it. (A photo of
+    regions gives crops of one region each; per image, G is pushed to mix all in every crop.)"""
+    torch.manual_seed(0)
+    a, b = torch.randn(64, 4) * 0.1 - 1.0, torch.randn(64, 4) * 0.1 + 1.0
+    target = torch.cat([a, b])
+    batch = torch.cat([_as_map(a, 8, 8), _as_map(b, 8, 8)])
+    assert float(sliced_wasserstein(batch, target, max_points=64, pooled=True)) < 1e-10
+    assert float(sliced_wasserstein(batch, target, max_points=64)) > 0.1
+    mixed = torch.cat([_as_map(target[::2], 8, 8), _as_map(target[1::2], 8, 8)])
+    assert float(sliced_wasserstein(mixed, target, max_points=64)) < 0.05   # each mixes both
+    assert float(sliced_wasserstein(mixed, target, max_points=64, pooled=True)) < 1e-10
+
 def test_falls_under_optimisation():
     torch.manual_seed(0)
     target = torch.rand(256, 3) ** 3          # a skewed law a Gram matrix would not pin down

@@ -213,6 +213,33 @@ def test_16_bit_grey_and_phone_rotated_photos_load_as_they_look(tmp_path):
     assert read_frame(tmp_path / "phone.jpg").shape == (80, 48, 3)
 
 
+def test_a_cut_out_photo_trains_on_its_opaque_part(isolated_home, tmp_path):
+    """A PNG with transparent pixels: what lies under the transparency (here white, as
+    exporters often leave it) is not the material, so the exemplar is its largest opaque
+    rectangle, and the user is told; too little opacity is a clear error."""
+    from training.exemplar import largest_opaque_rect, load_exemplar
+    rgba = np.zeros((120, 200, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[10:110, 60:190] = (40, 90, 30, 255)     # the material: 130x100, opaque
+    rgba[50, 70, 3] = 128                        # one half-transparent pixel inside it
+    Image.fromarray(rgba).save(tmp_path / "cut.png")
+    img, scale, note = load_exemplar(tmp_path / "cut.png", with_scale=True)
+    assert scale == 1.0 and "transparent pixels" in note and "opaque rectangle" in note
+    assert img.shape[-2:] == (96, 112) and float(img.max()) < 0.4    # no white got in
+    assert largest_opaque_rect(rgba[..., 3] == 255) == (10, 71, 100, 119)   # right of the pixel
+    pal = Image.fromarray(rgba).convert("RGB").quantize(4)           # a palette with a clear entry
+    pal.info["transparency"] = pal.getpixel((0, 0))
+    pal.save(tmp_path / "pal.png", transparency=pal.getpixel((0, 0)))
+    assert float(load_exemplar(tmp_path / "pal.png").max()) < 0.4
+    rgba[..., 3] = 0
+    rgba[:20, :20, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    r = run_cli("train", str(tmp_path / "clear.png"), "--name", "clear", "--steps", "2",
+                env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2 and "largest opaque rectangle, 20x20" in r.stderr and "98% of its pixels" in r.stderr
+    assert not (isolated_home / "presets" / "clear").exists()
+
+
 def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_home, tmp_path):
     """A brick wall photo: the CLI finds its courses and bond, says so, and the preset's G
     reads them (two waves, three harmonics, the bond coordinate) and upsamples by nearest

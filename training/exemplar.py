@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from engine.images import WIDE_GREY, photo_rgb
+from engine.images import WIDE_GREY, photo_alpha, photo_rgb
 
 MAX_EXEMPLAR_PIXELS = 64_000_000
 
@@ -22,8 +22,41 @@ def _fit(size: tuple[int, int], longest: int, keep_side: int) -> float:
     return max(longest / max(size), min(1.0, min(keep_side, longest // 4) / min(size)))
 
 
+OPAQUE = 0.98   # a pixel at least this opaque counts as the photo's own colour
+
+
+def largest_opaque_rect(opaque: np.ndarray, grid: int = 512) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the largest axis-aligned rectangle of an (H,W) bool
+    mask that is True throughout. The mask is first reduced to at most ``grid`` cells a side
+    (a cell is True only where all its pixels are), so the answer is exact on cell borders
+    and the search stays quick on a 64 Mpx photo: the classic largest rectangle under a
+    histogram, row by row."""
+    h, w = opaque.shape
+    cy, cx = max(1, -(-h // grid)), max(1, -(-w // grid))
+    gh, gw = -(-h // cy), -(-w // cx)
+    padded = np.ones((gh * cy, gw * cx), bool)   # past the edges: clipped off below
+    padded[:h, :w] = opaque
+    cells = padded.reshape(gh, cy, gw, cx).all(axis=(1, 3))
+    best, best_area = (0, 0, 0, 0), 0
+    heights = np.zeros(gw + 1, int)   # a 0 sentinel at the end flushes the stack
+    for row in range(gh):
+        heights[:gw] = np.where(cells[row], heights[:gw] + 1, 0)
+        stack: list[int] = []
+        for col in range(gw + 1):
+            while stack and heights[stack[-1]] >= heights[col]:
+                top = stack.pop()
+                left = stack[-1] + 1 if stack else 0
+                area = heights[top] * (col - left) * cy * cx
+                if area > best_area:
+                    best_area, best = area, (row - heights[top] + 1, left, heights[top], col - left)
+            stack.append(col)
+    top, left, hh, ww = best
+    return top * cy, left * cx, min(hh * cy, h - top * cy), min(ww * cx, w - left * cx)
+
+
 def load_exemplar(path: str | Path, longest_side: int | None = None, scale: float | None = None,
-                  max_side: int | None = None, with_scale: bool = False, keep_side: int = 128):
+                  max_side: int | None = None, with_scale: bool = False, keep_side: int = 128,
+                  opaque_only: bool = True):
     """(1,3,H,W) sRGB [0,1] with both sides multiples of 8 (grayscale photos become three
     equal channels).
 
@@ -32,8 +65,11 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
     shorter side stays at least ``keep_side`` (the training canvas) or a quarter of that
     longest side, whichever is less: a 4000x300 panorama becomes 1707x128, not 512x38, too
     thin to train on (``longest_side`` keeps the same floor). At scale 1
-    the photo is cropped (centred) to multiples of 8, not resampled. With ``with_scale``,
-    returns (image, scale applied, a note for the user when the photo was downscaled)."""
+    the photo is cropped (centred) to multiples of 8, not resampled. A photo with transparent
+    pixels (a cut-out PNG) is first cropped to its largest fully opaque rectangle: what lies
+    under its transparency is not the material (``opaque_only``; off for a content photo,
+    which keeps its framing). With ``with_scale``, returns (image, scale
+    applied, a note for the user when the photo was cropped or downscaled)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exemplar image {path} does not exist")
@@ -42,11 +78,24 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
             if im.width * im.height > MAX_EXEMPLAR_PIXELS:
                 raise ValueError(f"exemplar {path} is {im.width}x{im.height}: too large (max 64 Mpx)")
             im.load()
-            arr, wide = photo_rgb(im), im.mode in WIDE_GREY
+            arr, alpha, wide = photo_rgb(im), photo_alpha(im), im.mode in WIDE_GREY
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
+    notes = []
+    if opaque_only and alpha is not None and not (alpha >= OPAQUE).all():
+        top, left, hh, ww = largest_opaque_rect(alpha >= OPAQUE)
+        shown = f"{(alpha < OPAQUE).mean():.0%}" if (alpha < OPAQUE).mean() >= 0.005 else "under 1%"
+        if min(hh, ww) < MIN_EXEMPLAR_SIDE:
+            if hh * ww == 0:
+                raise ValueError(f"exemplar {path} is {arr.shape[1]}x{arr.shape[0]} and has no opaque pixel: "
+                                 f"flatten it onto its material, or pick another photo")
+            raise ValueError(f"exemplar {path} is {arr.shape[1]}x{arr.shape[0]} with {shown} of its pixels "
+                             f"transparent; its largest opaque rectangle, {ww}x{hh}, is under "
+                             f"{MIN_EXEMPLAR_SIDE} px a side: crop the photo to the material, or flatten it")
+        arr = np.ascontiguousarray(arr[top:top + hh, left:left + ww])
+        notes.append(f"exemplar {path.name} has transparent pixels ({shown}): trained on its largest "
+                     f"opaque rectangle, {ww}x{hh} at ({left}, {top})")
     size = (arr.shape[1], arr.shape[0])
-    note = ""
     if longest_side is not None:
         s = _fit(size, longest_side, keep_side)
     elif scale is not None:
@@ -56,7 +105,7 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
         if max_side is not None and max(size) > max_side:
             s = _fit(size, max_side, keep_side)
         if s < 1.0:
-            note = (f"exemplar {path.name} is {size[0]}x{size[1]}: trained at scale {s:.3g} "
+            notes.append(f"exemplar {path.name} is {size[0]}x{size[1]}: trained at scale {s:.3g} "
                     f"({round(size[0] * s)}x{round(size[1] * s)}) to fit the budget; "
                     f"--scale sets another")
     w, h = round(size[0] * s), round(size[1] * s)
@@ -75,7 +124,7 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
     y0, x0 = (h - h8) // 2, (w - w8) // 2
     arr = np.ascontiguousarray(arr[y0:y0 + h8, x0:x0 + w8])
     img = torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
-    return (img, s, note) if with_scale else img
+    return (img, s, "; ".join(notes)) if with_scale else img
 
 
 def file_sha256(path: str | Path) -> str:

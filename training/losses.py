@@ -41,13 +41,19 @@ def border_px_for(side: int) -> int:
     return BORDER_PX if side >= 2 * BORDER_PX + 8 else BORDER_PX // 2
 
 
-def sliced_wasserstein(gen: torch.Tensor, target: torch.Tensor, max_points: int = 4096) -> torch.Tensor:
+def sliced_wasserstein(gen: torch.Tensor, target: torch.Tensor, max_points: int = 4096,
+                       pooled: bool = False) -> torch.Tensor:
     """Squared sliced Wasserstein-2 distance, per image of ``gen`` (N,C,h,w), to the
     distribution of the rows of ``target`` (M,C); averaged over images and directions.
+    ``pooled``: of the N images' positions together, as one set (N*max_points of them), so
+    that the batch as a whole must match the target, not each image on its own.
 
     Per image, k = min(h*w, max_points) random positions take part. The target is a random
     subset of k rows (all of them, when M = k: then identical sets score exactly 0); a
     target with fewer rows has its sorted projections interpolated to k quantiles."""
+    if pooled:
+        n, c, h, w = gen.shape
+        gen, max_points = gen.permute(1, 0, 2, 3).reshape(1, c, n * h, w), n * max_points
     n, c, h, w = gen.shape
     g = gen.float().permute(0, 2, 3, 1).reshape(n, h * w, c)          # (N, hw, C)
     k = min(h * w, max_points)
@@ -251,14 +257,16 @@ class ExemplarStatistics:
         return tuple(s for s in self.scales if side // s >= min_side)
 
     def loss(self, img: torch.Tensor, feats: dict[int, dict[str, torch.Tensor]],
-             max_points: int = 1024) -> torch.Tensor:
+             max_points: int = 1024, pooled: bool = False) -> torch.Tensor:
         """Sum over scales and layers (pixels included) of the normalised SW distance;
-        ``feats[s]`` are VGG19 features of ``downscale(img, s)``."""
+        ``feats[s]`` are VGG19 features of ``downscale(img, s)``; ``pooled``: the batch's
+        images as one set (``sliced_wasserstein``)."""
         total = img.new_zeros((), dtype=torch.float32)
         for s, f in feats.items():
             x = downscale(img, s)
-            total = total + sliced_wasserstein(x, self.targets[(s, "pixels")], max_points) / self.norms[(s, "pixels")]
+            total = total + sliced_wasserstein(x, self.targets[(s, "pixels")], max_points, pooled) / self.norms[(s, "pixels")]
             for t in f:
                 if (s, t) in self.targets:
-                    total = total + sliced_wasserstein(f[t], self.targets[(s, t)], max_points) / self.norms[(s, t)]
+                    total = total + (sliced_wasserstein(f[t], self.targets[(s, t)], max_points, pooled)
+                                     / self.norms[(s, t)])
         return total

@@ -188,7 +188,7 @@ class StyleTask:
         cfg, dev = self.config, ctx.device
         self.device, self.vgg, self.rng = dev, ctx.vgg, ctx.rng
         self.exemplar = load_exemplar(self.exemplar_path, cfg.exemplar_size)
-        contents = [load_exemplar(p, cfg.content_size)[0].permute(1, 2, 0).numpy() for p in self.content_paths]
+        contents = [load_exemplar(p, cfg.content_size, opaque_only=False)[0].permute(1, 2, 0).numpy() for p in self.content_paths]
         targets = self.mdan_targets(contents, ctx)
         self.preview_content = contents[0]
         self.example_pair = (contents[0], targets[0])

@@ -135,6 +135,7 @@ class TrainConfig:
     relu5: bool = False             # "sw" only: the SW distance also at relu5_1 (156 px receptive field, against 68 at relu4_1)
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
+    sw_pooled: bool = False         # the SW distances of the batch's canvases as one set, not each canvas on its own
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
@@ -432,7 +433,7 @@ class TextureTask:
             if s > 1:
                 vgg, taps = (self.vgg5, SW_TAPS + (DEEP_TAP,)) if self.vgg5 is not None else (self.vgg, SW_TAPS)
                 per_scale[s] = vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), taps)
-        main = self.stats.loss(img, per_scale)
+        main = self.stats.loss(img, per_scale, pooled=self.config.sw_pooled)
         if penalties and self.config.grid_weight and not self.wave_vectors:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
             # the harmonics of its sharp joints land on these frequencies)
