@@ -65,6 +65,11 @@ at an equal time budget:
   the large-structure distance on 4 of 6 and gave rock and corrosion their strata and
   bands to the eye, but raised the patch distance on 4 of 6 (the rug's most) (README,
   Measured, coarse layout).
+- Measured and left off: the SW distances of the batch's canvases as one set
+  (``sw_pooled``), so that a canvas may hold one region of the photo, as a part of the photo
+  does, rather than the whole mix. Alone it left the same mottle (G has no input above its
+  canvas to lay regions out by); with the coarse layout, rock showed its strata more
+  clearly, but the patch distance rose on 3 of 4 runs (README, Measured, colour).
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
 ``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
 
