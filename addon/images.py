@@ -8,16 +8,21 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .pixels import NON_COLOR, SRGB, blender_to_engine, engine_to_blender, map_to_blender
+from .pixels import NON_COLOR, SRGB, blender_alpha, blender_to_engine, engine_to_blender, map_to_blender
 from .wiring import TEXTURE_NODE_LABEL, existing_texture_node, principled_for_output
 
 
-def _image(name: str, width: int, height: int, float_buffer: bool) -> bpy.types.Image:
-    """Image ``name`` at this size and pixel type: the existing one, or a new one that takes
-    over the old one's users (nodes) if it had to be rebuilt."""
+ALPHA_DEPTHS = (32, 64, 128)   # Image.depth, bits a pixel, of RGBA byte, half and float images
+
+
+def _image(name: str, width: int, height: int, float_buffer: bool, alpha: bool = False) -> bpy.types.Image:
+    """Image ``name`` at this size and pixel type (with an alpha channel or not): the
+    existing one, or a new one that takes over the old one's users (nodes) if it had to be
+    rebuilt."""
     image = bpy.data.images.get(name)
-    if image is None or tuple(image.size) != (width, height) or bool(image.is_float) != float_buffer:
-        new = bpy.data.images.new(name, width, height, alpha=False, float_buffer=float_buffer)
+    if (image is None or tuple(image.size) != (width, height) or bool(image.is_float) != float_buffer
+            or (image.depth in ALPHA_DEPTHS) != alpha):
+        new = bpy.data.images.new(name, width, height, alpha=alpha, float_buffer=float_buffer)
         if image is not None:
             image.user_remap(new)
             bpy.data.images.remove(image)
@@ -33,15 +38,17 @@ def _fill(image: bpy.types.Image, flat_rgba: np.ndarray) -> bpy.types.Image:
     return image
 
 
-def write_image(name: str, rgb: np.ndarray, float_buffer: bool = False) -> bpy.types.Image:
-    """Create or update image ``name`` with an (H, W, 3) sRGB top-down engine result.
+def write_image(name: str, rgb: np.ndarray, float_buffer: bool = False,
+                alpha: np.ndarray | None = None) -> bpy.types.Image:
+    """Create or update image ``name`` with an (H, W, 3) sRGB top-down engine result (and an
+    (H, W) uint8 straight ``alpha``: an RGBA image).
 
     A byte image is tagged sRGB and gets the sRGB values; a float image is scene-linear and
     gets them decoded."""
-    image = _image(name, rgb.shape[1], rgb.shape[0], float_buffer)
+    image = _image(name, rgb.shape[1], rgb.shape[0], float_buffer, alpha=alpha is not None)
     if not float_buffer:
         image.colorspace_settings.name = SRGB
-    return _fill(image, engine_to_blender(rgb, linear=float_buffer))
+    return _fill(image, engine_to_blender(rgb, linear=float_buffer, alpha=alpha))
 
 
 def write_map_image(name: str, data: np.ndarray) -> bpy.types.Image:
@@ -74,12 +81,13 @@ def wire_texture(material: bpy.types.Material, image: bpy.types.Image) -> bpy.ty
     return tex
 
 
-def image_rgb(image: bpy.types.Image) -> np.ndarray:
-    """An image's pixels as the engine wants them: (H, W, 3) sRGB uint8, top row first."""
+def image_rgba(image: bpy.types.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image's pixels as the engine wants them, (H, W, 3) sRGB uint8, top row first; and
+    its alpha as (H, W) uint8 top-down, or None where it is opaque throughout."""
     w, h = image.size
     flat = np.empty(w * h * 4, dtype=np.float32)
     image.pixels.foreach_get(flat)
-    return blender_to_engine(flat, w, h, linear=image.is_float)
+    return blender_to_engine(flat, w, h, linear=image.is_float), blender_alpha(flat, w, h)
 
 
 class LaterRemoval:
@@ -108,24 +116,27 @@ def _remove(image: bpy.types.Image) -> None:
     bpy.data.images.remove(image)
 
 
-def read_rgb(path: str, dispose=_remove) -> np.ndarray:
-    """An image file (a rendered frame) as (H, W, 3) sRGB uint8, top row first. The
-    temporary Blender image goes to ``dispose`` (a LaterRemoval in render handlers)."""
+def read_rgba(path: str, dispose=_remove) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image file (a rendered frame) as (H, W, 3) sRGB uint8, top row first, and its
+    alpha as (H, W) uint8 top-down (a render over a transparent film), or None where it is
+    opaque throughout. The temporary Blender image goes to ``dispose`` (a LaterRemoval in
+    render handlers)."""
     image = bpy.data.images.load(path, check_existing=False)
     try:
-        return image_rgb(image)
+        return image_rgba(image)
     finally:
         dispose(image)
 
 
-def save_png(path, rgb: np.ndarray, dispose=_remove) -> None:
+def save_png(path, rgb: np.ndarray, dispose=_remove, alpha: np.ndarray | None = None) -> None:
     """Write an (H, W, 3) sRGB uint8 top-down image as a PNG file, pixels unchanged (no view
-    transform). The temporary Blender image goes to ``dispose``, as in ``read_rgb``."""
+    transform); with ``alpha`` ((H, W) uint8, straight) an RGBA PNG. The temporary Blender
+    image goes to ``dispose``, as in ``read_rgba``."""
     h, w = rgb.shape[:2]
-    image = bpy.data.images.new("MGAN stylised frame", w, h, alpha=False)
+    image = bpy.data.images.new("MGAN stylised frame", w, h, alpha=alpha is not None)
     try:
         image.colorspace_settings.name = "sRGB"
-        image.pixels.foreach_set(engine_to_blender(rgb, linear=False))
+        image.pixels.foreach_set(engine_to_blender(rgb, linear=False, alpha=alpha))
         image.filepath_raw, image.file_format = str(path), "PNG"
         image.save()
     finally:
@@ -136,8 +147,9 @@ RENDER_RESULT = "Render Result"  # Blender's image of the last render (its pixel
 
 
 @contextmanager
-def _png_output(scene: bpy.types.Scene):
-    """The scene's output format set to 8-bit RGB PNG for a moment, then put back.
+def _png_output(scene: bpy.types.Scene, color_mode: str = "RGB"):
+    """The scene's output format set to 8-bit PNG (``color_mode`` RGB or RGBA) for a moment,
+    then put back.
     ``save_render`` writes in the scene's format (an OpenEXR scene gets linear floats, whatever
     the file's name); a PNG gets the view transform, what the artist sees in the Render Result
     and what a PNG frame file holds."""
@@ -148,26 +160,26 @@ def _png_output(scene: bpy.types.Scene):
     try:
         if "media_type" in names:
             settings.media_type = "IMAGE"
-        settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+        settings.file_format, settings.color_mode, settings.color_depth = "PNG", color_mode, "8"
         yield
     finally:
         for name, value in saved:
             setattr(settings, name, value)
 
 
-def render_result_rgb(scene: bpy.types.Scene) -> np.ndarray:
-    """The Render Result (a still just rendered) as (H, W, 3) sRGB uint8, top row first:
-    saved through the scene's colour management to a temporary PNG, the supported way to
-    read its pixels, and read back. Main thread only, no render running. RuntimeError if
-    there is no result."""
+def render_result_rgba(scene: bpy.types.Scene) -> tuple[np.ndarray, np.ndarray | None]:
+    """The Render Result (a still just rendered) as (H, W, 3) sRGB uint8, top row first,
+    and its alpha where the film is transparent (else None): saved through the scene's
+    colour management to a temporary PNG, the supported way to read its pixels, and read
+    back. Main thread only, no render running. RuntimeError if there is no result."""
     result = bpy.data.images.get(RENDER_RESULT)
     if result is None:
         raise RuntimeError("there is no Render Result to stylise")
     with tempfile.TemporaryDirectory(prefix="mgan_still_") as folder:
         path = str(Path(folder) / "render_result.png")
-        with _png_output(scene):
+        with _png_output(scene, "RGBA" if scene.render.film_transparent else "RGB"):
             result.save_render(path, scene=scene)  # RuntimeError if the result has no pixels
-        return read_rgb(path)
+        return read_rgba(path)
 
 
 def show_instead_of_render(image: bpy.types.Image) -> bool:

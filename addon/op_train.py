@@ -11,7 +11,7 @@ import bpy
 import bpy.utils.previews
 
 from .connection import LINK, QUICK_TIMEOUT, EngineError, client, protocol
-from .images import image_rgb, save_png
+from .images import image_rgba, save_png
 from .jobs import EngineJob
 from .preferences import addon_prefs
 from .properties import STATE
@@ -23,13 +23,15 @@ WATCH_SECONDS = 1.0
 
 
 def exemplar_bytes(image: bpy.types.Image) -> bytes:
-    """PNG or JPEG bytes of an image: its own file when it has one, else its pixels as PNG."""
+    """PNG or JPEG bytes of an image: its own file when it has one, else its pixels as PNG
+    (RGBA where the image has transparent pixels)."""
     path = Path(bpy.path.abspath(image.filepath)) if image.filepath else None
     if image.packed_file is None and path is not None and path.is_file() and image.file_format in ("PNG", "JPEG"):
         return path.read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "exemplar.png"
-        save_png(target, image_rgb(image))
+        rgb, alpha = image_rgba(image)
+        save_png(target, rgb, alpha=alpha)   # with its transparency, which the engine crops away
         return target.read_bytes()
 
 

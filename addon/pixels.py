@@ -31,11 +31,11 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def engine_to_blender(image: np.ndarray, linear: bool) -> np.ndarray:
+def engine_to_blender(image: np.ndarray, linear: bool, alpha: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) sRGB top-down from the engine -> flat RGBA float32 for ``Image.pixels``.
 
     ``linear``: the target is a float buffer (scene-linear); otherwise a byte image whose
-    colour space is sRGB."""
+    colour space is sRGB. ``alpha``: (H, W) uint8 top-down, straight (opaque without)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
     rgb = to_unit_float(image)
@@ -44,6 +44,10 @@ def engine_to_blender(image: np.ndarray, linear: bool) -> np.ndarray:
     h, w, _ = rgb.shape
     rgba = np.ones((h, w, 4), dtype=np.float32)
     rgba[:, :, :3] = rgb[::-1]  # Blender rows go bottom-up
+    if alpha is not None:
+        if alpha.shape != (h, w):
+            raise ValueError(f"alpha of shape {alpha.shape} for an image of {h}x{w}")
+        rgba[:, :, 3] = alpha[::-1].astype(np.float32) / 255.0
     return rgba.reshape(-1)
 
 
@@ -54,6 +58,15 @@ def blender_to_engine(pixels: np.ndarray, width: int, height: int, linear: bool)
     if linear:
         rgb = linear_to_srgb(rgb)
     return np.clip(np.rint(np.clip(rgb, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+
+
+def blender_alpha(pixels: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """The alpha of flat RGBA floats of ``Image.pixels`` as (H, W) uint8 top-down (Blender
+    keeps it straight), or None where every pixel is opaque."""
+    alpha = np.asarray(pixels, dtype=np.float32).reshape(height, width, 4)[::-1, :, 3]
+    if alpha.min(initial=1.0) >= 1.0:
+        return None
+    return np.clip(np.rint(np.clip(alpha, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
 
 
 # The full scale of each integer map type: the wire's uint16 height uses all 65536 levels.

@@ -12,7 +12,7 @@ request without blocking the UI, and writes the result, in order. It has its own
 link, so it never shares a socket with the panel's operators.
 
 A still is told from an animation by the job's handlers (render_queue.RenderJob): it
-rendered a frame and wrote none. Its Render Result is read (images.render_result_rgb) on the
+rendered a frame and wrote none. Its Render Result is read (images.render_result_rgba) on the
 main thread once the render job has ended, by the timer as for frames, or at render_complete
 in a background render; `blender -b -f N` writes its frame, so it takes the frame path.
 
@@ -20,6 +20,9 @@ With "Temporal smoothing" above 0, consecutive frames of one render job go throu
 engine's motion-gated filter (engine/sequence.py, the CLI's ``--temporal``): where the
 rendered pixel barely changed since the previous frame, part of the previous stylised frame
 is kept. The memory of the previous frame is dropped when a new render job starts.
+
+A render over a transparent film (RGBA frames, or an RGBA Render Result) keeps its alpha:
+the colours are stylised, the alpha goes through byte for byte, so it still composites.
 
 The frame's file is read, and the stylised one written, through temporary Blender images;
 they are removed only when the render job ends (see images.LaterRemoval)."""
@@ -31,7 +34,7 @@ import bpy
 import numpy as np
 
 from .connection import EngineError, Link, sequence
-from .images import LaterRemoval, read_rgb, render_result_rgb, save_png, show_instead_of_render, write_image
+from .images import LaterRemoval, read_rgba, render_result_rgba, save_png, show_instead_of_render, write_image
 from .jobs import EngineJob
 from .preferences import addon_prefs
 from .render_queue import END, FRAME, INIT, STILL, RenderEvent, RenderEvents, RenderJob, runs_inline
@@ -81,11 +84,11 @@ class FrameWork:
 
     def __init__(self, frame_file: str, frame: int | None, preset: str, temporal: float):
         self.frame_file, self.frame, self.preset, self.temporal = frame_file, frame, preset, temporal
-        self.rgb = None
+        self.rgb = self.alpha = None
         self.job: EngineJob | None = None
 
     def start(self, endpoint: str, timeout: float) -> "FrameWork":
-        self.rgb = read_rgb(self.frame_file, dispose=SPENT_IMAGES)
+        self.rgb, self.alpha = read_rgba(self.frame_file, dispose=SPENT_IMAGES)
         self.job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": self.preset, "dtype": "uint8"},
                              [self.rgb], timeout=timeout).start()
         return self
@@ -95,7 +98,7 @@ class FrameWork:
         if self.frame is not None and self.temporal > 0:
             result = PREVIOUS.blend(self.frame, self.preset, self.rgb, result, self.temporal)
         out = stylised_path(self.frame_file)
-        save_png(out, result, dispose=SPENT_IMAGES)
+        save_png(out, result, dispose=SPENT_IMAGES, alpha=self.alpha)   # a transparent film stays transparent
         print(f"MGAN: stylised frame {self.frame} -> {out}")
         return out
 
@@ -112,19 +115,20 @@ class StillWork:
 
     def __init__(self, scene: str, preset: str):
         self.scene, self.preset = scene, preset
+        self.alpha = None
         self.job: EngineJob | None = None
 
     def start(self, endpoint: str, timeout: float) -> "StillWork":
         scene = bpy.data.scenes.get(self.scene)
         if scene is None:
             raise RuntimeError(f"scene '{self.scene}' is gone")
-        rgb = render_result_rgb(scene)
+        rgb, self.alpha = render_result_rgba(scene)
         self.job = EngineJob(RENDER_LINK, endpoint, "stylize", {"preset": self.preset, "dtype": "uint8"},
                              [rgb], timeout=timeout).start()
         return self
 
     def finish(self) -> bpy.types.Image:
-        image = write_image(STILL_IMAGE, self.job.reply.payloads[0])
+        image = write_image(STILL_IMAGE, self.job.reply.payloads[0], alpha=self.alpha)
         where = "shown in the render window" if show_instead_of_render(image) else "in the Image Editor's list"
         print(f"MGAN: stylised the rendered still -> image '{image.name}' ({where})")
         return image

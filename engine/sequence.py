@@ -57,15 +57,23 @@ def collect_frames(inputs: list[str]) -> list[Path]:
 
 
 def read_frame(path: Path) -> np.ndarray:
+    """A frame's colours, (H,W,3) float32 sRGB [0,1]."""
+    return read_frame_alpha(path)[0]
+
+
+def read_frame_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """A frame's colours and, where the file has an alpha channel (a render with a
+    transparent film), its opacity as (H,W) uint8; else None."""
     from PIL import Image, UnidentifiedImageError
 
-    from .images import photo_rgb   # (here: the add-on bundles this module alone, for temporal_blend)
+    from .images import photo_alpha, photo_rgb   # (here: the add-on bundles this module alone, for temporal_blend)
 
     try:
         with Image.open(path) as im:
             if im.width * im.height > 268_000_000:
                 raise ValueError(f"{path} is {im.width}x{im.height}: too large")
-            return photo_rgb(im)
+            alpha = photo_alpha(im)
+            return photo_rgb(im), (None if alpha is None else np.rint(alpha * 255).astype(np.uint8))
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read frame {path}: {exc}") from None
 
@@ -135,21 +143,23 @@ def check_destinations(frames: list[Path], out_dir: Path, overwrite: bool) -> No
             raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
 
 
-def save_frame(dst: Path, image: np.ndarray) -> None:
+def save_frame(dst: Path, image: np.ndarray, alpha: np.ndarray | None = None) -> None:
     """Write (H,W,3) uint8 ``image`` to ``dst`` atomically: a killed run never leaves a
-    half-written frame under the final name."""
+    half-written frame under the final name. With ``alpha`` ((H,W) uint8, straight, as the
+    source frame had it) the file is RGBA, in a format that holds alpha (PNG, TIFF, WebP)."""
     from PIL import Image
 
     tmp = dst.with_name(f".{dst.stem}.tmp{dst.suffix}")
-    Image.fromarray(image).save(tmp)
+    Image.fromarray(image if alpha is None else np.dstack([image, alpha])).save(tmp)
     os.replace(tmp, dst)
 
 
 def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, temporal: float = 0.0,
                    overwrite: bool = False, progress: bool = True, keep: bool = False):
-    """Stylise ``frames`` into ``out_dir`` (same file names). Checks every destination before
-    writing anything: an input is never overwritten, nor an existing output unless
-    ``overwrite``. Returns the written paths (and the float outputs with ``keep``)."""
+    """Stylise ``frames`` into ``out_dir`` (same file names; a frame with an alpha channel
+    keeps it, so a render over a transparent film still composites). Checks every
+    destination before writing anything: an input is never overwritten, nor an existing
+    output unless ``overwrite``. Returns the written paths (and the float outputs with ``keep``)."""
     from engine.progress import Progress
     from engine.synth import stylize_image, to_uint8
 
@@ -162,12 +172,12 @@ def stylize_frames(synth, frames: list[Path], out_dir: Path, tile: int = 1024, t
     written, kept = [], []
     prev_out = prev_src = None
     for i, f in enumerate(frames):
-        src = read_frame(f)
+        src, alpha = read_frame_alpha(f)
         out = stylize_image(synth, src, tile=tile)
         out = temporal_blend(out, src, prev_out, prev_src, temporal)
         prev_out, prev_src = out, src
         dst = out_dir / f.name
-        save_frame(dst, to_uint8(out))
+        save_frame(dst, to_uint8(out), alpha)   # a transparent render stays as transparent
         written.append(dst)
         if keep:
             kept.append(out)

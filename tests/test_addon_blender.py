@@ -454,6 +454,53 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, ble
         assert blended > 100  # the filter did act (where the background stayed still)
 
 
+def test_a_render_over_a_transparent_film_is_stylised_with_its_alpha(tmp_path, addon_zip, blender, engine):
+    """RGBA frames (Film > Transparent): the stylised file is RGBA with the frame's alpha,
+    and its colours are the engine's stylisation of the frame's colours; a still's
+    "Render Result MGAN" is an RGBA image with the render's alpha."""
+    from PIL import Image
+
+    from engine.client import EngineClient
+
+    frames = tmp_path / "frames"
+    found = run_blender(blender, tmp_path, """
+        install()
+        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+        assert bpy.ops.mgan.refresh() == {"FINISHED"}
+        scene = bpy.context.scene
+        scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        small_animation(scene, args["frames"])
+        scene.frame_end = 1
+        scene.render.film_transparent = True
+        scene.render.image_settings.color_mode = "RGBA"
+        bpy.ops.render.render(animation=True)
+        bpy.ops.render.render()  # and a still (F12): into the image "Render Result MGAN"
+        image = bpy.data.images[sys.modules[MODULE + ".stylise_render"].STILL_IMAGE]
+        a = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(a)
+        np.save(args["out"] + "/still.npy", a.reshape(image.size[1], image.size[0], 4))
+        bpy.data.images["Render Result"].save_render(args["out"] + "/still_render.png", scene=scene)
+        emit(depth=image.depth)
+    """, zip=addon_zip, endpoint=engine.connect_address(), frames=frames, out=tmp_path)
+    assert found["depth"] == 32   # an RGBA byte image
+    with Image.open(frames / "frame_0001.png") as im:
+        assert im.mode == "RGBA"
+        rendered = np.asarray(im)
+    assert (rendered[..., 3] == 0).mean() > 0.3 and (rendered[..., 3] == 255).any()   # cube over nothing
+    with Image.open(frames / "frame_0001_mgan.png") as im:
+        assert im.mode == "RGBA"
+        stylised = np.asarray(im)
+    np.testing.assert_array_equal(stylised[..., 3], rendered[..., 3])
+    with EngineClient(engine.connect_address()) as c:
+        np.testing.assert_array_equal(stylised[..., :3], c.stylize("tiny", np.ascontiguousarray(rendered[..., :3]))[0])
+    with Image.open(tmp_path / "still_render.png") as im:
+        assert im.mode == "RGBA"
+        still_alpha = np.asarray(im)[..., 3]
+    still = np.load(tmp_path / "still.npy")[::-1]
+    np.testing.assert_array_equal(np.rint(still[..., 3] * 255).astype(np.uint8), still_alpha)
+    assert (still_alpha == 0).mean() > 0.3
+
+
 def test_background_stills_stylise_the_render_result_or_the_file_written(tmp_path, addon_zip, blender, engine):
     """In a background render the handlers work at once: a still from a script (no file) goes
     into "Render Result MGAN"; one frame as `blender -b -f 2` renders it (RE_RenderAnim from 2

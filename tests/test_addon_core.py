@@ -43,6 +43,17 @@ def test_engine_to_blender_flips_rows_and_adds_opaque_alpha():
     np.testing.assert_array_equal(back, img)
 
 
+def test_alpha_round_trips_and_an_opaque_image_has_none():
+    img = np.zeros((2, 3, 3), np.uint8)
+    alpha = np.array([[0, 1, 128], [200, 254, 255]], np.uint8)
+    flat = pixels.engine_to_blender(img, linear=False, alpha=alpha)
+    assert flat.reshape(2, 3, 4)[0, 0, 3] == np.float32(200 / 255)   # bottom row first, as the colours
+    np.testing.assert_array_equal(pixels.blender_alpha(flat, 3, 2), alpha)
+    assert pixels.blender_alpha(pixels.engine_to_blender(img, linear=False), 3, 2) is None
+    with pytest.raises(ValueError, match="alpha of shape"):
+        pixels.engine_to_blender(img, linear=False, alpha=alpha.T)
+
+
 def test_srgb_transfer_round_trips_every_byte_and_matches_known_values():
     v = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     flat = pixels.engine_to_blender(v, linear=True)

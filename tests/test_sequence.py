@@ -112,3 +112,27 @@ def test_temporal_blend_leaves_no_trail_next_to_motion():
     assert blended[far].mean() < 0.35                                # keeps most of the previous one
     trail = temporal_blend(out, src, prev_out, prev_src, 0.8, radius=0)
     assert trail[near].mean() < 0.5                                  # without the radius: a trail
+
+
+def test_a_transparent_render_stays_transparent(tmp_path, tiny_preset):
+    """A frame rendered over a transparent film (RGBA PNG) is stylised in its colours and
+    keeps its alpha byte for byte, so it still composites; an RGB frame stays RGB."""
+    from engine.synth import Synthesizer, stylize_image, to_uint8
+
+    synth = Synthesizer.load(tiny_preset)
+    rng = np.random.default_rng(0)
+    rgba = np.zeros((64, 80, 4), np.uint8)
+    rgba[16:48, 20:60, :3] = rng.integers(0, 256, (32, 40, 3))
+    rgba[16:48, 20:60, 3] = 255
+    rgba[15, 20:60, 3] = 128                                  # a soft edge
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgba).save(tmp_path / "in" / "f_001.png")
+    _save(tmp_path / "in" / "f_002.png", rgba[..., :3] / 255)
+    written = stylize_frames(synth, collect_frames([str(tmp_path / "in")]), tmp_path / "out", progress=False)
+    with Image.open(written[0]) as im:
+        assert im.mode == "RGBA"
+        out = np.asarray(im)
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+    assert np.array_equal(out[..., :3], to_uint8(stylize_image(synth, rgba[..., :3].astype(np.float32) / 255)))
+    with Image.open(written[1]) as im:
+        assert im.mode == "RGB"
