@@ -111,6 +111,15 @@ class Layout:  # stands in for UILayout (panels cannot draw without a window): r
             self.calls.append(entry + [kw.get("icon")] if self.icons else entry)
             return (self, self) if name == "panel" else self  # layout.panel: (header, body)
         return call
+def stylising_scene():
+    # the add-on installed, linked to the engine at args["endpoint"], and the scene's
+    # rendered frames going through the preset "tiny"
+    install()
+    bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
+    assert bpy.ops.mgan.refresh() == {"FINISHED"}
+    scene = bpy.context.scene
+    scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+    return scene
 def small_animation(scene, frames):
     # Cycles at 4 samples, 128x96 RGB PNG frames 1..3 into the folder `frames`, of the
     # default cube moving, so that the frames differ

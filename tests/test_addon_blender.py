@@ -417,11 +417,7 @@ def test_rendered_frames_are_stylised_beside_the_output(tmp_path, addon_zip, ble
 
     frames = tmp_path / "frames"
     found = run_blender(blender, tmp_path, """
-        install()
-        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
-        assert bpy.ops.mgan.refresh() == {"FINISHED"}
-        scene = bpy.context.scene
-        scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        scene = stylising_scene()
         scene.mgan.stylise_temporal = args["temporal"]
         small_animation(scene, args["frames"])
         bpy.ops.render.render(animation=True)
@@ -464,11 +460,7 @@ def test_a_render_over_a_transparent_film_is_stylised_with_its_alpha(tmp_path, a
 
     frames = tmp_path / "frames"
     found = run_blender(blender, tmp_path, """
-        install()
-        bpy.context.preferences.addons[MODULE].preferences.endpoint = args["endpoint"]
-        assert bpy.ops.mgan.refresh() == {"FINISHED"}
-        scene = bpy.context.scene
-        scene.mgan.stylise_render, scene.mgan.stylise_preset = True, "tiny"
+        scene = stylising_scene()
         small_animation(scene, args["frames"])
         scene.frame_end = 1
         scene.render.film_transparent = True
