@@ -53,6 +53,8 @@ VARIANTS = {
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "- rates' decay (constant rates)": replace(FULL, lr_decay=0.0),
     "+ SW over the batch": replace(FULL, sw_pooled=True),
+    "+ D's global head": replace(FULL, d_global=True),
+    "+ D's global head and SW over the batch": replace(FULL, d_global=True, sw_pooled=True),
     "+ SW over the batch and coarse layout": replace(FULL, sw_pooled=True, layout=True),
     "+ coarse layout": replace(FULL, layout=True),
     "+ coarse layout followed at 1/32": replace(FULL, layout=True, layout_scale=32),

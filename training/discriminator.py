@@ -15,8 +15,19 @@ class PatchDiscriminator(nn.Module):
     winning too fast is exactly what turns G's output into a checkerboard on small data.
     """
 
-    def __init__(self, channels: int = 128):
+    def __init__(self, channels: int = 128, global_head: bool = False):
         super().__init__()
+        # ``global_head``: two more stride-2 convs on the same trunk and their own scorer,
+        # 46 relu3_1 cells (~180 px) of reach, a 128 px canvas whole: they judge how its
+        # regions are laid out, where the patch scores judge its ~80 px patches.
+        self.wide = nn.Sequential(
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(channels, channels, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(channels, channels, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(channels, 1, 1)),
+        ) if global_head else None
         self.net = nn.Sequential(
             nn.LeakyReLU(0.2),
             spectral_norm(nn.Conv2d(256, channels, 4, stride=2, padding=1)),
@@ -26,19 +37,26 @@ class PatchDiscriminator(nn.Module):
             spectral_norm(nn.Conv2d(channels, 1, 1)),
         )
 
-    def forward(self, relu3_1: torch.Tensor) -> torch.Tensor:
+    def forward(self, relu3_1: torch.Tensor):
+        """The patch scores; with the global head, (patch scores, global scores)."""
         # VGG features are large (Caffe scale); a fixed scale keeps the first conv's inputs O(1).
-        scores = self.net(relu3_1 / 32.0)
+        trunk = self.net[:4](relu3_1 / 32.0)
+        scores = self.net[4:](trunk)
         # The outer ring of scores sees padding; the paper masks it out.
         if scores.shape[-1] > 2 and scores.shape[-2] > 2:
             scores = scores[..., 1:-1, 1:-1]
-        return scores
+        return scores if self.wide is None else (scores, self.wide(trunk))
 
 
-def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Margin-1 hinge (labels +1 real / -1 fake): does not saturate like sigmoid + BCE."""
+def hinge_d_loss(real_scores, fake_scores) -> torch.Tensor:
+    """Margin-1 hinge (labels +1 real / -1 fake): does not saturate like sigmoid + BCE.
+    Scores of several heads (tuples) count alike: the mean of their losses."""
+    if isinstance(real_scores, tuple):
+        return sum(hinge_d_loss(r, f) for r, f in zip(real_scores, fake_scores)) / len(real_scores)
     return torch.relu(1 - real_scores).mean() + torch.relu(1 + fake_scores).mean()
 
 
-def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+def hinge_g_loss(fake_scores) -> torch.Tensor:
+    if isinstance(fake_scores, tuple):
+        return sum(hinge_g_loss(f) for f in fake_scores) / len(fake_scores)
     return -fake_scores.mean()

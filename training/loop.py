@@ -46,7 +46,7 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
 # ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``lr_decay``; 7: ``layout``,
-# ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled``. Older checkpoints' config
+# ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled`` (and ``d_global``, in the same session). Older checkpoints' config
 # fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 8
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
@@ -200,7 +200,7 @@ class Trainer:
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time
         # budget stops wherever it is; the average carries the last ~1/(1-ema) steps.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema else None
-        self.D = PatchDiscriminator().to(dev)
+        self.D = PatchDiscriminator(global_head=getattr(cfg, "d_global", False)).to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)

@@ -141,6 +141,7 @@ class TrainConfig:
     scales: tuple[int, ...] = (1,)  # image scales the SW loss sees: (1, 2, 4) adds half and quarter (see the ablation)
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     sw_pooled: bool = False         # the SW distances of the batch's canvases as one set, not each canvas on its own
+    d_global: bool = False          # D also scores each canvas's layout as a whole (discriminator.PatchDiscriminator)
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts

@@ -1,0 +1,29 @@
+"""The relu3_1 patch discriminator: its reach, its optional global head, the hinge losses."""
+import torch
+
+from training.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
+
+
+def _reach(scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Which input cells the last score (bottom right) depends on: (h, w) bool."""
+    g, = torch.autograd.grad(scores[..., -1, -1].sum(), x)
+    return g.abs().sum(1)[0] > 0
+
+
+def test_patch_scores_see_patches_and_the_global_head_the_whole_canvas():
+    torch.manual_seed(0)
+    x = torch.randn(1, 256, 32, 32, requires_grad=True)   # relu3_1 of a 128 px canvas
+    local = PatchDiscriminator()(x)
+    assert local.shape == (1, 1, 6, 6)
+    reach = _reach(local, x)
+    assert not reach[:8, :8].any() and 4 <= int(reach.any(0).sum()) <= 10   # a patch, not the canvas
+    patch, whole = PatchDiscriminator(global_head=True)(x)
+    assert patch.shape == (1, 1, 6, 6) and whole.shape == (1, 1, 2, 2)
+    assert _reach(whole, x)[1:, 1:].all()               # 31 of 32 cells a side: the far corner too
+
+
+def test_hinge_losses_of_two_heads_are_the_mean_of_each():
+    real, fake = (torch.randn(2, 1, 6, 6), torch.randn(2, 1, 2, 2)), (torch.randn(2, 1, 6, 6), torch.randn(2, 1, 2, 2))
+    assert torch.allclose(hinge_d_loss(real, fake), (hinge_d_loss(real[0], fake[0]) + hinge_d_loss(real[1], fake[1])) / 2)
+    assert torch.allclose(hinge_g_loss(fake), (hinge_g_loss(fake[0]) + hinge_g_loss(fake[1])) / 2)
+    assert float(hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0))) == 0.0   # both beyond the margin
