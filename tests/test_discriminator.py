@@ -20,6 +20,8 @@ def test_patch_scores_see_patches_and_the_global_head_the_whole_canvas():
     patch, whole = PatchDiscriminator(global_head=True)(x)
     assert patch.shape == (1, 1, 6, 6) and whole.shape == (1, 1, 2, 2)
     assert _reach(whole, x)[1:, 1:].all()               # 31 of 32 cells a side: the far corner too
+    small = PatchDiscriminator(global_head=True)(torch.randn(1, 256, 8, 8))   # a 32 px canvas
+    assert isinstance(small, torch.Tensor) and small.shape == (1, 1, 2, 2)
 
 
 def test_hinge_losses_of_two_heads_are_the_mean_of_each():

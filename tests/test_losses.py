@@ -237,14 +237,12 @@ def test_the_hinge_weight_is_balanced_against_the_texture_loss_without_its_penal
     from pathlib import Path
 
     exemplar = Path(__file__).resolve().parent.parent / "training" / "exemplars" / "rust.png"
-    weights, mains, first = {}, {}, None
-    for weight in (0.0, 1.0):
-        t = _trainer(exemplar, tmp_path, f"balance{int(weight)}", **{f"{penalty}_weight": weight})
-        if first is None:
-            first = t
-        else:  # the same G and D
-            t.G.load_state_dict(first.G.state_dict())
-            t.D.load_state_dict(first.D.state_dict())
+    weights, mains = {}, {}
+    trainers = {w: _trainer(exemplar, tmp_path, f"balance{int(w)}", **{f"{penalty}_weight": w}) for w in (0.0, 1.0)}
+    # the same G and D, taken before either is run (D's spectral norms step at every forward)
+    trainers[1.0].G.load_state_dict(trainers[0.0].G.state_dict())
+    trainers[1.0].D.load_state_dict(trainers[0.0].D.state_dict())
+    for weight, t in trainers.items():
         plain = t.task.generate
         # lines on G's lattice, so the penalty is active
         t.task.generate = lambda G, batch: plain(G, batch) + 0.05 * (torch.arange(128) % 2).float()[:, None]

@@ -38,14 +38,17 @@ class PatchDiscriminator(nn.Module):
         )
 
     def forward(self, relu3_1: torch.Tensor):
-        """The patch scores; with the global head, (patch scores, global scores)."""
+        """The patch scores; with the global head, (patch scores, global scores), but for a
+        canvas too small for it (under 64 px: relu3_1 under 16 cells a side)."""
         # VGG features are large (Caffe scale); a fixed scale keeps the first conv's inputs O(1).
         trunk = self.net[:4](relu3_1 / 32.0)
         scores = self.net[4:](trunk)
         # The outer ring of scores sees padding; the paper masks it out.
         if scores.shape[-1] > 2 and scores.shape[-2] > 2:
             scores = scores[..., 1:-1, 1:-1]
-        return scores if self.wide is None else (scores, self.wide(trunk))
+        if self.wide is None or min(trunk.shape[-2:]) < 4:   # (a canvas under 64 px: patches alone)
+            return scores
+        return scores, self.wide(trunk)
 
 
 def hinge_d_loss(real_scores, fake_scores) -> torch.Tensor:

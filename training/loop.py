@@ -46,9 +46,10 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
 # ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``lr_decay``; 7: ``layout``,
-# ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled`` (and ``d_global``, in the same session). Older checkpoints' config
-# fingerprints cannot match, so they are refused by version, clearly.
-CHECKPOINT_VERSION = 8
+# ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled``; 9: ``d_global`` (on: D has
+# a global head, training/discriminator.py). Older checkpoints' config fingerprints cannot
+# match, so they are refused by version, clearly.
+CHECKPOINT_VERSION = 9
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
 # move G's weights from there. Seen where D won the first steps at a high learning rate
