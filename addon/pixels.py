@@ -66,7 +66,7 @@ def blender_alpha(pixels: np.ndarray, width: int, height: int) -> np.ndarray | N
     alpha = np.asarray(pixels, dtype=np.float32).reshape(height, width, 4)[::-1, :, 3]
     if alpha.min(initial=1.0) >= 1.0:
         return None
-    return np.clip(np.rint(np.clip(alpha, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+    return np.rint(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 # The full scale of each integer map type: the wire's uint16 height uses all 65536 levels.

@@ -78,11 +78,12 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
             if im.width * im.height > MAX_EXEMPLAR_PIXELS:
                 raise ValueError(f"exemplar {path} is {im.width}x{im.height}: too large (max 64 Mpx)")
             im.load()
-            arr, alpha, wide = photo_rgb(im), photo_alpha(im), im.mode in WIDE_GREY
+            arr, wide = photo_rgb(im), im.mode in WIDE_GREY
+            alpha = photo_alpha(im) if opaque_only else None
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
     notes = []
-    if opaque_only and alpha is not None and not (alpha >= OPAQUE).all():
+    if alpha is not None and not (alpha >= OPAQUE).all():
         top, left, hh, ww = largest_opaque_rect(alpha >= OPAQUE)
         shown = f"{(alpha < OPAQUE).mean():.0%}" if (alpha < OPAQUE).mean() >= 0.005 else "under 1%"
         if min(hh, ww) < MIN_EXEMPLAR_SIDE:

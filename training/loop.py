@@ -201,7 +201,7 @@ class Trainer:
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time
         # budget stops wherever it is; the average carries the last ~1/(1-ema) steps.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema else None
-        self.D = PatchDiscriminator(global_head=getattr(cfg, "d_global", False)).to(dev)
+        self.D = PatchDiscriminator(global_head=cfg.d_global).to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)

@@ -39,8 +39,8 @@ at an equal time budget:
   scores (~80 px each), and a global head of two more stride-2 convs whose scores see the
   whole 128 px canvas, so that how a canvas's regions are laid out is judged too, which no
   VGG term of the recipe sees past relu4_1's 68 px. On the 8 bench photos at the same
-  budget it lowered the large-structure distance on 7 and the patch distance on 6 (README,
-  Measured, D's global head); it adds under 1% to a step.
+  budget it lowered the patch distance on 7 and the large-structure distance on 7 (README,
+  Measured, D's global head); it adds about 2% to a step.
   The weight tracks D in its first steps (``track_balance``, training/loop.py): set once
   per 50 steps and smoothed, it let the hinge gradient run at 2-5x its ratio while D
   learnt, and at G's learning rate of 1e-3 runs collapsed. Tracked, G learns at 1e-3
