@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "own pixel size, photos above --max-side downscaled)")
     s.add_argument("--max-side", type=int, help="longest exemplar side trained on at the default scale (texture; 512)")
     s.add_argument("--exemplar-size", type=int, help="scale the exemplar's longest side to this instead of --scale")
-    s.add_argument("--augment", choices=("flips", "dihedral", "none"))
+    s.add_argument("--augment", choices=("flips", "dihedral", "mirror", "none"))
     s.add_argument("--lattice", choices=("auto", "off"),
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
     s.add_argument("--relu5", action="store_true", default=None,

@@ -199,3 +199,17 @@ def test_values_a_hair_inside_0_and_1_count_as_saturated(tmp_path):
     assert t.saturation_limit == 0.75 and t.task.saturated_share < 0.01
     assert saturated_share(torch.tensor([0.0, 0.001, 0.5, 0.999, 1.0])) == pytest.approx(0.8)
     assert saturation_limit(0.6) == pytest.approx(0.8)
+
+
+def test_d_s_fine_head_learns_from_relu2_1_patches_and_resumes(tmp_path):
+    """``d_fine``: D also scores relu2_1 windows of the photo against G's; its weights move,
+    and a checkpoint carries them."""
+    t, _ = _trainer(tmp_path, steps=6, d_fine=True, checkpoint_every=3)
+    t.prepare()
+    real = t.task.real_features(t.task.sample_batch(0))
+    assert real["relu2_1"].shape[-2:] == (16, 16) and real["relu3_1"].shape[-2:] == (8, 8)   # a 32 px canvas
+    before = [p.detach().clone() for p in t.D.fine.parameters()]
+    t.run()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.D.fine.parameters()))
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert any(k.startswith("fine.") for k in state["D"])

@@ -133,16 +133,19 @@ def file_sha256(path: str | Path) -> str:
 
 
 def augment(x: torch.Tensor, mode: str = "flips") -> list[torch.Tensor]:
-    """Variants of an (N,C,H,W) exemplar: "none" (itself), "flips" (4: keeps which way
-    the structure runs, e.g. brick courses), "dihedral" (8: adds 90 degree rotations)."""
+    """Variants of an (N,C,H,W) exemplar: "none" (itself), "mirror" (2: and its mirror
+    image left to right, so light from above stays from above), "flips" (4: keeps which
+    way the structure runs, e.g. brick courses), "dihedral" (8: adds 90 degree rotations)."""
     if mode == "none":
         return [x]
+    if mode == "mirror":
+        return [x, x.flip(3)]
     flips = [x, x.flip(3), x.flip(2), x.flip(2).flip(3)]
     if mode == "flips":
         return flips
     if mode == "dihedral":
         return flips + [f.transpose(2, 3) for f in flips]
-    raise ValueError(f"unknown augmentation {mode!r}; known: none, flips, dihedral")
+    raise ValueError(f"unknown augmentation {mode!r}; known: none, mirror, flips, dihedral")
 
 
 def _inner_rect(w: int, h: int, angle: float) -> tuple[int, int]:

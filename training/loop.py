@@ -11,7 +11,7 @@ touches D, the optimisers or the files of the run.
 
     batch = task.sample_batch(step)
     img   = task.generate(G, batch)               VGG19 taps: task.feature_taps
-    D     <- hinge(D(task.real_relu3_1(batch)), D(relu3_1(img)))
+    D     <- hinge(D(task.real_features(batch)), D(relu3_1(img), relu2_1(img)))
     G     <- main + adv_weight * adv, where (main, adv) = task.losses(img, feats, batch, critic)
 
 Checkpoints (``checkpoint.pt``: tensors, ints, strings only; loaded with
@@ -47,10 +47,11 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
 # ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``lr_decay``; 7: ``layout``,
 # ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled``; 9: ``d_global`` (on: D has
-# a global head, training/discriminator.py). Older checkpoints' config fingerprints cannot
+# a global head, training/discriminator.py); 10: ``d_fine``. Older checkpoints' config fingerprints cannot
 # match, so they are refused by version, clearly.
-CHECKPOINT_VERSION = 9
+CHECKPOINT_VERSION = 10
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
+FINE_TAP = "relu2_1"  # ... and its fine head (``d_fine``)
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
 # move G's weights from there. Seen where D won the first steps at a high learning rate
 # (README, Measured). A collapsed run goes back to its last state from before the collapse
@@ -128,8 +129,9 @@ class TrainingTask(Protocol):
     def generate(self, G: Generator, batch) -> torch.Tensor:
         """G's image for a batch, float, aligned with what the losses compare it to."""
 
-    def real_relu3_1(self, batch) -> torch.Tensor:
-        """D's real patches for this step (relu3_1 features, float)."""
+    def real_features(self, batch) -> dict[str, torch.Tensor]:
+        """D's real patches for this step: {"relu3_1": float features}, and "relu2_1"
+        where D has a fine head."""
 
     def losses(self, img: torch.Tensor, feats: dict[str, torch.Tensor], batch,
                critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +172,8 @@ class Trainer:
                  device: str | None = None, log=print, show_progress: bool = True):
         if D_TAP not in task.feature_taps:
             raise ValueError(f"a task's feature_taps must include {D_TAP} (D's input)")
+        if getattr(task.config, "d_fine", False) and FINE_TAP not in task.feature_taps:
+            raise ValueError(f"a task with D's fine head needs {FINE_TAP} among its feature_taps")
         self.task = task
         self.config = task.config.validate()
         self.name = check_name(name)
@@ -201,7 +205,7 @@ class Trainer:
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time
         # budget stops wherever it is; the average carries the last ~1/(1-ema) steps.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema else None
-        self.D = PatchDiscriminator(global_head=cfg.d_global).to(dev)
+        self.D = PatchDiscriminator(global_head=cfg.d_global, fine_head=getattr(cfg, "d_fine", False)).to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
@@ -217,9 +221,14 @@ class Trainer:
     def _features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.vgg(img.contiguous(memory_format=torch.channels_last), self.task.feature_taps)
 
+    def _scores(self, feats: dict[str, torch.Tensor], detach: bool = False):
+        """D's scores of a feature dict: relu3_1, and relu2_1 for a fine head."""
+        taps = (D_TAP, FINE_TAP) if self.D.fine is not None else (D_TAP,)
+        return self.D(*((feats[t].detach() if detach else feats[t]).float() for t in taps))
+
     def adversarial_loss(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         """The hinge loss G gets from D as it is now (the tasks' ``critic``)."""
-        return hinge_g_loss(self.D(feats[D_TAP].float()))
+        return hinge_g_loss(self._scores(feats))
 
     def _rebalance(self, batch) -> None:
         """Set the hinge weight so its image gradient is adv_ratio x the main loss's gradient
@@ -269,7 +278,7 @@ class Trainer:
         with autocast_for(self.device, cfg.precision):
             img = task.generate(self.G, batch)
             feats = self._features(img)
-            l_d = hinge_d_loss(self.D(task.real_relu3_1(batch)), self.D(feats[D_TAP].detach().float()))
+            l_d = hinge_d_loss(self._scores(task.real_features(batch)), self._scores(feats, detach=True))
         self.opt_d.zero_grad(set_to_none=True)
         l_d.backward()
         self.opt_d.step()

@@ -254,8 +254,8 @@ class StyleTask:
         p = MARGIN_CELLS * 8
         return G(batch[0]).float()[..., p:-p, p:-p]
 
-    def real_relu3_1(self, batch) -> torch.Tensor:
-        return batch[2]["relu3_1"]  # D's real patches are the MDAN targets' own
+    def real_features(self, batch) -> dict[str, torch.Tensor]:
+        return {"relu3_1": batch[2]["relu3_1"]}  # D's real patches are the MDAN targets' own
 
     def losses(self, img, feats, batch, critic: Critic, penalties: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(pixel MSE + feature MSE to the target, D's hinge loss); it has no penalty terms."""

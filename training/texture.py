@@ -123,7 +123,7 @@ from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downsc
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-AUGMENTS = ("flips", "dihedral", "none")
+AUGMENTS = ("flips", "dihedral", "mirror", "none")
 LOSSES = ("sw", "gram")
 LATTICE = ("auto", "off")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
@@ -148,6 +148,7 @@ class TrainConfig:
     shift: bool = True              # roll the output by 0..7 px before the losses and D
     sw_pooled: bool = False         # the SW distances of the batch's canvases as one set, not each canvas on its own
     d_global: bool = True           # D also scores each canvas's layout as a whole (discriminator.PatchDiscriminator)
+    d_fine: bool = False            # D also scores relu2_1 patches (~30 px): the fine grain
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
@@ -160,7 +161,7 @@ class TrainConfig:
     track_balance: bool = True      # also re-balance often in the hinge term's first steps, unsmoothed (loop._balance_due)
     lr_decay: float = 0.5           # G's and D's rates fall linearly to loop.LR_FLOOR x over the budget's last this share; 0: off
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
-    augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "none"
+    augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "mirror" (left-right only), "none"
     lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
@@ -300,12 +301,17 @@ class TextureTask:
                     f"cells of {CELL} px")
         with torch.no_grad():
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
+            self.real_fine = []  # and their relu2_1, for D's fine head
             grams = {t: [] for t in GRAM_TAPS}
             for v in variants:
                 feats = self.vgg(v.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
                 r = feats["relu3_1"].float()
                 # Without the border ring where the photo is large enough for a whole patch.
                 self.real.append(_crop_border(r, "relu3_1") if min(r.shape[-2:]) - 8 >= self.crop // 4 else r)
+                if cfg.d_fine:
+                    r2 = feats["relu2_1"].float()
+                    m2 = 2 * border_cells("relu2_1")
+                    self.real_fine.append(_crop_border(r2, "relu2_1") if min(r2.shape[-2:]) - m2 >= self.crop // 2 else r2)
                 if cfg.loss == "gram":
                     for t in GRAM_TAPS:
                         grams[t].append(gram(_crop_border(feats[t], t)))
@@ -410,13 +416,19 @@ class TextureTask:
         dy, dx = batch["shift"]
         return img.roll((dy, dx), (2, 3)) if dy or dx else img
 
-    def real_relu3_1(self, batch) -> torch.Tensor:
-        """Random (crop/4)^2 windows of the exemplar variants' relu3_1 features."""
-        p = self.crop // 4
+    def real_features(self, batch) -> dict[str, torch.Tensor]:
+        """Random (crop/4)^2 windows of the exemplar variants' relu3_1 features, and with
+        D's fine head (crop/2)^2 windows of their relu2_1."""
+        out = {"relu3_1": self._windows(self.real, self.crop // 4)}
+        if self.real_fine:
+            out["relu2_1"] = self._windows(self.real_fine, self.crop // 2)
+        return out
+
+    def _windows(self, real: list[torch.Tensor], p: int) -> torch.Tensor:
         out = []
         for _ in range(self.config.batch):
-            k = int(torch.randint(0, len(self.real), (1,), generator=self.rng))
-            r = self.real[k]
+            k = int(torch.randint(0, len(real), (1,), generator=self.rng))
+            r = real[k]
             y = int(torch.randint(0, r.shape[-2] - p + 1, (1,), generator=self.rng))
             x = int(torch.randint(0, r.shape[-1] - p + 1, (1,), generator=self.rng))
             out.append(r[..., y:y + p, x:x + p])
