@@ -53,7 +53,9 @@ BUILTINS = (
             maps=(("normal_strength", 0.6), ("roughness_min", 0.4), ("roughness_max", 0.8))),
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
             maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True),
-    Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "dihedral",
+    # (soil too, since 2026-11-28: its grains are lit from one side, and with the photo's
+    # rotations and flips in its training data they came out as wormy strokes; README, Gallery)
+    Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
             maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
