@@ -76,6 +76,12 @@ at an equal time budget:
   does, rather than the whole mix. Alone it left the same mottle (G has no input above its
   canvas to lay regions out by); with the coarse layout, rock showed its strata more
   clearly, but the patch distance rose on 3 of 4 runs (README, Measured, colour).
+- Measured and left off: D's fine head (``d_fine``: a third head on relu2_1 patches of
+  ~30 px, for crisp grains and edges; better on 2 of 4 photos, worse on 2, and alike to the
+  eye) and the photo mirrored left to right only (``augment="mirror"``, so that light from
+  above stays from above; no better than the flips on the bench photos). The soil built-in
+  trains on its photo as it is: its side-lit grains drew furry strokes under rotations and
+  flips (README, Gallery).
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
 ``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
 
