@@ -17,3 +17,14 @@ def test_variants_keep_what_each_mode_promises():
     assert not all(top_lit(v) for v in augment(x, "flips"))           # flips turn it upside down too
     with pytest.raises(ValueError, match="mirror"):
         augment(x, "sideways")
+
+
+def test_mgan_train_takes_every_augmentation_training_knows():
+    from engine.cli import _train_config, build_parser
+    from training.texture import AUGMENTS, TrainConfig
+
+    for mode in AUGMENTS:
+        args = build_parser().parse_args(["train", "photo.png", "--name", "x", "--augment", mode])
+        assert _train_config(TrainConfig, args).augment == mode
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "photo.png", "--name", "x", "--augment", "sideways"])
