@@ -47,8 +47,8 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 # 2: the config gained ``minutes`` (and ``steps`` may be null); 3: ``track_balance``; 4:
 # ``relu5``; 5: ``mesh_weight`` and ``mesh_allowed``; 6: ``lr_decay``; 7: ``layout``,
 # ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled``; 9: ``d_global`` (on: D has
-# a global head, training/discriminator.py); 10: ``d_fine``. Older checkpoints' config fingerprints cannot
-# match, so they are refused by version, clearly.
+# a global head, training/discriminator.py); 10: ``d_fine`` (off: its fine head). Older
+# checkpoints' config fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 10
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 FINE_TAP = "relu2_1"  # ... and its fine head (``d_fine``)
@@ -172,7 +172,7 @@ class Trainer:
                  device: str | None = None, log=print, show_progress: bool = True):
         if D_TAP not in task.feature_taps:
             raise ValueError(f"a task's feature_taps must include {D_TAP} (D's input)")
-        if getattr(task.config, "d_fine", False) and FINE_TAP not in task.feature_taps:
+        if task.config.d_fine and FINE_TAP not in task.feature_taps:
             raise ValueError(f"a task with D's fine head needs {FINE_TAP} among its feature_taps")
         self.task = task
         self.config = task.config.validate()
@@ -205,7 +205,7 @@ class Trainer:
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time
         # budget stops wherever it is; the average carries the last ~1/(1-ema) steps.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema else None
-        self.D = PatchDiscriminator(global_head=cfg.d_global, fine_head=getattr(cfg, "d_fine", False)).to(dev)
+        self.D = PatchDiscriminator(global_head=cfg.d_global, fine_head=cfg.d_fine).to(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.adv_weight = torch.tensor(0.0)
