@@ -81,7 +81,7 @@ at an equal time budget:
   eye) and the photo mirrored left to right only (``augment="mirror"``, so that light from
   above stays from above; no better than the flips on the bench photos). The soil built-in
   trains on its photo as it is (its side-lit grains drew furry strokes under rotations and
-  flips) and foliage mirrored (upside down, it drew black holes): README, Gallery.
+  flips, at two seeds), and foliage mirrored (the better of its presets): README, Gallery.
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
 ``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
 
