@@ -250,6 +250,13 @@ def _crop_border(f: torch.Tensor, tap: str) -> torch.Tensor:
     return f[..., m:-m, m:-m]
 
 
+def _patch_source(feats: dict[str, torch.Tensor], tap: str, side: int) -> torch.Tensor:
+    """A tap of an exemplar variant that D's real windows (``side`` cells) are cut from,
+    float: without the border ring where the photo is large enough for a whole window."""
+    f = feats[tap].float()
+    return _crop_border(f, tap) if min(f.shape[-2:]) - 2 * border_cells(tap) >= side else f
+
+
 class TextureTask:
     """One exemplar -> a seamless texture: noise-pool batches, the sliced-Wasserstein (or
     Gram) loss next to D's hinge term, previews from fresh noise. Runs inside
@@ -311,13 +318,9 @@ class TextureTask:
             grams = {t: [] for t in GRAM_TAPS}
             for v in variants:
                 feats = self.vgg(v.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
-                r = feats["relu3_1"].float()
-                # Without the border ring where the photo is large enough for a whole patch.
-                self.real.append(_crop_border(r, "relu3_1") if min(r.shape[-2:]) - 8 >= self.crop // 4 else r)
+                self.real.append(_patch_source(feats, "relu3_1", self.crop // 4))
                 if cfg.d_fine:
-                    r2 = feats["relu2_1"].float()
-                    m2 = 2 * border_cells("relu2_1")
-                    self.real_fine.append(_crop_border(r2, "relu2_1") if min(r2.shape[-2:]) - m2 >= self.crop // 2 else r2)
+                    self.real_fine.append(_patch_source(feats, "relu2_1", self.crop // 2))
                 if cfg.loss == "gram":
                     for t in GRAM_TAPS:
                         grams[t].append(gram(_crop_border(feats[t], t)))
