@@ -331,6 +331,8 @@ def seed_arg(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.protocol import AUGMENTS
+
     p = argparse.ArgumentParser(prog="mgan", description="Seamless neural textures (MGAN).")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -392,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "own pixel size, photos above --max-side downscaled)")
     s.add_argument("--max-side", type=int, help="longest exemplar side trained on at the default scale (texture; 512)")
     s.add_argument("--exemplar-size", type=int, help="scale the exemplar's longest side to this instead of --scale")
-    s.add_argument("--augment", choices=("flips", "dihedral", "mirror", "none"))
+    s.add_argument("--augment", choices=AUGMENTS)
     s.add_argument("--lattice", choices=("auto", "off"),
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
     s.add_argument("--relu5", action="store_true", default=None,

@@ -344,6 +344,11 @@ def check_weights_header(info: PresetInfo) -> None:
     _check_against_config(info, {k: shape for k, (_, shape) in read_weights_header(info).items()})
 
 
+# Largest magnitude a preset's tensor may hold: G's weights stay near 1 and its input
+# statistics (VGG features, Caffe scale) under 1e4; fp16, which presets store, ends at 65504.
+MAX_WEIGHT = 1e6
+
+
 def load_generator(info: PresetInfo, device: torch.device | str = "cpu") -> Generator:
     """Build G from the preset's config and load its weights, checking every tensor."""
     from safetensors import SafetensorError
@@ -365,6 +370,10 @@ def load_generator(info: PresetInfo, device: torch.device | str = "cpu") -> Gene
         if not torch.isfinite(v).all():
             raise PresetError(f"preset {info.name!r}: {WEIGHTS}: tensor {k} holds non-finite values "
                               "(NaN or infinity); the file is damaged")
+        if v.numel() and float(v.abs().max()) > MAX_WEIGHT:
+            # (a flipped exponent bit: finite, but it overflows the texture to NaN)
+            raise PresetError(f"preset {info.name!r}: {WEIGHTS}: tensor {k} holds {float(v.abs().max()):.3g}, "
+                              f"beyond any trained value (at most {MAX_WEIGHT:g}); the file is damaged")
     with torch.device("meta"):  # the loaded tensors become its parameters: no random init to overwrite
         g = Generator(info.generator_config)
     g.load_state_dict(floats, assign=True)

@@ -32,7 +32,7 @@ DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2"), "float32": np.dty
 OUTPUT_DTYPES = ("uint8", "float32")
 FILE_FORMATS = ("png", "jpeg")
 PRECISIONS = ("auto", "bf16", "fp32")
-AUGMENTS = ("flips", "dihedral", "none")
+AUGMENTS = ("flips", "dihedral", "mirror", "none")
 NOISE_KINDS = ("brown", "perlin")
 # PBR maps that synthesize can add to the base colour, and each one's frame: (dtype, channels).
 # Colour spaces: the base colour is sRGB; every map is non-colour data.

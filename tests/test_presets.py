@@ -107,6 +107,20 @@ def test_truncated_or_forged_weights(tmp_path):
         load_generator(info)
 
 
+def test_weights_beyond_any_trained_value_are_damage(tmp_path):
+    """A flipped exponent bit leaves a finite weight near 1e38: refused by name, not decoded
+    into a texture of NaN."""
+    from safetensors.torch import load_file, save_file
+
+    folder = make_tiny_preset(tmp_path)
+    weights = folder / "generator.safetensors"
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    state["head.weight"].view(-1)[0] = 3e38
+    save_file(state, str(weights))
+    with pytest.raises(PresetError, match=r"preset 'tiny': generator.safetensors: tensor head.weight holds 3e\+38"):
+        load_generator(open_preset(folder))
+
+
 def test_weights_not_matching_config(tmp_path):
     from safetensors.torch import save_file
 
