@@ -120,6 +120,7 @@ from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
 from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
+from engine.protocol import AUGMENTS  # the one list: the CLI, the wire and TrainConfig share it
 from engine.noise import NoiseParams, noise_period
 from engine.sequence import save_frame
 from engine.synth import autocast_for, to_uint8
@@ -131,7 +132,6 @@ from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downsc
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-AUGMENTS = ("flips", "dihedral", "mirror", "none")
 LOSSES = ("sw", "gram")
 LATTICE = ("auto", "off")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
