@@ -120,8 +120,8 @@ from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
 from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
-from engine.protocol import AUGMENTS  # the one list: the CLI, the wire and TrainConfig share it
 from engine.noise import NoiseParams, noise_period
+from engine.protocol import AUGMENTS  # the one list: the CLI, the wire and TrainConfig share it
 from engine.sequence import save_frame
 from engine.synth import autocast_for, to_uint8
 from engine.vgg import TAP_STRIDE, get_vgg19
