@@ -67,10 +67,12 @@ BUILTINS = (
             relu5=True, steps=1650),
     # (foliage is mirrored left to right only, since 2026-11-28: at seed 0 that preset has no
     # black holes between its clusters where the one before had; at seed 1 the flips did
-    # better, so it is the preset that is better, not the mirroring; README, Gallery)
+    # better, so it is the preset that is better, not the mirroring; and trained longer
+    # with the relu5_1 term since that evening: leaves with their shapes and the flower
+    # spikes, where the 5-minute preset drew dark green blots; README, Gallery)
     Builtin("foliage", "foliage.png", "Debian trigger-rally-data 0.6.6.1-3, data.zip member "
             "textures/veg/horse-chestnut-tree.png, crown cropped over black", "CC0 1.0", "mirror",
-            maps=(("ao_radius", 24.0), ("roughness_min", 0.45), ("roughness_max", 0.85))),
+            maps=(("ao_radius", 24.0), ("roughness_min", 0.45), ("roughness_max", 0.85)), relu5=True, steps=1650),
 )
 
 

@@ -60,8 +60,8 @@ at an equal time budget:
   photo to the eye and by the large-structure distance), but loses on the patch distance
   on most bench photos at the same budget and draws diagonal streaks on the rug (README,
   Measured, large structure). Given about 3x the budget's steps (1650), it won on the
-  built-ins stone, rust and fabric, which train so: stone's angular plates and cracks,
-  rust's smooth blue-grey patches (README, Gallery). Also left off: training on the photo unflipped by
+  built-ins stone, rust, fabric and foliage, which train so: stone's angular plates and
+  cracks, rust's smooth blue-grey patches, foliage's leaves (README, Gallery). Also left off: training on the photo unflipped by
   default (``augment="none"``: level on average, worse by eye on foliage, wood and meadow;
   the stone built-in trains so, which keeps its ledges' slant and its light's direction).
 - Measured and left off by default, taken by the built-ins where it won: a coarse layout
