@@ -30,12 +30,14 @@ def configs(monkeypatch, tmp_path):
 
 
 def test_a_builtin_with_its_own_steps_trains_them_with_its_recipe(configs):
-    builtin.main(["stone", "meadow"])
+    builtin.main(["stone", "meadow", "bricks"])
     assert configs["stone"].steps == 1650 and configs["stone"].relu5
     assert configs["stone"].augment == "none"
+    # longer without the relu5_1 term
+    assert configs["meadow"].steps == 1650 and not configs["meadow"].relu5 and configs["meadow"].layout
     # one without its own steps gets the default budget
-    assert configs["meadow"].steps is None and configs["meadow"].minutes == builtin.TEXTURE_MINUTES
-    assert not configs["meadow"].relu5 and configs["meadow"].layout
+    assert configs["bricks"].steps is None and configs["bricks"].minutes == builtin.TEXTURE_MINUTES
+    assert not configs["bricks"].relu5 and not configs["bricks"].layout
 
 
 def test_minutes_or_steps_on_the_command_line_override_a_builtins_steps(configs):

@@ -53,12 +53,15 @@ BUILTINS = (
             maps=(("normal_strength", 1.5), ("ao_radius", 20.0), ("roughness_min", 0.55), ("roughness_max", 0.95))),
     Builtin("wood", "wood.png", _UFO + "tex_material/wood003.png", "Public domain",
             maps=(("normal_strength", 0.6), ("roughness_min", 0.4), ("roughness_max", 0.8))),
+    # (meadow, and soil below, trained 1650 steps since 2026-11-29, without the relu5_1 term:
+    # meadow has darker gaps and leaf shapes in the photo's greens, where the 5-minute preset
+    # drew a paler, wormy mat; soil the photo's larger light and dark zones; README, Gallery)
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
-            maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True),
+            maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True, steps=1650),
     # (soil too, since 2026-11-28: its grains are lit from one side, and with the photo's
     # rotations and flips in its training data they came out as wormy strokes; README, Gallery)
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
-            maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True),
+            maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True, steps=1650),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
             maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
                   ("roughness_min", 0.7), ("roughness_max", 0.95)), layout=True, relu5=True, steps=1650),
