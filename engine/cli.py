@@ -399,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles, planks; default auto)")
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
-                        "rock strata, bands; best with ~3x the budget, e.g. --steps 1650 (README, Measured)")
+                        "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "
+                        "periodic inputs hold their structure (README, Measured)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
                         "its large structure: strata, bands, patches (irregular photos; default off; README, Measured)")
