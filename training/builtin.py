@@ -58,8 +58,9 @@ BUILTINS = (
     # drew a paler, wormy mat; soil the photo's larger light and dark zones; README, Gallery)
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
             maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True, steps=1650),
-    # (soil too, since 2026-11-28: its grains are lit from one side, and with the photo's
-    # rotations and flips in its training data they came out as wormy strokes; README, Gallery)
+    # (soil trains on its photo as it is, like stone, since 2026-11-28: its grains are lit
+    # from one side, and with the photo's rotations and flips in its training data they came
+    # out as wormy strokes; README, Gallery)
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True, steps=1650),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
