@@ -65,6 +65,7 @@ VARIANTS = {
     "+ lr_g 1e-3": replace(FULL, lr_g=1e-3),
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),
     "+ lr_g 1e-3 and lr_d 6e-4": replace(FULL, lr_g=1e-3, lr_d=6e-4),
+    "- start from a built-in (from scratch)": replace(FULL, start_from="off"),
 }
 
 

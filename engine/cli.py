@@ -172,6 +172,8 @@ def cmd_train(args) -> int:
             raise ValueError("--relu5 is for texture presets (an exemplar image), not style presets")
         if args.layout is not None:
             raise ValueError("--layout / --no-layout is for texture presets (an exemplar image), not style presets")
+        if args.start_from is not None:
+            raise ValueError("--start-from is for texture presets (an exemplar image), not style presets")
         return cmd_train_style(args)
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
@@ -404,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
                         "its large structure: strata, bands, patches (irregular photos; default off; README, Measured)")
+    s.add_argument("--start-from", metavar="auto|off|PRESET",
+                   help="texture: G's first weights: the nearest built-in texture preset's (auto, the default), "
+                        "none (off: from scratch), or a texture preset's name or folder (README, Measured)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "

@@ -157,7 +157,7 @@ def main(argv=None) -> None:
             continue
         steps = args.steps if args.steps or args.minutes else b.steps
         cfg = TrainConfig(steps=steps, minutes=args.minutes or TEXTURE_MINUTES, augment=b.augment, seed=args.seed,
-                          relu5=args.relu5 or b.relu5, layout=b.layout)
+                          relu5=args.relu5 or b.relu5, layout=b.layout, start_from="off")
         task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)

@@ -109,6 +109,8 @@ class GeneratorStart:
     side_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # finer taps G reads
     # more of G's fixed buffers, by name: a regular texture's wave vectors, a layout's cells
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    # G's parameters to start from (a trained preset's, training/warm_start.py); None: from scratch
+    weights: dict[str, torch.Tensor] | None = None
 
 
 class TrainingTask(Protocol):
@@ -200,6 +202,11 @@ class Trainer:
         with torch.no_grad():
             for name, value in start.buffers.items():
                 getattr(self.G, name).copy_(value.view_as(getattr(self.G, name)))
+            if start.weights:
+                params = dict(self.G.named_parameters())
+                for name, value in start.weights.items():
+                    params[name].copy_(value.view_as(params[name]))
+                self.G.init_output(start.mean_rgb, gain=1.0)  # the trained last layer, re-centred on this photo's colour
         self.G = self.G.to(memory_format=torch.channels_last)
         # An exponential moving average of G's weights is what previews and the preset use
         # (with ``config.ema`` > 0): a GAN's G can spike in its last steps, and a time

@@ -61,6 +61,7 @@ class StyleConfig(TrainConfig):
     track_balance: bool = False     # the style presets were measured with the smoothed balance (not re-measured)
     lr_decay: float = 0.0           # and with constant rates (not re-measured)
     d_global: bool = False          # and with D's patch scores alone (not re-measured)
+    start_from: str = "off"         # a style's G starts from scratch (texture presets decode noise, not photos)
     inverter_steps: int = 200       # G first learns to invert VGG19 relu4_1 (no adversarial term)
     feature_weight: float = 1.0     # relu2_1/relu3_1 feature MSE to the target (sharpness; 0 = the paper's pixel loss only)
     pair_augment: str = "paper"     # 18 rotations x scales x flips, "flip" (2) or "none"

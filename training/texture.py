@@ -51,6 +51,11 @@ at an equal time budget:
   average (0.880 against 0.886) and no run collapsed, where at constant rates 3 of 8 did
   (rock, rug and planks, late in their budgets: README, Measured).
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
+- G starts from the weights of the built-in preset whose photo is nearest the user's
+  (``start_from="auto"``, training/warm_start.py; an irregular photo's G only), not from a
+  flat image: on the 6 irregular bench photos at the same steps the patch distance fell on 3
+  (rock, rug, corrosion: strata, bands and the rug's palette of shapes to the eye), held on
+  2 and rose on 1, and the spectrum came closer on 5 (README, Measured). ``"off"``: from scratch.
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
   give G periodic inputs, sin and cos of the lattice's waves with one random phase per
   canvas, so courses and joints run straight across any canvas; the training canvas is
@@ -130,6 +135,7 @@ from .exemplar import augment, file_sha256, load_exemplar
 from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, mesh_loss, mesh_target,
                      spectrum_loss, spectrum_target)
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
+from .warm_start import check_spec, choose_start
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LOSSES = ("sw", "gram")
@@ -175,6 +181,7 @@ class TrainConfig:
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
     layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
     layout_scale: int = 16          # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part)
+    start_from: str = "auto"        # G's first weights: "auto" (the nearest built-in texture preset's), "off" (from scratch), or a preset
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
     checkpoint_every: int = 100
@@ -211,6 +218,7 @@ class TrainConfig:
             raise ValueError(f"max_side must be 64..4096, got {self.max_side}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        check_spec(self.start_from)
         if self.lattice not in LATTICE:
             raise ValueError(f"lattice must be one of {', '.join(LATTICE)}, got {self.lattice!r}")
         if self.regular_upsample not in UPSAMPLING:
@@ -234,7 +242,7 @@ class TrainConfig:
 def previous_recipe(**overrides) -> TrainConfig:
     """The recipe before the sliced-Wasserstein rework, for benchmarks and ablations."""
     settings = dict(loss="gram", scales=(1,), shift=False, exemplar_size=256, lr_g=2e-4, adv_ratio=2.0, ema=0.0, grid_weight=0.0,
-                    track_balance=False, lr_decay=0.0, layout=False, d_global=False,
+                    track_balance=False, lr_decay=0.0, layout=False, d_global=False, start_from="off",
                     generator=GeneratorConfig(arch="upsample", widths=(256, 128, 64)).to_dict())
     return TrainConfig(**{**settings, **overrides})
 
@@ -268,6 +276,7 @@ class TextureTask:
     feature_taps = GRAM_TAPS  # the taps the losses need from the generated batch
     adversarial_from = 0
     vgg5 = None   # VGG19 to relu5_1, where the config's relu5 term is on
+    started_from = None  # the preset whose G's weights this one started from (warm_start.choose_start)
     mesh = None   # the photo's smoothed log power (losses.mesh_target), where the mesh penalty is on
 
     def __init__(self, exemplar: str | Path, config: TrainConfig, source: str = "", licence: str = "",
@@ -356,9 +365,11 @@ class TextureTask:
         # G's inputs are VGG19 features of noise: standardise them by the pool's statistics
         # (fixed buffers saved in the preset), so G starts with O(1) activations.
         stats = {t: (p.mean((0, 2, 3)), p.std((0, 2, 3))) for t, p in self.pool.items()}
+        start = choose_start(cfg.start_from, ex, self.vgg, self.g_config, ctx.log)
+        self.started_from = start[0] if start else None
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
                               side_stats={t: s for t, s in stats.items() if t != "relu4_1"},
-                              buffers=buffers)
+                              buffers=buffers, weights=start[1] if start else None)
 
     def _lattice_crop(self, limit: int) -> int:
         """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
@@ -525,6 +536,7 @@ class TextureTask:
                 "exemplar": {"file": self.exemplar_path.name, "sha256": file_sha256(self.exemplar_path),
                              "source": self.source, "licence": self.licence,
                              "scale": round(self.exemplar_scale, 6), "crop": self.crop},
+                **({"started_from": self.started_from} if self.started_from else {}),
                 **({"maps": self.maps} if self.maps else {})}
 
     def export_files(self, folder: Path) -> None:
