@@ -18,8 +18,9 @@ planks and tiles came out no better (1.13 -> 1.22, 0.85 -> 0.87).
   ``SIGNATURE_SIDE`` are shrunk first; the built-ins' signatures are computed once per process.
 - Only weights: G's parameters, name for name and shape for shape. Its fixed buffers (input
   statistics, a regular photo's waves, a layout's cells) are the new photo's own, and its
-  output bias is reset to the new photo's mean colour. A preset whose G has other inputs
-  (periodic waves, a layout map) or other widths cannot be a start for this G, and is passed over.
+  output bias is reset to the new photo's mean colour. A preset whose G lacks one of this
+  G's parameters (an input this one reads: periodic waves, a layout map; or other widths) is
+  passed over; inputs of the source that this G does not read are left out.
 - The weights are loaded as for synthesis (engine/presets.py: safetensors, never a pickle;
   every tensor checked: finite, in range, of the shape its config says).
 """
@@ -29,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.generator import Generator, GeneratorConfig
-from engine.presets import (BUILTIN_DIR, PresetError, PresetInfo, load_generator, open_preset, preset_from_arg,
-                            read_weights_header)
+from engine.presets import (BUILTIN_DIR, PresetError, PresetInfo, load_generator, preset_from_arg, read_weights_header,
+                            scan_presets)
 
 from .exemplar import load_exemplar
 
@@ -67,27 +68,25 @@ def _preset_signature(info: PresetInfo, vgg, device) -> list[torch.Tensor]:
     return _signatures[key]
 
 
-def fits(info: PresetInfo, g_config: GeneratorConfig) -> bool:
-    """Whether the preset's weights hold every parameter of a G of ``g_config``, same shapes."""
+def parameter_shapes(g_config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
+    """G's parameters and their shapes, from a G built on the meta device (no weights made)."""
+    with torch.device("meta"):
+        return {n: tuple(p.shape) for n, p in Generator(g_config).named_parameters()}
+
+
+def fits(info: PresetInfo, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Whether the preset's weights hold every parameter of ``shapes``, same shapes."""
     try:
         header = read_weights_header(info)
     except PresetError:
         return False
-    probe = Generator(g_config)
-    return all(name in header and tuple(header[name][1]) == tuple(p.shape) for name, p in probe.named_parameters())
+    return all(name in header and tuple(header[name][1]) == shape for name, shape in shapes.items())
 
 
 def builtin_textures() -> list[PresetInfo]:
-    out = []
-    for d in sorted(BUILTIN_DIR.iterdir()):
-        if (d / "preset.json").is_file() and (d / "exemplar.png").is_file():
-            try:
-                info = open_preset(d)
-            except PresetError:
-                continue
-            if info.kind == "texture":
-                out.append(info)
-    return out
+    """The built-in texture presets that load, with their photo (engine/presets.py's scan)."""
+    return [p for p in scan_presets().presets if p.kind == "texture" and p.path.parent.resolve() == BUILTIN_DIR.resolve()
+            and (p.path / "exemplar.png").is_file()]
 
 
 def choose_start(spec: str, exemplar: torch.Tensor, vgg, g_config: GeneratorConfig,
@@ -99,11 +98,12 @@ def choose_start(spec: str, exemplar: torch.Tensor, vgg, g_config: GeneratorConf
     fit (else ValueError)."""
     if spec == "off":
         return None
+    shapes = parameter_shapes(g_config)
     if spec == "auto":
         if g_config.waves:
             log("G starts from scratch: a regular photo's periodic inputs are its own lattice's")
             return None
-        fitting = [p for p in builtin_textures() if fits(p, g_config)]
+        fitting = [p for p in builtin_textures() if fits(p, shapes)]
         if not fitting:
             return None
         own = signature(exemplar, vgg)
@@ -119,7 +119,7 @@ def choose_start(spec: str, exemplar: torch.Tensor, vgg, g_config: GeneratorConf
         if info.kind != "texture":
             raise ValueError(f"start_from: preset {info.name!r} is a {info.kind} preset; G can start only "
                              "from a texture preset's weights")
-        if not fits(info, g_config):
+        if not fits(info, shapes):
             raise ValueError(f"start_from: preset {info.name!r} has a G of another shape than this photo's (it lacks "
                              "inputs this one reads, periodic waves or a layout map, or its kind or widths differ); "
                              "pick another, 'auto' or 'off'")
@@ -128,7 +128,7 @@ def choose_start(spec: str, exemplar: torch.Tensor, vgg, g_config: GeneratorConf
         source = dict(load_generator(info).named_parameters())
     except PresetError as e:
         raise ValueError(f"start_from: {e}") from None
-    return info.name, {n: source[n].detach() for n, _ in Generator(g_config).named_parameters()}
+    return info.name, {n: source[n].detach() for n in shapes}
 
 
 def check_spec(spec: str) -> None:
