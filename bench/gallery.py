@@ -3,6 +3,7 @@ tiled 2x2 (so any seam would show as a cross in the middle), both at the same pi
 scale (the exemplar as the preset was trained on it).
 
     python bench/gallery.py [--size 512] [--seed 7]
+    python bench/gallery.py --presets DIR --out docs/quality   # texture presets of DIR instead
 
 Saved as JPEG (quality 92): the pictures are for reading the README, and eight lossless
 1.5-megapixel PNGs would weigh more than all the presets together.
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.presets import BUILTIN_DIR, list_presets  # noqa: E402
+from engine.presets import BUILTIN_DIR, list_presets, open_preset  # noqa: E402
 from engine.synth import Synthesizer, tile_2x2, to_uint8  # noqa: E402
 
 
@@ -26,11 +27,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512, help="side of the generated tile")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--presets", type=Path, help="a folder of presets (for example `mgan train --out`'s) "
+                                                 "to show instead of the built-ins")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "gallery")
     args = ap.parse_args()
-    out = ROOT / "docs" / "gallery"
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    for p in list_presets():
-        if p.path.parent != BUILTIN_DIR or p.kind != "texture":
+    if args.presets:
+        presets = [open_preset(d) for d in sorted(args.presets.iterdir()) if (d / "preset.json").is_file()]
+    else:
+        presets = [p for p in list_presets() if p.path.parent == BUILTIN_DIR]
+    for p in presets:
+        if p.kind != "texture":
             continue
         s = Synthesizer.load(p)
         tex = to_uint8(s.synthesize((args.size, args.size), seed=args.seed))
