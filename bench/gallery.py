@@ -33,6 +33,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.presets and not args.presets.is_dir():
+        ap.error(f"--presets {args.presets}: not a folder")
     if args.presets:
         presets = [open_preset(d) for d in sorted(args.presets.iterdir()) if (d / "preset.json").is_file()]
     else:
