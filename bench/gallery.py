@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.presets import BUILTIN_DIR, list_presets, open_preset  # noqa: E402
+from engine.presets import BUILTIN_DIR, scan_presets  # noqa: E402
 from engine.synth import Synthesizer, tile_2x2, to_uint8  # noqa: E402
 
 
@@ -35,11 +35,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.presets and not args.presets.is_dir():
         ap.error(f"--presets {args.presets}: not a folder")
-    if args.presets:
-        presets = [open_preset(d) for d in sorted(args.presets.iterdir()) if (d / "preset.json").is_file()]
-    else:
-        presets = [p for p in list_presets() if p.path.parent == BUILTIN_DIR]
-    for p in presets:
+    for p in scan_presets([args.presets or BUILTIN_DIR]).presets:
         if p.kind != "texture":
             continue
         s = Synthesizer.load(p)

@@ -179,13 +179,13 @@ def _check_exemplar(exemplar) -> None:
             raise ValueError(f"exemplar {key} must be a string, got {_short(exemplar[key])}")
 
 
-def scan_presets() -> PresetScan:
-    """Every folder holding a preset.json in the preset folders, user folder first: the
-    presets that load (their JSON and their weights' header are checked) and the broken
-    ones with the reason. A user folder shadows a built-in of the same name, broken or not,
-    as it does in ``find_preset``."""
+def scan_presets(dirs: list[Path] | None = None) -> PresetScan:
+    """Every folder holding a preset.json in the preset folders (or in ``dirs``), user folder
+    first: the presets that load (their JSON and their weights' header are checked) and the
+    broken ones with the reason. A user folder shadows a built-in of the same name, broken or
+    not, as it does in ``find_preset``."""
     found: dict[str, PresetInfo | BrokenPreset] = {}
-    for d in search_dirs():
+    for d in search_dirs() if dirs is None else dirs:
         try:
             folders = sorted(d.iterdir()) if d.is_dir() else []
         except OSError:

@@ -85,8 +85,7 @@ def fits(info: PresetInfo, shapes: dict[str, tuple[int, ...]]) -> bool:
 
 def builtin_textures() -> list[PresetInfo]:
     """The built-in texture presets that load, with their photo (engine/presets.py's scan)."""
-    return [p for p in scan_presets().presets if p.kind == "texture" and p.path.parent.resolve() == BUILTIN_DIR.resolve()
-            and (p.path / "exemplar.png").is_file()]
+    return [p for p in scan_presets([BUILTIN_DIR]).presets if p.kind == "texture" and (p.path / "exemplar.png").is_file()]
 
 
 def choose_start(spec: str, exemplar: torch.Tensor, vgg, g_config: GeneratorConfig,
