@@ -39,6 +39,7 @@ VARIANTS = {
     "- sliced Wasserstein (Gram + colour)": replace(FULL, loss="gram", lr_g=2e-4, adv_ratio=2.0),
     "- weight average (EMA)": replace(FULL, ema=0.0),
     "- periodic inputs (lattice off)": replace(FULL, lattice="off"),
+    "- stripes (one wave)": replace(FULL, lattice="waves"),
     "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
     "- grid penalty": replace(FULL, grid_weight=0.0),
     "+ spectrum term": replace(FULL, spectrum_weight=1.0),

@@ -58,6 +58,7 @@ class GeneratorConfig:
     waves: int = 0                  # residual: periodic inputs (engine/lattice.py), 0 for irregular textures
     harmonics: int = 1              # each wave's sin and cos at 1..harmonics times its frequency
     bond: bool = False              # two waves: the second as the bond coordinate (engine/lattice.py wave_inputs)
+    stripes: bool = False           # one wave: boards of uneven width along it (engine/lattice.py stripe_inputs)
     # residual: the stages' x2 upsampling, "bilinear" or "nearest". Presets saved without the key are "nearest".
     upsample: str = "bilinear"
     # residual: (h, w) of the photo's 1/8 cells that a coarse layout is quilted from
@@ -78,6 +79,8 @@ class GeneratorConfig:
             raise ValueError(f"generator harmonics must be an int in 1..8, got {self.harmonics!r}")
         if not isinstance(self.bond, bool) or (self.bond and self.waves != 2):
             raise ValueError(f"generator bond must be true or false, and true only with 2 waves, got {self.bond!r}")
+        if not isinstance(self.stripes, bool) or (self.stripes and self.waves != 1):
+            raise ValueError(f"generator stripes must be true or false, and true only with 1 wave, got {self.stripes!r}")
         if self.waves and self.arch != "residual":
             raise ValueError("only the residual generator reads periodic inputs (waves)")
         if self.upsample not in UPSAMPLING:
@@ -97,6 +100,8 @@ class GeneratorConfig:
                 d["harmonics"] = self.harmonics
                 if self.bond:
                     d["bond"] = True
+                if self.stripes:
+                    d["stripes"] = True
             if self.layout:
                 d["layout"] = list(self.layout)
         return d
@@ -113,6 +118,7 @@ class GeneratorConfig:
         waves = d.get("waves", cls.waves)
         harmonics = d.get("harmonics", cls.harmonics)
         bond = d.get("bond", cls.bond)
+        stripes = d.get("stripes", cls.stripes)
         layout = d.get("layout", [])
         if not isinstance(layout, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in layout):
             raise ValueError(f"generator layout must be a list of ints, got {layout!r}")
@@ -125,9 +131,11 @@ class GeneratorConfig:
         for key, v in (("waves", waves), ("harmonics", harmonics)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"generator {key} must be an int, got {v!r}")
-        if not isinstance(bond, bool):
-            raise ValueError(f"generator bond must be true or false, got {bond!r}")
+        for key, v in (("bond", bond), ("stripes", stripes)):
+            if not isinstance(v, bool):
+                raise ValueError(f"generator {key} must be true or false, got {v!r}")
         return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond,
+                   stripes=stripes,
                    upsample=upsample, layout=tuple(layout))
 
     @property

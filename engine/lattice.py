@@ -18,6 +18,13 @@ courses run straight; the noise still varies every brick.
   pixel indices, so a tiled decode equals the untiled one: sin and cos of each wave at
   1..3 times its frequency, and with two waves the bond coordinate in place of the second,
   whose iso-lines are head joints square to the courses.
+- Stripes (boards, planks, grain: ``stripe_wave``): one direction, but no single period.
+  The spectrum holds several strong peaks along one line that are not harmonics of one
+  another (wood's grain at 12, 14, 17, 19 and 25 px; planks of uneven width). One wave
+  there made every board the same width, and wood's a sixth of the photo's (its grain's
+  14 px). Instead G gets ``stripe_inputs``: the phase of boards of uneven width (0.5 to
+  1.5 times the lowest of those periods, new per seed), sin and cos of its harmonics as
+  for one wave: straight boards, as wide as the photo's, each its own width.
 """
 from __future__ import annotations
 
@@ -31,6 +38,11 @@ MIN_PERIOD_PX = 12        # finer repetition is local texture: G draws it unaide
 MIN_PROMINENCE = 100.0    # peak power / median power at the same frequency: regular photos 300+, others under 40
 SUPPORT_PROMINENCE = 8.0  # a second, weaker wave: only where a further peak confirms its lattice
 MAX_WAVES = 2
+# Stripes: parallel peaks, not harmonics of the first, at least this share of its prominence
+STRIPE_SHARE = 0.3
+STRIPE_PEAKS = 2
+STRIPE_BOARD_PROMINENCE = 30.0  # the boards: the lowest parallel peak standing this far above its ring
+STRIPE_SPREAD = 0.5             # board widths: (1 +- this) x the boards' period, uniform
 HARMONICS = 3             # what training gives a regular texture's G
 WAVE_STRIDES = (8, 4, 2)  # G reads the fields at 1/8 (its stem), 1/4 and 1/2 (its side inputs)
 
@@ -143,6 +155,100 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]
 
 
+def stripe_wave(rgb: np.ndarray, waves) -> tuple[float, float] | None:
+    """The boards' wave vector (fy, fx) where a one-wave photo is stripes rather than a
+    lattice, else None. Stripes: ``STRIPE_PEAKS`` or more further peaks parallel to its wave
+    (within 5 deg), at ``STRIPE_SHARE`` of its strongest peak's prominence or more, that
+    are not whole multiples of its fundamental (wood's grain has three, 19, 12 and 25 px
+    beside 14; the bench's planks two; corrugated sheet or siding would have harmonics
+    only; bricks and tiles have two waves). The boards: the lowest-frequency parallel peak
+    at ``STRIPE_BOARD_PROMINENCE`` or more (wood 58.9 px, planks 57.5 px)."""
+    if len(waves) != 1:
+        return None
+    k1 = np.asarray(waves[0], dtype=np.float64)
+    f1 = np.linalg.norm(k1)
+    par = [(np.array(t[:2]), t[2]) for t in spectrum_peaks(rgb) if _parallel(np.array(t[:2]), k1, 5.0)]
+    if not par:
+        return None
+    top = max(prom for _, prom in par)
+    unrelated = 0
+    for q, prom in par:
+        ratio = np.linalg.norm(q) / f1
+        if prom >= STRIPE_SHARE * top and abs(ratio - round(ratio)) >= 0.1:
+            unrelated += 1
+    if unrelated < STRIPE_PEAKS:
+        return None
+    boards = min((q for q, prom in par if prom >= STRIPE_BOARD_PROMINENCE), key=np.linalg.norm, default=k1)
+    if float(np.dot(boards, k1)) < 0:
+        boards = -boards
+    return float(boards[0]), float(boards[1])
+
+
+def stripe_base(wave, period: tuple[int, int]) -> tuple[int, int]:
+    """The lowest whole-cycle wave vector (my, mx) over ``period`` in the stripes' direction
+    (within 5 deg of ``wave``, or the nearest such): one turn of it crosses the canvas, so
+    a phase that climbs by whole turns along it wraps around."""
+    h, w = period
+    fy, fx = wave
+    cands = []
+    for my in range(0, 9):
+        for mx in range(-8, 9):
+            if (my, mx) == (0, 0) or (my == 0 and mx < 0) or math.gcd(my, abs(mx)) != 1:
+                continue
+            ky, kx = my / h, mx / w
+            cos = abs(ky * fy + kx * fx) / (math.hypot(ky, kx) * math.hypot(fy, fx))
+            cands.append((math.acos(min(1.0, cos)), math.hypot(ky, kx), (my, mx)))
+    close = [c for c in cands if c[0] < math.radians(5.0)]
+    if close:
+        return min(close, key=lambda c: c[1])[2]
+    return min(cands)[2]
+
+
+def stripe_inputs(base: tuple[int, int], edges: np.ndarray, shift: float, rows: np.ndarray, cols: np.ndarray,
+                  period: tuple[int, int], harmonics: int = 1, device=None) -> dict[str, torch.Tensor]:
+    """G's inputs for stripes, in ``wave_inputs``' layout: sin and cos of 2 pi m t,
+    m = 1..``harmonics``, where the phase t climbs by one turn per board, linearly within
+    it. u = base . x (turns of ``base``, shifted by ``shift``) runs once across the canvas;
+    board i spans ``edges[i]..edges[i + 1]`` of it. Evaluated from the window's global
+    indices through u's whole-number numerator, so a window equals the same part of the
+    whole canvas bit for bit; t gains whole turns over the period, so it wraps."""
+    ph, pw = period
+    my, mx = base
+    n = len(edges) - 1
+    out = {}
+    for s in WAVE_STRIDES:
+        r = np.asarray(rows[::s], dtype=np.int64)
+        c = np.asarray(cols[::s], dtype=np.int64)
+        # u at the cell's centre (r + (s-1)/2), in units of 1 / (2 ph pw): a whole number
+        num = (my * (2 * r + s - 1))[:, None] * pw + (mx * (2 * c + s - 1))[None, :] * ph
+        den = 2 * ph * pw
+        uniq, inv = np.unique(num % den, return_inverse=True)
+        u = (uniq.astype(np.float64) / den - shift) % 1.0
+        i = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, n - 1)
+        t = i + (u - edges[i]) / (edges[i + 1] - edges[i])
+        a = np.empty((1, 2 * harmonics, len(r), len(c)), dtype=np.float32)
+        for m in range(1, harmonics + 1):
+            a[0, 2 * (m - 1)] = np.sin(2 * math.pi * m * t)[inv].reshape(num.shape)
+            a[0, 2 * (m - 1) + 1] = np.cos(2 * math.pi * m * t)[inv].reshape(num.shape)
+        x = torch.from_numpy(a)
+        out[f"wave{s}"] = x.to(device) if device is not None else x
+    return out
+
+
+def canvas_stripes(wave, period: tuple[int, int], seed: int) -> tuple[tuple[int, int], np.ndarray, float]:
+    """(base, edges, shift) of a canvas: the stripes' base on this period, as many boards as
+    the boards' wave puts across it (at least one), their widths drawn uniformly within
+    1 +- ``STRIPE_SPREAD`` of the mean and their offset from ``seed``."""
+    base = stripe_base(wave, period)
+    k = math.hypot(base[0] / period[0], base[1] / period[1])
+    n = max(1, int(round(math.hypot(*wave) / k)))
+    rng = np.random.default_rng([int(seed) % (2 ** 63), 0x57121])
+    widths = rng.uniform(1 - STRIPE_SPREAD, 1 + STRIPE_SPREAD, n)
+    edges = np.concatenate([[0.0], np.cumsum(widths) / widths.sum()])
+    edges[-1] = 1.0
+    return base, edges, float(rng.random())
+
+
 BOND_OFFSETS = tuple(sorted({Fraction(p, q) for q in (1, 2, 3, 4) for p in range(q + 1)}))  # 0, 1/4, 1/3, 1/2, ...
 
 
@@ -241,8 +347,13 @@ def canvas_waves(wave_vectors, period: tuple[int, int], seed: int,
     return cycles, [float((my * ty + mx * tx) % 1.0) for my, mx in cycles]
 
 
-def canvas_inputs(wave_vectors, period: tuple[int, int], seed: int, harmonics: int = 1, bond: bool = False):
-    """rows, cols -> ``wave_inputs`` of that window of a canvas with this period and seed:
-    the one recipe the synthesizer (tile by tile) and training (whole canvases) share."""
+def canvas_inputs(wave_vectors, period: tuple[int, int], seed: int, harmonics: int = 1, bond: bool = False,
+                  stripes: bool = False):
+    """rows, cols -> ``wave_inputs`` (or ``stripe_inputs``) of that window of a canvas with
+    this period and seed: the one recipe the synthesizer (tile by tile) and training (whole
+    canvases) share."""
+    if stripes:
+        base, edges, shift = canvas_stripes(wave_vectors[0], period, seed)
+        return lambda rows, cols, device=None: stripe_inputs(base, edges, shift, rows, cols, period, harmonics, device)
     cycles, phase = canvas_waves(wave_vectors, period, seed, bond)
     return lambda rows, cols, device=None: wave_inputs(cycles, phase, rows, cols, period, device, harmonics, bond)

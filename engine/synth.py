@@ -139,7 +139,8 @@ class Synthesizer:
         g = self.generator.config
         parts = []
         if g.waves:
-            parts.append(canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond))
+            parts.append(canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond,
+                                       g.stripes))
         if g.layout:
             parts.append(layout_inputs(self.generator.layout_source.float().cpu(), period, seed))
         if len(parts) < 2:

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.lattice import canvas_waves, detect_lattice, quantise, stretch, wave_inputs
+from engine.lattice import (STRIPE_SPREAD, canvas_inputs, canvas_stripes, canvas_waves, detect_lattice, quantise,
+                            stretch, stripe_base, stripe_inputs, stripe_wave, wave_inputs)
 from engine.synth import Synthesizer
 from tests.support import residual_preset, running_bond
 
@@ -148,3 +149,102 @@ def test_the_built_in_photos_lattices_bricks_bond_and_wood_grain_alone():
     assert 1 / math.hypot(*bricks[1]) == pytest.approx(79.4, abs=2.0)  # the bond, diagonal
     wood = lattice("wood")
     assert len(wood) == 1 and 1 / math.hypot(*wood[0]) == pytest.approx(14.0, abs=0.5)
+    # wood's grain is stripes (several unrelated periods along one direction), its boards
+    # 59 px apart on average; the bricks' courses are a lattice
+    boards = stripe_wave(np.asarray(Image.open(ROOT / "presets" / "wood" / "exemplar.png").convert("RGB")), wood)
+    assert boards and 1 / math.hypot(*boards) == pytest.approx(58.9, abs=1.5)
+    assert abs(boards[0]) < 0.05 * abs(boards[1])  # across the boards: vertical boards, a horizontal wave
+    assert stripe_wave(np.asarray(Image.open(ROOT / "presets" / "bricks" / "exemplar.png").convert("RGB")),
+                       bricks[:1]) is None
+
+
+def boards(h=256, w=256, seed=0):
+    """Vertical boards of uneven width (24..70 px), each with its own shade and a fine grain."""
+    rng = np.random.default_rng(seed)
+    edges = [0]
+    while edges[-1] < w:
+        edges.append(edges[-1] + int(rng.integers(24, 70)))
+    img = np.zeros((h, w))
+    for a, b in zip(edges, edges[1:]):
+        img[:, a:min(b, w)] = 0.3 + 0.4 * rng.random()
+        img[:, a] = 0.05  # the gap between boards
+    cols = np.arange(w)
+    img += 0.05 * np.sin(2 * np.pi * cols / 14.0)[None, :] + 0.02 * rng.standard_normal((h, w))
+    return np.repeat(img[..., None], 3, axis=2)
+
+
+def test_stripes_are_told_from_a_lattice():
+    """Boards of uneven width: a wave is found across them, and they are stripes (several
+    periods along one direction), whose boards' wave is the lowest of them. One period with
+    its harmonics alone (corrugated sheet) is a lattice; so is a brick wall (two waves)."""
+    img = boards()
+    waves = detect_lattice(img)
+    assert len(waves) == 1 and abs(waves[0][0]) < 0.1 * abs(waves[0][1]), waves  # across the boards
+    wave = stripe_wave(img, waves)
+    assert wave is not None and abs(wave[0]) < 0.1 * abs(wave[1])
+    assert 30 < 1 / math.hypot(*wave) < 90  # the boards (24..70 px), not the 14 px grain
+    cols = np.arange(256)
+    ridges = np.tanh(3 * np.sin(2 * np.pi * cols / 32.0))[None, :].repeat(256, 0)  # harmonics 3, 5, ...
+    sheet = 0.5 + 0.2 * ridges + 0.03 * np.random.default_rng(0).standard_normal((256, 256))
+    sheet = np.repeat(sheet[..., None], 3, axis=2)
+    sw = detect_lattice(sheet)
+    assert len(sw) == 1 and stripe_wave(sheet, sw) is None
+    wall = running_bond()
+    assert stripe_wave(wall, detect_lattice(wall)) is None
+
+
+def test_stripe_phase_climbs_a_turn_per_board_wraps_and_windows_equal_the_whole():
+    period = (96, 144)
+    assert stripe_base((0.001, -0.07), period) == (0, 1)       # vertical boards: one cycle across
+    assert stripe_base((0.07, 0.0005), period) == (1, 0)
+    base, edges, shift = canvas_stripes((0.0, 1 / 24.0), period, seed=3)
+    assert base == (0, 1) and len(edges) == 7                   # 144 px / 24 px: six boards
+    widths = np.diff(edges) * 144
+    assert edges[0] == 0 and edges[-1] == 1 and np.all(widths > 0)
+    assert widths.min() >= 24 * (1 - STRIPE_SPREAD) * 0.6 and widths.std() > 1.0  # uneven, none vanishing
+    idx_r, idx_c = np.arange(96), np.arange(144)
+    whole = stripe_inputs(base, edges, shift, idx_r, idx_c, period, harmonics=3)
+    rows = np.arange(40 - 16, 40 + 32 + 16) % 96
+    cols = np.arange(-24, 56) % 144
+    part = stripe_inputs(base, edges, shift, rows, cols, period, harmonics=3)
+    for s in (8, 4, 2):
+        w, p = whole[f"wave{s}"].numpy(), part[f"wave{s}"].numpy()
+        assert w.shape == (1, 6, 96 // s, 144 // s)
+        np.testing.assert_array_equal(p, w[:, :, (rows[::s] // s)][:, :, :, cols[::s] // s])
+        assert np.abs(w - w[:, :, :1]).max() == 0                # constant along the boards
+    # at 1/2: the phase (from the first harmonic's sin and cos) climbs one turn per board,
+    # and the column after the last is the first again
+    t = np.unwrap(np.arctan2(whole["wave2"][0, 0, 0].numpy(), whole["wave2"][0, 1, 0].numpy()))
+    assert np.all(np.diff(t) > 0) and (t[-1] - t[0]) / (2 * np.pi) == pytest.approx(6, abs=0.5)
+    wrap = stripe_inputs(base, edges, shift, idx_r, np.arange(144, 288), period, harmonics=3)["wave2"].numpy()
+    np.testing.assert_array_equal(wrap, whole["wave2"].numpy())
+    # harmonics: sin and cos of m t
+    np.testing.assert_allclose(np.arctan2(whole["wave2"][0, 2].numpy(), whole["wave2"][0, 3].numpy()) % (2 * np.pi),
+                               (2 * np.arctan2(whole["wave2"][0, 0].numpy(), whole["wave2"][0, 1].numpy())) % (2 * np.pi),
+                               atol=1e-4)
+    # new boards per seed
+    other = canvas_inputs([(0.0, 1 / 24.0)], period, seed=4, harmonics=3, stripes=True)(idx_r, idx_c)
+    assert np.abs(other["wave2"].numpy() - whole["wave2"].numpy()).mean() > 0.3
+
+
+def test_a_striped_preset_tiles_exactly_and_seeds_differ(tmp_path):
+    s = Synthesizer.load(residual_preset(tmp_path / "boards", wave_vectors=[(0.0, 1 / 40.0)], harmonics=3,
+                                         stripes=True), device="cpu", precision="fp32")
+    assert (s.generator.config.waves, s.generator.config.stripes) == (1, True)
+    whole = s.synthesize((320, 256), seed=1, tile=1024)
+    assert np.abs(whole - s.synthesize((320, 256), seed=1, tile=96)).max() < 1e-3
+    doubled = s.synthesize((640, 256), seed=1, period=(320, 256))
+    assert np.abs(doubled[:320] - doubled[320:]).max() < 1e-4
+    assert np.abs(whole - s.synthesize((320, 256), seed=2, tile=1024)).mean() > 1e-3
+
+
+def test_stripes_config_is_checked():
+    from engine.generator import GeneratorConfig
+    with pytest.raises(ValueError, match="stripes"):
+        GeneratorConfig(waves=2, harmonics=3, stripes=True)
+    with pytest.raises(ValueError, match="stripes"):
+        GeneratorConfig(waves=0, stripes=True)
+    with pytest.raises(ValueError, match="stripes"):
+        GeneratorConfig.from_dict({"arch": "residual", "waves": 1, "harmonics": 3, "stripes": "yes"})
+    c = GeneratorConfig(waves=1, harmonics=3, stripes=True)
+    assert GeneratorConfig.from_dict(c.to_dict()) == c

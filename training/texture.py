@@ -59,7 +59,9 @@ at an equal time budget:
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
   give G periodic inputs, sin and cos of the lattice's waves with one random phase per
   canvas, so courses and joints run straight across any canvas; the training canvas is
-  picked to hold the waves in whole cycles (``lattice="off"`` switches it off).
+  picked to hold the waves in whole cycles (``lattice="off"`` switches it off). Stripes
+  (wood, planks: one direction, several unrelated periods) get random profiles along that
+  direction instead of one wave (``lattice="waves"``: the one wave, as before).
 - Measured and left off by default: a relu5_1 term (``relu5``, ``mgan train --relu5``: 156 px
   of reach, 1.21x the step). It lays out strata and bands (rock, corrosion: closer to the
   photo to the eye and by the large-structure distance), but loses on the patch distance
@@ -122,7 +124,7 @@ import torch
 
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
-from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch
+from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch, stripe_wave
 from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
@@ -139,7 +141,7 @@ from .warm_start import check_spec, choose_start
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LOSSES = ("sw", "gram")
-LATTICE = ("auto", "off")
+LATTICE = ("auto", "waves", "off")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 
@@ -176,7 +178,7 @@ class TrainConfig:
     lr_decay: float = 0.5           # G's and D's rates fall linearly to loop.LR_FLOOR x over the budget's last this share; 0: off
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "mirror" (left-right only), "none"
-    lattice: str = "auto"           # "auto": periodic inputs where the photo is regular (engine/lattice.py); "off"
+    lattice: str = "auto"           # "auto": periodic inputs where the photo is regular, boards where it is stripes (engine/lattice.py); "waves": no stripes; "off"
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
     layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
@@ -303,9 +305,20 @@ class TextureTask:
         self.crop = max(MIN_CROP, min(cfg.crop, min(h, w) // 8 * 8))
         self.g_config = GeneratorConfig.from_dict(cfg.generator)
         self.wave_vectors: list[tuple[float, float]] = []
-        if cfg.lattice == "auto" and self.g_config.arch == "residual":
-            self.wave_vectors = detect_lattice(ex[0].permute(1, 2, 0).cpu().numpy())
-        if self.wave_vectors:
+        boards = None
+        if cfg.lattice != "off" and self.g_config.arch == "residual":
+            photo = ex[0].permute(1, 2, 0).cpu().numpy()
+            self.wave_vectors = detect_lattice(photo)
+            boards = stripe_wave(photo, self.wave_vectors) if cfg.lattice == "auto" else None
+        if boards:
+            grain = self.wave_vectors[0]
+            self.wave_vectors = [boards]
+            self.g_config = dataclasses.replace(self.g_config, waves=1, harmonics=HARMONICS, stripes=True,
+                                                upsample=cfg.regular_upsample)
+            ctx.log(f"stripes: boards of {1 / math.hypot(*boards):.1f} px on average at "
+                    f"{math.degrees(math.atan2(*boards)):.0f} deg (strongest period {1 / math.hypot(*grain):.1f} px), "
+                    f"each its own width; canvas {self.crop} px")
+        elif self.wave_vectors:
             self.g_config = dataclasses.replace(self.g_config, waves=len(self.wave_vectors), harmonics=HARMONICS,
                                                 bond=len(self.wave_vectors) == 2, upsample=cfg.regular_upsample)
             self.crop = self._lattice_crop(min(h, w) // 8 * 8)
@@ -387,7 +400,7 @@ class TextureTask:
     def _waves(self, seed: int, size: int) -> dict[str, torch.Tensor]:
         idx = np.arange(size)
         g = self.g_config
-        return canvas_inputs(self.wave_vectors, (size, size), seed, g.harmonics, g.bond)(idx, idx, self.device)
+        return canvas_inputs(self.wave_vectors, (size, size), seed, g.harmonics, g.bond, g.stripes)(idx, idx, self.device)
 
     def _layout(self, seed: int, size: int) -> dict[str, torch.Tensor]:
         idx = np.arange(size)
