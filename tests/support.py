@@ -57,3 +57,18 @@ def running_bond(h=384, w=384, course=40, brick=84, mortar=4, seed=0):
     is_mortar = (y % course < mortar) | (shifted < mortar)
     img = np.where(is_mortar, 0.8, 0.45 + 0.08 * rng.standard_normal((h, w)))
     return np.repeat(img[..., None], 3, -1).clip(0, 1)
+
+
+def boards(h=256, w=256, seed=0):
+    """Vertical boards of uneven width (24..70 px), each with its own shade and a fine grain."""
+    rng = np.random.default_rng(seed)
+    edges = [0]
+    while edges[-1] < w:
+        edges.append(edges[-1] + int(rng.integers(24, 70)))
+    img = np.zeros((h, w))
+    for a, b in zip(edges, edges[1:]):
+        img[:, a:min(b, w)] = 0.3 + 0.4 * rng.random()
+        img[:, a] = 0.05  # the gap between boards
+    cols = np.arange(w)
+    img += 0.05 * np.sin(2 * np.pi * cols / 14.0)[None, :] + 0.02 * rng.standard_normal((h, w))
+    return np.repeat(img[..., None], 3, axis=2)

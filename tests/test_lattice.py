@@ -8,7 +8,7 @@ import pytest
 from engine.lattice import (STRIPE_SPREAD, canvas_inputs, canvas_stripes, canvas_waves, detect_lattice, quantise,
                             stretch, stripe_base, stripe_inputs, stripe_wave, wave_inputs)
 from engine.synth import Synthesizer
-from tests.support import residual_preset, running_bond
+from tests.support import boards, residual_preset, running_bond
 
 
 def test_a_brick_wall_has_its_courses_found():
@@ -156,21 +156,6 @@ def test_the_built_in_photos_lattices_bricks_bond_and_wood_grain_alone():
     assert abs(boards[0]) < 0.05 * abs(boards[1])  # across the boards: vertical boards, a horizontal wave
     assert stripe_wave(np.asarray(Image.open(ROOT / "presets" / "bricks" / "exemplar.png").convert("RGB")),
                        bricks[:1]) is None
-
-
-def boards(h=256, w=256, seed=0):
-    """Vertical boards of uneven width (24..70 px), each with its own shade and a fine grain."""
-    rng = np.random.default_rng(seed)
-    edges = [0]
-    while edges[-1] < w:
-        edges.append(edges[-1] + int(rng.integers(24, 70)))
-    img = np.zeros((h, w))
-    for a, b in zip(edges, edges[1:]):
-        img[:, a:min(b, w)] = 0.3 + 0.4 * rng.random()
-        img[:, a] = 0.05  # the gap between boards
-    cols = np.arange(w)
-    img += 0.05 * np.sin(2 * np.pi * cols / 14.0)[None, :] + 0.02 * rng.standard_normal((h, w))
-    return np.repeat(img[..., None], 3, axis=2)
 
 
 def test_stripes_are_told_from_a_lattice():

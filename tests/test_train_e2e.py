@@ -268,6 +268,32 @@ def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_ho
             assert im.size == (200, 136)
 
 
+def test_boards_train_as_stripes_and_waves_keeps_the_one_wave(isolated_home, tmp_path):
+    """Boards of uneven width: the CLI says they are stripes, and the preset's G reads the
+    boards' phase (one wave vector, the boards', flagged as stripes); ``--lattice waves``
+    keeps the one wave as before. The synthesis at any size tiles exactly."""
+    from engine.presets import open_preset
+    from engine.synth import Synthesizer
+    from tests.support import boards
+    Image.fromarray((np.clip(boards(256, 256), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "boards.png")
+    env = {"MGAN_HOME": str(isolated_home)}
+    for name, extra in (("boards", []), ("boards-wave", ["--lattice", "waves"])):
+        r = run_cli("train", str(tmp_path / "boards.png"), "--name", name, "--steps", "3", "--batch", "1",
+                    "--checkpoint-every", "3", "--preview-every", "3", "-q", *extra, env=env)
+        assert r.returncode == 0, r.stderr
+        g = json.loads((isolated_home / "presets" / name / "preset.json").read_text())["generator"]
+        assert (g["waves"], g["upsample"]) == (1, "nearest")
+        if extra:
+            assert "stripes" not in g and "regular texture: lattice" in r.stdout + r.stderr
+        else:
+            assert g["stripes"] is True and "stripes: boards of" in r.stdout + r.stderr
+    s = Synthesizer.load(open_preset(isolated_home / "presets" / "boards"), device="cpu", precision="fp32")
+    period = 1 / float(np.hypot(*s.generator.wave_vectors[0].tolist()))
+    assert 30 < period < 90  # the boards' period, not the grain's 14 px
+    whole = s.synthesize((136, 200), seed=3, tile=1024)
+    assert np.abs(whole - s.synthesize((136, 200), seed=3, tile=64)).max() < 1e-3
+
+
 def test_layout_option_trains_a_preset_that_follows_its_map(isolated_home, tmp_path):
     """``--layout``: the 100x70 photo's 1/8 cells travel in the preset, G reads a map
     quilted from them, and the synthesis at any size is seamless; a style run refuses it."""
