@@ -242,6 +242,14 @@ def test_a_cut_out_photo_trains_on_its_opaque_part(isolated_home, tmp_path):
     assert not (isolated_home / "presets" / "clear").exists()
 
 
+def _train_tiny(photo, name, extra, home):
+    """3 steps of ``mgan train`` on ``photo``: the run and its preset's generator config."""
+    r = run_cli("train", str(photo), "--name", name, "--steps", "3", "--batch", "1", "--checkpoint-every", "3",
+                "--preview-every", "3", "-q", *extra, env={"MGAN_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    return r, json.loads((home / "presets" / name / "preset.json").read_text())["generator"]
+
+
 def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_home, tmp_path):
     """A brick wall photo: the CLI finds its courses and bond, says so, and the preset's G
     reads them (two waves, three harmonics, the bond coordinate) and upsamples by nearest
@@ -251,10 +259,7 @@ def test_a_regular_photo_trains_with_periodic_inputs_and_off_without(isolated_ho
     Image.fromarray((running_bond(256, 256) * 255).astype(np.uint8)).save(tmp_path / "wall.png")
     env = {"MGAN_HOME": str(isolated_home)}
     for name, extra in (("wall", []), ("wall-off", ["--lattice", "off"])):
-        r = run_cli("train", str(tmp_path / "wall.png"), "--name", name, "--steps", "3", "--batch", "1",
-                    "--checkpoint-every", "3", "--preview-every", "3", "-q", *extra, env=env)
-        assert r.returncode == 0, r.stderr
-        g = json.loads((isolated_home / "presets" / name / "preset.json").read_text())["generator"]
+        r, g = _train_tiny(tmp_path / "wall.png", name, extra, isolated_home)
         if extra:
             assert "waves" not in g and "regular texture" not in r.stdout + r.stderr
             assert g["upsample"] == "bilinear"
@@ -276,12 +281,8 @@ def test_boards_train_as_stripes_and_waves_keeps_the_one_wave(isolated_home, tmp
     from engine.synth import Synthesizer
     from tests.support import boards
     Image.fromarray((np.clip(boards(256, 256), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "boards.png")
-    env = {"MGAN_HOME": str(isolated_home)}
     for name, extra in (("boards", []), ("boards-wave", ["--lattice", "waves"])):
-        r = run_cli("train", str(tmp_path / "boards.png"), "--name", name, "--steps", "3", "--batch", "1",
-                    "--checkpoint-every", "3", "--preview-every", "3", "-q", *extra, env=env)
-        assert r.returncode == 0, r.stderr
-        g = json.loads((isolated_home / "presets" / name / "preset.json").read_text())["generator"]
+        r, g = _train_tiny(tmp_path / "boards.png", name, extra, isolated_home)
         assert (g["waves"], g["upsample"]) == (1, "nearest")
         if extra:
             assert "stripes" not in g and "regular texture: lattice" in r.stdout + r.stderr
