@@ -398,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exemplar-size", type=int, help="scale the exemplar's longest side to this instead of --scale")
     s.add_argument("--augment", choices=AUGMENTS)
     s.add_argument("--lattice", choices=("auto", "waves", "off"),
-                   help="texture: give a regular photo's G periodic inputs (bricks, tiles), a striped photo's random "
-                        "profiles across its stripes (wood, planks; 'waves': one wave instead); default auto")
+                   help="texture: give a regular photo's G periodic inputs (bricks, tiles), a striped photo's "
+                        "boards of uneven width (wood, planks; 'waves': one wave instead); default auto")
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "

@@ -125,7 +125,8 @@ def _near(k: np.ndarray, peaks: list[np.ndarray], tol: float) -> bool:
 CONFIRMATIONS = 2
 
 
-def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> list[tuple[float, float]]:
+def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE,
+                   peaks: list | None = None) -> list[tuple[float, float]]:
     """The exemplar's dominant wave vectors (fy, fx) in cycles per pixel: [] for an irregular
     texture, else the strongest prominent one (a brick wall's courses, a plank's grain) taken
     down to its fundamental, and a second, not parallel, where the photo has one: the
@@ -136,7 +137,8 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     courses it predicts the others (and the lowest frequency is the bond itself, where
     the half-brick stack at 2q would lose it)."""
     h, w = np.asarray(rgb).shape[:2]
-    found = [(np.array(t[:2]), t[2]) for t in spectrum_peaks(rgb) if t[2] >= SUPPORT_PROMINENCE]
+    found = [(np.array(t[:2]), t[2]) for t in (spectrum_peaks(rgb) if peaks is None else peaks)
+             if t[2] >= SUPPORT_PROMINENCE]
     strong = [k for k, prom in found if prom >= min_prominence]
     if not strong:
         return []
@@ -155,19 +157,21 @@ def detect_lattice(rgb: np.ndarray, min_prominence: float = MIN_PROMINENCE) -> l
     return [(float(k[0]), float(k[1])) for k in waves[:MAX_WAVES]]
 
 
-def stripe_wave(rgb: np.ndarray, waves) -> tuple[float, float] | None:
+def stripe_wave(rgb: np.ndarray, waves, peaks: list | None = None) -> tuple[float, float] | None:
     """The boards' wave vector (fy, fx) where a one-wave photo is stripes rather than a
     lattice, else None. Stripes: ``STRIPE_PEAKS`` or more further peaks parallel to its wave
     (within 5 deg), at ``STRIPE_SHARE`` of its strongest peak's prominence or more, that
     are not whole multiples of its fundamental (wood's grain has three, 19, 12 and 25 px
     beside 14; the bench's planks two; corrugated sheet or siding would have harmonics
     only; bricks and tiles have two waves). The boards: the lowest-frequency parallel peak
-    at ``STRIPE_BOARD_PROMINENCE`` or more (wood 58.9 px, planks 57.5 px)."""
+    at ``STRIPE_BOARD_PROMINENCE`` or more (wood 58.9 px, planks 57.5 px). ``peaks``: the
+    photo's ``spectrum_peaks`` where the caller has them (``detect_lattice`` takes them too)."""
     if len(waves) != 1:
         return None
     k1 = np.asarray(waves[0], dtype=np.float64)
     f1 = np.linalg.norm(k1)
-    par = [(np.array(t[:2]), t[2]) for t in spectrum_peaks(rgb) if _parallel(np.array(t[:2]), k1, 5.0)]
+    par = [(np.array(t[:2]), t[2]) for t in (spectrum_peaks(rgb) if peaks is None else peaks)
+           if _parallel(np.array(t[:2]), k1, 5.0)]
     if not par:
         return None
     top = max(prom for _, prom in par)

@@ -60,8 +60,8 @@ at an equal time budget:
   give G periodic inputs, sin and cos of the lattice's waves with one random phase per
   canvas, so courses and joints run straight across any canvas; the training canvas is
   picked to hold the waves in whole cycles (``lattice="off"`` switches it off). Stripes
-  (wood, planks: one direction, several unrelated periods) get random profiles along that
-  direction instead of one wave (``lattice="waves"``: the one wave, as before).
+  (wood, planks: one direction, several unrelated periods) get the phase of boards of
+  uneven width instead of one wave (``lattice="waves"``: the one wave, as before).
 - Measured and left off by default: a relu5_1 term (``relu5``, ``mgan train --relu5``: 156 px
   of reach, 1.21x the step). It lays out strata and bands (rock, corrosion: closer to the
   photo to the eye and by the large-structure distance), but loses on the patch distance
@@ -124,7 +124,7 @@ import torch
 
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
-from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, stretch, stripe_wave
+from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, spectrum_peaks, stretch, stripe_wave
 from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
@@ -308,8 +308,9 @@ class TextureTask:
         boards = None
         if cfg.lattice != "off" and self.g_config.arch == "residual":
             photo = ex[0].permute(1, 2, 0).cpu().numpy()
-            self.wave_vectors = detect_lattice(photo)
-            boards = stripe_wave(photo, self.wave_vectors) if cfg.lattice == "auto" else None
+            peaks = spectrum_peaks(photo)  # one FFT for both
+            self.wave_vectors = detect_lattice(photo, peaks=peaks)
+            boards = stripe_wave(photo, self.wave_vectors, peaks) if cfg.lattice == "auto" else None
         if boards:
             grain = self.wave_vectors[0]
             self.wave_vectors = [boards]
