@@ -17,7 +17,7 @@ from .preferences import addon_prefs
 from .properties import STATE
 from .screens import redraw
 from .train_progress import (FINISHED_STATES, PREVIEW_SETTLE_SECONDS, engine_data_dir, job_fraction, job_message,
-                             latest_preview, preview_every, preview_folder)
+                             latest_preview, preview_folder, train_fields)
 
 WATCH_SECONDS = 1.0
 
@@ -161,10 +161,8 @@ class MGAN_OT_train(bpy.types.Operator):
             self.report({"ERROR"}, f"preset name '{name}': use 1-64 of a-z 0-9 _ -, starting with a letter or digit")
             return {"CANCELLED"}
         endpoint = addon_prefs(context).endpoint
-        fields = {"name": name, "steps": settings.train_steps, "exemplar_size": settings.train_exemplar_size,
-                  "crop": settings.train_crop, "batch": settings.train_batch,
-                  "preview_every": preview_every(settings.train_steps),
-                  "source": f"Blender image '{settings.train_image.name}'"}
+        fields = train_fields(name, settings.train_image.name, settings.train_steps, settings.train_minutes,
+                              settings.train_exemplar_size, settings.train_crop, settings.train_batch)
         try:
             data = exemplar_bytes(settings.train_image)
             job = EngineJob(LINK, endpoint, "train", fields,

@@ -8,6 +8,7 @@ from .jobs import PANEL_MAP_SETTINGS
 from .live_preview_timer import live_preview_toggled
 from .preset_list import NO_PRESET, enum_items
 from .previews import THUMBNAILS
+from .train_progress import TRAIN_MINUTES
 from .variant_settings import MGAN_VariantSettings
 
 # Blender keeps pointers into the strings of dynamic enum items: keep them alive here.
@@ -101,9 +102,14 @@ class MGAN_Settings(bpy.types.PropertyGroup):
     train_image: bpy.props.PointerProperty(name="Exemplar", type=bpy.types.Image,
                                            description="Image to train a new preset from")
     train_name: bpy.props.StringProperty(name="Preset name", default="my-texture")
-    train_steps: bpy.props.IntProperty(name="Steps", default=1200, min=1, max=1000000)
-    train_exemplar_size: bpy.props.IntProperty(name="Exemplar size", default=256, min=16, max=4096,
-                                               subtype="PIXEL")
+    train_minutes: bpy.props.FloatProperty(name="Minutes", default=TRAIN_MINUTES, min=0.1, max=10080.0,
+                                           description="Training time budget (where Steps is 0)")
+    train_steps: bpy.props.IntProperty(name="Steps", default=0, min=0, max=1000000,
+                                       description="0: train for the minutes above; else this many steps")
+    train_exemplar_size: bpy.props.IntProperty(
+        name="Exemplar size", default=0, min=0, max=4096, subtype="PIXEL",
+        description="0: the image at its own pixel size (above 512 px it is scaled down); "
+                    "else its longest side scaled to this")
     train_crop: bpy.props.IntProperty(name="Crop", default=128, min=32, max=1024, step=8, subtype="PIXEL")
     train_batch: bpy.props.IntProperty(name="Batch", default=4, min=1, max=64)
     map_override: bpy.props.BoolProperty(

@@ -68,15 +68,43 @@ def job_fraction(record: Mapping) -> float:
     return min(1.0, max(0.0, done / total))
 
 
+def _clock(seconds) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def job_message(record: Mapping) -> str:
-    """The panel's line for a status record: "training 'wood': running 40/300"."""
+    """The panel's line for a status record: "training 'wood': running 40/300" (steps), or
+    with a time budget (its figures carry the step) "running 1:20/5:00, step 240"."""
     progress = record.get("progress") if isinstance(record.get("progress"), Mapping) else {}
-    message = (f"training '{record.get('name')}': {record.get('state', '?')} "
-               f"{progress.get('done', 0)}/{progress.get('total', '?')}")
+    figures = progress.get("figures") if isinstance(progress.get("figures"), Mapping) else {}
+    done, total, step = progress.get("done", 0), progress.get("total", "?"), figures.get("step")
+    timed = all(isinstance(v, int) and not isinstance(v, bool) for v in (done, total, step))
+    where = f"{_clock(done)}/{_clock(total)}, step {step}" if timed else f"{done}/{total}"
+    message = f"training '{record.get('name')}': {record.get('state', '?')} {where}"
     if record.get("state") == "failed":
         error = record.get("error")
         message += f": {error.get('message') if isinstance(error, Mapping) else error}"
     return message
+
+
+TRAIN_MINUTES = 5.0  # the default budget, as the command line's (training.texture.TrainConfig.minutes)
+
+
+def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TRAIN_MINUTES,
+                 exemplar_size: int = 0, crop: int = 128, batch: int = 4) -> dict:
+    """The train request's fields from the panel's settings. Steps 0: the time budget in
+    minutes (the engine's previews every 100 steps); exemplar size 0: the image at its own
+    pixel size (the engine scales down only images above 512 px, and says so): the same
+    defaults as ``mgan train``."""
+    fields = {"name": name, "crop": int(crop), "batch": int(batch), "source": f"Blender image '{image_name}'"}
+    if steps > 0:
+        fields.update(steps=int(steps), preview_every=preview_every(steps))
+    else:
+        fields["minutes"] = float(minutes)
+    if exemplar_size > 0:
+        fields["exemplar_size"] = int(exemplar_size)
+    return fields
 
 
 def preview_every(steps: int) -> int:

@@ -559,6 +559,7 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
         sent_file_bytes = op_train.exemplar_bytes(s.train_image) == open(args["exemplar"], "rb").read()
         generated = bpy.data.images.new("painted", 40, 24)
         png = op_train.exemplar_bytes(generated)
+        defaults = [s.train_minutes, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch]
         s.train_name, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch = args["name"], 3, 64, 32, 2
         assert bpy.ops.mgan.train() == {"FINISHED"}
         watch = op_train.TrainWatch(args["endpoint"], state.train_job)  # what the UI timer steps
@@ -567,10 +568,12 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
             time.sleep(0.2)
         bpy.ops.mgan.refresh()
         conn = sys.modules[MODULE + ".connection"]
-        emit(sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record,
+        emit(sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record, defaults=defaults,
              message=state.train_message, presets=[p["name"] for p in conn.LINK.presets])
     """, timeout=700, zip=addon_zip, endpoint=engine.connect_address(), exemplar=exemplar, name=name)
     assert found["sent_file_bytes"] is True
+    # the panel starts at `mgan train`'s defaults: 5 minutes, the image at its own pixel size
+    assert found["defaults"] == [5.0, 0, 0, 128, 4]
     assert bytes(found["png_magic"]) == b"\x89PNG\r\n\x1a\n"
     assert found["record"]["state"] == "done", found["record"]
     assert found["record"]["name"] == name and found["record"]["result"]["steps"] == 3

@@ -273,6 +273,25 @@ def test_progress_and_message_from_a_status_record():
               "error": {"code": "engine_error", "message": "train failed: out of memory"}}
     assert train_progress.job_message(failed) == "training 'wood': failed 3/9: train failed: out of memory"
     assert [train_progress.preview_every(s) for s in (1, 3, 300, 1200, 1_000_000)] == [1, 1, 6, 24, 100]
+    # A time budget: done/total are seconds of training time, and the figures carry the step.
+    timed = {"name": "wood", "state": "running", "progress": {"done": 80, "total": 300, "figures": {"step": 240}}}
+    assert train_progress.job_message(timed) == "training 'wood': running 1:20/5:00, step 240"
+    assert train_progress.job_fraction(timed) == 80 / 300
+
+
+def test_train_fields_default_to_the_command_lines_budget_and_scale():
+    """The panel's defaults send what `mgan train photo.jpg` does: 5 minutes of training
+    and the photo at its own pixel size (before, 1200 steps on the photo scaled to 256 px:
+    the previous recipe's, 12-17 minutes on a 2-core CPU without AMX)."""
+    f = train_progress.train_fields("wood", "bark.jpg")
+    assert f == {"name": "wood", "crop": 128, "batch": 4, "source": "Blender image 'bark.jpg'", "minutes": 5.0}
+    f = train_progress.train_fields("wood", "bark.jpg", steps=300, minutes=2.0, exemplar_size=256, crop=64, batch=2)
+    assert f == {"name": "wood", "crop": 64, "batch": 2, "source": "Blender image 'bark.jpg'", "steps": 300,
+                 "preview_every": 6, "exemplar_size": 256}
+    from engine import protocol  # what the engine accepts
+    for fields in (train_progress.train_fields("wood", "x"), f):
+        checked = protocol.check_fields(fields, protocol.SPECS["train"].fields)
+        assert ("steps" in checked) != ("minutes" in checked)
     assert set(train_progress.FINISHED_STATES) <= {"done", "failed", "cancelled", "interrupted"}
 
 

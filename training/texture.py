@@ -144,6 +144,9 @@ LOSSES = ("sw", "gram")
 LATTICE = ("auto", "waves", "off")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
+# Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
+# (README, Measured: the lattice on photos from outside the bench).
+LATTICE_HINT = "if the photo is not that regular (sand ripples, bark), lattice off trains it as an irregular one"
 
 
 @dataclass
@@ -318,7 +321,7 @@ class TextureTask:
                                                 upsample=cfg.regular_upsample)
             ctx.log(f"stripes: boards of {1 / math.hypot(*boards):.1f} px on average at "
                     f"{math.degrees(math.atan2(*boards)):.0f} deg (strongest period {1 / math.hypot(*grain):.1f} px), "
-                    f"each its own width; canvas {self.crop} px")
+                    f"each its own width; canvas {self.crop} px ({LATTICE_HINT})")
         elif self.wave_vectors:
             self.g_config = dataclasses.replace(self.g_config, waves=len(self.wave_vectors), harmonics=HARMONICS,
                                                 bond=len(self.wave_vectors) == 2, upsample=cfg.regular_upsample)
@@ -326,7 +329,8 @@ class TextureTask:
             periods = ", ".join(f"{1 / math.hypot(*k):.1f} px at {math.degrees(math.atan2(*k)):.0f} deg"
                                 for k in self.wave_vectors)
             ctx.log(f"regular texture: lattice {periods}; canvas {self.crop} px "
-                    f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%)")
+                    f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%; "
+                    f"{LATTICE_HINT})")
         variants = augment(ex, cfg.augment)
         self.layout_source = None
         buffers = {"wave_vectors": torch.tensor(self.wave_vectors, dtype=torch.float32)} if self.wave_vectors else {}
