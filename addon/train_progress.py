@@ -79,8 +79,10 @@ def job_message(record: Mapping) -> str:
     progress = record.get("progress") if isinstance(record.get("progress"), Mapping) else {}
     figures = progress.get("figures") if isinstance(progress.get("figures"), Mapping) else {}
     done, total, step = progress.get("done", 0), progress.get("total", "?"), figures.get("step")
-    timed = all(isinstance(v, int) and not isinstance(v, bool) for v in (done, total, step))
-    where = f"{_clock(done)}/{_clock(total)}, step {step}" if timed else f"{done}/{total}"
+    # (the engine's figures are floats: a step arrives as 240.0)
+    timed = all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                for v in (done, total, step))
+    where = f"{_clock(done)}/{_clock(total)}, step {int(step)}" if timed else f"{done}/{total}"
     message = f"training '{record.get('name')}': {record.get('state', '?')} {where}"
     if record.get("state") == "failed":
         error = record.get("error")

@@ -274,7 +274,7 @@ def test_progress_and_message_from_a_status_record():
     assert train_progress.job_message(failed) == "training 'wood': failed 3/9: train failed: out of memory"
     assert [train_progress.preview_every(s) for s in (1, 3, 300, 1200, 1_000_000)] == [1, 1, 6, 24, 100]
     # A time budget: done/total are seconds of training time, and the figures carry the step.
-    timed = {"name": "wood", "state": "running", "progress": {"done": 80, "total": 300, "figures": {"step": 240}}}
+    timed = {"name": "wood", "state": "running", "progress": {"done": 80, "total": 300, "figures": {"step": 240.0}}}
     assert train_progress.job_message(timed) == "training 'wood': running 1:20/5:00, step 240"
     assert train_progress.job_fraction(timed) == 80 / 300
 

@@ -175,6 +175,28 @@ def test_engine_answers_while_a_job_runs_and_cancel_stops_it(client):
     assert client.events()[-1].header["state"] == "cancelled"
 
 
+def test_a_time_budget_trains_over_the_socket_and_the_panel_reads_it_as_a_clock(client):
+    """What the add-on's training panel sends by default (a budget in minutes; here 3 s on a
+    tiny canvas): progress in seconds of training time, the step among the figures."""
+    from tests.conftest import skimage_image
+    from tests.support import addon_core
+
+    (train_progress,) = addon_core("train_progress")
+    fields = train_progress.train_fields("timed", "gravel.png", minutes=0.05, exemplar_size=64, crop=32, batch=1)
+    fields.pop("source")
+    job = client.train(skimage_image("gravel.png").read_bytes(), checkpoint_every=1000, preview_every=1000,
+                       **fields)
+    t0 = time.monotonic()
+    while (record := client.status(job))["state"] not in ("done", "failed"):
+        assert time.monotonic() - t0 < 300, record
+        time.sleep(0.2)
+    assert record["state"] == "done", record
+    steps = record["result"]["steps"]
+    assert record["progress"]["total"] == 3 and record["progress"]["done"] == 3
+    assert steps >= 1 and record["progress"]["figures"]["step"] == steps
+    assert train_progress.job_message(record) == f"training 'timed': done 0:03/0:03, step {steps}"
+
+
 def test_a_queued_job_can_be_cancelled_before_it_starts(client):
     from engine.synth import DEFAULT_TILE
 
