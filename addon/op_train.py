@@ -140,6 +140,11 @@ def draw_train_status(layout) -> None:
         layout.operator("mgan.cancel_training", icon="CANCEL")
     elif STATE.train_message:
         layout.label(text=STATE.train_message)
+    if STATE.train_conflict and (watch is None or watch.finished):
+        # a run of that name has a checkpoint (a cancelled, killed or finished run)
+        row = layout.row(align=True)
+        row.operator("mgan.train", text=f"Resume '{STATE.train_conflict}'", icon="PLAY").mode = "RESUME"
+        row.operator("mgan.train", text="Start over", icon="FILE_REFRESH").mode = "FRESH"
     icon = FOLLOWING.icon()
     if icon is not None and icon.icon_id:  # headless Blender makes no icons
         layout.template_icon(icon_value=icon.icon_id, scale=8.0)
@@ -149,6 +154,12 @@ class MGAN_OT_train(bpy.types.Operator):
     """Train a new preset from the chosen image (the engine trains in the background)"""
     bl_idname = "mgan.train"
     bl_label = "Train preset from image"
+
+    mode: bpy.props.EnumProperty(
+        name="Run", default="NEW", options={"SKIP_SAVE"},
+        items=(("NEW", "New", "Train a new run (refused where a run of that name has a checkpoint)"),
+               ("RESUME", "Resume", "Continue the run of that name from its checkpoint"),
+               ("FRESH", "Start over", "Start the run of that name over, dropping its checkpoint")))
 
     @classmethod
     def poll(cls, context):
@@ -162,17 +173,25 @@ class MGAN_OT_train(bpy.types.Operator):
             return {"CANCELLED"}
         endpoint = addon_prefs(context).endpoint
         fields = train_fields(name, settings.train_image.name, settings.train_steps, settings.train_minutes,
-                              settings.train_exemplar_size, settings.train_crop, settings.train_batch)
+                              settings.train_exemplar_size, settings.train_crop, settings.train_batch, self.mode)
         try:
             data = exemplar_bytes(settings.train_image)
             job = EngineJob(LINK, endpoint, "train", fields,
                             [protocol.EncodedImage(client.image_format(data), data)]).start().run()
         except EngineError as exc:
-            self.report({"ERROR"}, exc.message)
+            # (CONFLICT also answers a run that is training now: that one is no checkpoint to offer)
+            if exc.code == protocol.CONFLICT and self.mode == "NEW" and "checkpoint" in exc.message:
+                STATE.train_conflict = name  # the panel offers Resume and Start over
+                STATE.train_message = f"'{name}' has a checkpoint: resume it or start over"
+                self.report({"ERROR"}, f"a training run '{name}' already has a checkpoint: "
+                                       "Resume it or Start over (below), or choose another name")
+            else:
+                self.report({"ERROR"}, exc.message)
             return {"CANCELLED"}
         except (OSError, RuntimeError) as exc:
             self.report({"ERROR"}, f"could not read image '{settings.train_image.name}': {exc}")
             return {"CANCELLED"}
+        STATE.train_conflict = ""
         STATE.train_job = job.reply.header["job"]
         STATE.train_message = f"training '{name}': queued"
         FOLLOWING.follow(TrainWatch(endpoint, STATE.train_job))

@@ -45,6 +45,7 @@ class RunState:
         self.cancel_requested = False
         self.train_job = ""
         self.train_message = ""
+        self.train_conflict = ""  # the name of a run the engine refused to start anew (it has a checkpoint)
 
 
 STATE = RunState()

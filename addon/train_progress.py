@@ -93,13 +93,21 @@ def job_message(record: Mapping) -> str:
 TRAIN_MINUTES = 5.0  # the default budget, as the command line's (training.texture.TrainConfig.minutes)
 
 
+TRAIN_MODES = ("NEW", "RESUME", "FRESH")  # a new run; resume the run of that name; start it over
+
+
 def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TRAIN_MINUTES,
-                 exemplar_size: int = 0, crop: int = 128, batch: int = 4) -> dict:
+                 exemplar_size: int = 0, crop: int = 128, batch: int = 4, mode: str = "NEW") -> dict:
     """The train request's fields from the panel's settings. Steps 0: the time budget in
     minutes (the engine's previews every 100 steps); exemplar size 0: the image at its own
     pixel size (the engine scales down only images above 512 px, and says so): the same
-    defaults as ``mgan train``."""
+    defaults as ``mgan train``. ``mode``: where a run of that name has a checkpoint (the
+    engine refuses a new one, CONFLICT), RESUME continues it and FRESH starts it over."""
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"train mode must be one of {', '.join(TRAIN_MODES)}, got {mode!r}")
     fields = {"name": name, "crop": int(crop), "batch": int(batch), "source": f"Blender image '{image_name}'"}
+    if mode != "NEW":
+        fields["resume" if mode == "RESUME" else "fresh"] = True
     if steps > 0:
         fields.update(steps=int(steps), preview_every=preview_every(steps))
     else:

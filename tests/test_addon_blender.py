@@ -568,8 +568,25 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
             time.sleep(0.2)
         bpy.ops.mgan.refresh()
         conn = sys.modules[MODULE + ".connection"]
+        message = state.train_message
+        # The same name again: the engine refuses (its run has a checkpoint), and the panel
+        # offers Resume and Start over, which run.
+        try:
+            again = bpy.ops.mgan.train()
+        except RuntimeError as exc:  # the operator's report({'ERROR'})
+            again = str(exc)
+        conflict = state.train_conflict
+        modes = {}
+        for mode in ("RESUME", "FRESH"):
+            assert bpy.ops.mgan.train(mode=mode) == {"FINISHED"}
+            watch2 = op_train.TrainWatch(args["endpoint"], state.train_job)
+            t0 = time.monotonic()
+            while not watch2.step() and time.monotonic() - t0 < 600:
+                time.sleep(0.2)
+            modes[mode] = [watch2.record["state"], watch2.record["result"]["steps"], state.train_job]
         emit(sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record, defaults=defaults,
-             message=state.train_message, presets=[p["name"] for p in conn.LINK.presets])
+             message=message, presets=[p["name"] for p in conn.LINK.presets], again=again, conflict=conflict,
+             modes=modes, conflict_after=state.train_conflict)
     """, timeout=700, zip=addon_zip, endpoint=engine.connect_address(), exemplar=exemplar, name=name)
     assert found["sent_file_bytes"] is True
     # the panel starts at `mgan train`'s defaults: 5 minutes, the image at its own pixel size
@@ -578,6 +595,13 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
     assert found["record"]["state"] == "done", found["record"]
     assert found["record"]["name"] == name and found["record"]["result"]["steps"] == 3
     assert name in found["presets"] and f"training '{name}': done 3/3" == found["message"]
+    assert "already has a checkpoint" in str(found["again"]) and found["conflict"] == name
+    # each ran, and asked the engine to resume and to start over (its job records keep the fields)
+    for mode, flag in (("RESUME", "resume"), ("FRESH", "fresh")):
+        state, steps, job = found["modes"][mode]
+        fields = json.loads((engine.home / "jobs" / f"{job}.json").read_text())["fields"]
+        assert (state, steps, fields[flag], fields["name"]) == ("done", 3, True, name), (mode, fields)
+    assert found["conflict_after"] == ""
 
 
 KILLED_MID_JOB = """

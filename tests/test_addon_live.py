@@ -288,8 +288,13 @@ def test_train_fields_default_to_the_command_lines_budget_and_scale():
     f = train_progress.train_fields("wood", "bark.jpg", steps=300, minutes=2.0, exemplar_size=256, crop=64, batch=2)
     assert f == {"name": "wood", "crop": 64, "batch": 2, "source": "Blender image 'bark.jpg'", "steps": 300,
                  "preview_every": 6, "exemplar_size": 256}
+    resume = train_progress.train_fields("wood", "x", mode="RESUME")
+    fresh = train_progress.train_fields("wood", "x", mode="FRESH")
+    assert resume["resume"] is True and "fresh" not in resume and fresh["fresh"] is True and "resume" not in fresh
+    with pytest.raises(ValueError, match="train mode"):
+        train_progress.train_fields("wood", "x", mode="AGAIN")
     from engine import protocol  # what the engine accepts
-    for fields in (train_progress.train_fields("wood", "x"), f):
+    for fields in (train_progress.train_fields("wood", "x"), f, resume, fresh):
         checked = protocol.check_fields(fields, protocol.SPECS["train"].fields)
         assert ("steps" in checked) != ("minutes" in checked)
     assert set(train_progress.FINISHED_STATES) <= {"done", "failed", "cancelled", "interrupted"}
