@@ -174,9 +174,30 @@ TRAIN_CANCEL = """
     found["final"] = [watch.record.get("state"), watch.record.get("progress", {}).get("done"), watch.fraction,
                       state.train_message, str(watch.preview)]
     found["poll_after"] = bpy.ops.mgan.cancel_training.poll()
+    found["newest"] = str(max(pathlib.Path(str(watch.preview)).parent.glob("step_*.png")))  # (before the resume)
     layout = Layout()
     panels.draw_training(layout, bpy.context)
     found["drawn_after"] = [c for c in layout.calls if c[0] in ("progress", "operator", "label")]
+    # Train again under the same name: refused (the cancelled run has its checkpoint); the
+    # panel offers Resume and Start over, and Resume continues from the step it stopped at.
+    try:
+        again = bpy.ops.mgan.train()
+    except RuntimeError as exc:  # the operator's report({'ERROR'})
+        again = exc
+    found["again"] = [str(again), state.train_conflict, state.train_message]
+    layout = Layout()
+    panels.draw_training(layout, bpy.context)
+    found["drawn_conflict"] = [[c[1], c[2]] for c in layout.calls if c[0] == "operator"]
+    assert bpy.ops.mgan.train(mode="RESUME") == {"FINISHED"}
+    t0 = time.monotonic()
+    while (following.watch.record or {}).get("resumed_from") is None and time.monotonic() - t0 < 300:
+        following.tick()
+        time.sleep(0.2)
+    found["resumed"] = [following.watch.record.get("resumed_from"), state.train_conflict]
+    bpy.ops.mgan.cancel_training()
+    t0 = time.monotonic()
+    while following.tick() is not None and time.monotonic() - t0 < 300:
+        time.sleep(0.2)
     addon_utils.disable(MODULE, default_set=True)  # frees the preview collection
     found["after_disable"] = [following.watch is None, following.icons is None]
     emit(**found)
@@ -209,10 +230,15 @@ def test_training_shows_progress_and_its_latest_preview_and_cancels(tmp_path, ad
     state, done, fraction, message, last_preview = found["final"]
     assert state == "cancelled" and 0 < done < 300 and fraction == done / 300
     assert message == f"training '{name}': cancelled {done}/300"
-    newest = max(previews.glob("step_*.png"))
-    assert last_preview == str(newest)  # the preview of the last step it made
+    assert found["newest"].startswith(str(previews))
+    assert last_preview == found["newest"]  # the preview of the last step it made
     assert found["poll_after"] is False
     assert [c[0] for c in found["drawn_after"]] == ["operator", "label"]  # Train, then its last word
+    refused, conflict, message = found["again"]
+    assert "already has a checkpoint" in refused and conflict == name and "resume it or start over" in message
+    assert found["drawn_conflict"] == [[["mgan.train"], None], [["mgan.train"], f"Resume '{name}'"],
+                                       [["mgan.train"], "Start over"]]
+    assert found["resumed"] == [done, ""]  # from the step the cancel checkpointed
     assert found["after_disable"] == [True, True]
 
 
