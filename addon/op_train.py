@@ -17,7 +17,7 @@ from .preferences import addon_prefs
 from .properties import STATE
 from .screens import redraw
 from .train_progress import (FINISHED_STATES, PREVIEW_SETTLE_SECONDS, engine_data_dir, job_fraction, job_message,
-                             latest_preview, preview_folder, train_fields)
+                             job_notes, latest_preview, preview_folder, train_fields)
 
 WATCH_SECONDS = 1.0
 
@@ -140,6 +140,9 @@ def draw_train_status(layout) -> None:
         layout.operator("mgan.cancel_training", icon="CANCEL")
     elif STATE.train_message:
         layout.label(text=STATE.train_message)
+    if watch is not None and watch.record:
+        for note in job_notes(watch.record):  # what `mgan train` would print: a photo scaled down, ...
+            layout.label(text=note, icon="INFO")
     if STATE.train_conflict and (watch is None or watch.finished):
         # a run of that name has a checkpoint (a cancelled, killed or finished run)
         row = layout.row(align=True)

@@ -117,6 +117,13 @@ def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TR
     return fields
 
 
+def job_notes(record: Mapping, limit: int = 6) -> list[str]:
+    """The lines the run told its user (engine status ``notes``; none from older engines),
+    at most ``limit``, for the panel."""
+    notes = record.get("notes") if isinstance(record, Mapping) else None
+    return [n for n in notes if isinstance(n, str)][:limit] if isinstance(notes, list) else []
+
+
 def preview_every(steps: int) -> int:
     """Steps between two previews: about 50 over a run, at most the engine's default 100
     (a preview costs one 256 px decode, a small share of that many training steps), so a

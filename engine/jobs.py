@@ -32,6 +32,7 @@ RECORD_VERSION = 1
 MAX_CRASHES = 3
 # Finished synthesize/stylize jobs remembered for ``status``.
 KEEP_FINISHED = 256
+NOTES_KEPT = 20      # a training job's first lines to its user (a run says 3-6)
 
 
 def new_job_id() -> str:
@@ -54,6 +55,7 @@ class Job:
     crashes: int = 0                            # times the engine died while it ran
     resumed_from: int | None = None             # training: the checkpoint step it continued from
     extra: dict = field(default_factory=dict)   # training: config, exemplar path (persisted)
+    notes: list = field(default_factory=list)   # training: what the run told its user (a photo scaled down, ...)
     # Not persisted: who asked, and what the worker needs.
     identity: bytes | None = field(default=None, repr=False)
     request_id: str | None = None
@@ -69,15 +71,18 @@ class Job:
                                                            "figures": self.figures},
                 "error": self.error, "result": self.result, "created": self.created,
                 "updated": self.updated, "resumed_from": self.resumed_from,
-                # where a training run writes its preview images (the engine is local)
+                # where a training run writes its preview images (the engine is local), and
+                # what the run said: the lines `mgan train` prints
                 **({"previews": str(Path(self.extra["run_dir"]) / "previews")}
-                   if self.kind == "train" and "run_dir" in self.extra else {})}
+                   if self.kind == "train" and "run_dir" in self.extra else {}),
+                **({"notes": list(self.notes)} if self.kind == "train" else {})}
 
     def record(self) -> dict:
         return {"version": RECORD_VERSION, "id": self.id, "kind": self.kind, "fields": self.fields,
                 "state": self.state, "done": self.done, "total": self.total, "error": self.error,
                 "result": self.result, "created": self.created, "updated": self.updated,
-                "crashes": self.crashes, "resumed_from": self.resumed_from, "extra": self.extra}
+                "crashes": self.crashes, "resumed_from": self.resumed_from, "extra": self.extra,
+                "notes": self.notes}
 
 
 class JobBook:
@@ -146,6 +151,13 @@ class JobBook:
                 setattr(job, k, v)
             self._persist(job)
 
+    def add_note(self, job: Job, line: str) -> None:
+        """One line the training run told its user (kept: the first NOTES_KEPT)."""
+        with self._lock:
+            if len(job.notes) < NOTES_KEPT:
+                job.notes.append(str(line)[:500])
+                self._persist(job)
+
     def finish(self, job: Job, state: str, error: dict | None = None, result: dict | None = None) -> None:
         with self._lock:
             job.state, job.error, job.result, job.updated = state, error, result, time.time()
@@ -194,7 +206,7 @@ class JobBook:
                 job = Job(id=rec["id"], kind=rec["kind"], fields=rec["fields"], state=rec["state"],
                           done=rec["done"], total=rec["total"], error=rec["error"], result=rec["result"],
                           created=rec["created"], updated=rec["updated"], crashes=rec["crashes"],
-                          resumed_from=rec["resumed_from"], extra=rec["extra"])
+                          resumed_from=rec["resumed_from"], extra=rec["extra"], notes=list(rec.get("notes", [])))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log(f"ignoring unreadable job record {path}: {exc}")
                 continue

@@ -253,6 +253,11 @@ class DeviceWorker(threading.Thread):
             header.update(maps=list(derived), map_settings=map_settings.to_dict())
         return {**header, "preset": job.preset.name, "seconds": round(time.perf_counter() - t0, 4)}, out
 
+    def _train_log(self, job: Job, msg: str) -> None:
+        """A training run's line to its user: the engine's log, and the job's notes (status)."""
+        self.log(f"job {job.id}: {msg}")
+        self.book.add_note(job, msg)
+
     def _tile_progress(self, job: Job, offset: int = 0, scale: int = 1):
         def progress(done: int, total: int) -> None:
             self.book.progress(job, offset * total + done, scale * total)
@@ -299,7 +304,7 @@ class DeviceWorker(threading.Thread):
         task = TextureTask(job.extra["exemplar"], TrainConfig(**job.extra["config"]),
                            source=f["source"], licence=f["licence"])
         trainer = Trainer(task, name, Path(job.extra["run_dir"]), preset_dir=data_dir() / "presets",
-                          device=self.device, log=lambda msg: self.log(f"job {job.id}: {msg}"),
+                          device=self.device, log=lambda msg: self._train_log(job, msg),
                           show_progress=False)
         first_step: list[int] = []
 

@@ -233,7 +233,11 @@ def test_training_shows_progress_and_its_latest_preview_and_cancels(tmp_path, ad
     assert found["newest"].startswith(str(previews))
     assert last_preview == found["newest"]  # the preview of the last step it made
     assert found["poll_after"] is False
-    assert [c[0] for c in found["drawn_after"]] == ["operator", "label"]  # Train, then its last word
+    # Train, its last word, then what the run told its user (the engine's notes)
+    drawn_after = found["drawn_after"]
+    assert [c[0] for c in drawn_after[:2]] == ["operator", "label"] and drawn_after[1][2] == message
+    notes = [c[2] for c in drawn_after[2:]]
+    assert all(c[0] == "label" for c in drawn_after[2:]) and any("interrupted: checkpoint saved" in n for n in notes)
     refused, conflict, message = found["again"]
     assert "already has a checkpoint" in refused and conflict == name and "resume it or start over" in message
     assert found["drawn_conflict"] == [[["mgan.train"], None], [["mgan.train"], f"Resume '{name}'"],

@@ -277,6 +277,9 @@ def test_progress_and_message_from_a_status_record():
     timed = {"name": "wood", "state": "running", "progress": {"done": 80, "total": 300, "figures": {"step": 240.0}}}
     assert train_progress.job_message(timed) == "training 'wood': running 1:20/5:00, step 240"
     assert train_progress.job_fraction(timed) == 80 / 300
+    assert train_progress.job_notes({"notes": ["a", 3, "b"]}) == ["a", "b"]  # strings only
+    assert train_progress.job_notes({"notes": [str(i) for i in range(9)]}) == [str(i) for i in range(6)]
+    assert train_progress.job_notes(record) == [] and train_progress.job_notes({"notes": "x"}) == []
 
 
 def test_train_fields_default_to_the_command_lines_budget_and_scale():

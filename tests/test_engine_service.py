@@ -195,6 +195,10 @@ def test_a_time_budget_trains_over_the_socket_and_the_panel_reads_it_as_a_clock(
     assert record["progress"]["total"] == 3 and record["progress"]["done"] == 3
     assert steps >= 1 and record["progress"]["figures"]["step"] == steps
     assert train_progress.job_message(record) == f"training 'timed': done 0:03/0:03, step {steps}"
+    # what the run told its user, as `mgan train` prints it, and the panel shows
+    notes = train_progress.job_notes(record)
+    assert notes == record["notes"] and any(n.startswith("G starts from") for n in notes)
+    assert notes[-1].startswith("preset 'timed' written to")
 
 
 def test_a_queued_job_can_be_cancelled_before_it_starts(client):
