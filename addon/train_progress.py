@@ -17,6 +17,8 @@ FINISHED_STATES = ("done", "failed", "cancelled", "interrupted")
 PREVIEW_RE = re.compile(r"step_(\d+)\.png")
 # A preview younger than this may still be being written (the trainer writes it in place).
 PREVIEW_SETTLE_SECONDS = 0.5
+TRAIN_MINUTES = 5.0  # the default budget, as the command line's (training.texture.TrainConfig.minutes)
+TRAIN_MODES = ("NEW", "RESUME", "FRESH")  # a new run; resume the run of that name; start it over
 
 
 def engine_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -88,12 +90,6 @@ def job_message(record: Mapping) -> str:
         error = record.get("error")
         message += f": {error.get('message') if isinstance(error, Mapping) else error}"
     return message
-
-
-TRAIN_MINUTES = 5.0  # the default budget, as the command line's (training.texture.TrainConfig.minutes)
-
-
-TRAIN_MODES = ("NEW", "RESUME", "FRESH")  # a new run; resume the run of that name; start it over
 
 
 def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TRAIN_MINUTES,
