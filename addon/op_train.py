@@ -182,8 +182,8 @@ class MGAN_OT_train(bpy.types.Operator):
             job = EngineJob(LINK, endpoint, "train", fields,
                             [protocol.EncodedImage(client.image_format(data), data)]).start().run()
         except EngineError as exc:
-            # (CONFLICT also answers a run that is training now: that one is no checkpoint to offer)
-            if exc.code == protocol.CONFLICT and self.mode == "NEW" and "checkpoint" in exc.message:
+            # (a run that is training now is a conflict too, with another reason: nothing to offer)
+            if exc.code == protocol.CONFLICT and exc.reason == protocol.HAS_CHECKPOINT and self.mode == "NEW":
                 STATE.train_conflict = name  # the panel offers Resume and Start over
                 STATE.train_message = f"'{name}' has a checkpoint: resume it or start over"
                 self.report({"ERROR"}, f"a training run '{name}' already has a checkpoint: "

@@ -43,11 +43,12 @@ MAX_EVENTS = 1000
 
 class EngineError(Exception):
     """The engine answered with an error (or did not answer): ``code`` from
-    engine.protocol.ERROR_CODES, and a message meant for the user."""
+    engine.protocol.ERROR_CODES, a message meant for the user, and for some codes a
+    ``reason`` to branch on (a ``conflict``: ``id_in_use``, ``training`` or ``checkpoint``)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, reason: str | None = None):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.reason = code, message, reason
 
 
 class EngineTimeout(EngineError):
@@ -64,7 +65,8 @@ def raise_for_error(reply: P.Reply) -> P.Reply:
     err = reply.header["error"]
     if err["code"] == P.TIMEOUT:
         raise EngineTimeout(err["message"])
-    raise EngineError(err["code"], err["message"])
+    reason = err.get("reason")
+    raise EngineError(err["code"], err["message"], reason if isinstance(reason, str) else None)
 
 
 @dataclass

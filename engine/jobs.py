@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .protocol import CANCELLED, CONFLICT, ENGINE_ERROR, UNKNOWN_JOB, ProtocolError
+from .protocol import CANCELLED, CONFLICT, ENGINE_ERROR, ID_IN_USE, TRAINING, UNKNOWN_JOB, ProtocolError
 
 ACTIVE = ("queued", "running")
 # A restarted engine resumes these; "interrupted" is a training job stopped by a shutdown.
@@ -99,17 +99,24 @@ class JobBook:
         with self._lock:
             if job.id in self._jobs:
                 raise ProtocolError(CONFLICT, f"job id {job.id!r} is in use by a {self._jobs[job.id].state} job; "
-                                              "send a fresh request id")
+                                              "send a fresh request id", reason=ID_IN_USE)
             self._finished.pop(job.id, None)  # a client that reuses ids gets the newest job's status
             if job.kind == "train":
-                busy = [j for j in self._jobs.values()
-                        if j.kind == "train" and j.fields["name"] == job.fields["name"] and j.state in ACTIVE]
-                if busy:
-                    raise ProtocolError(CONFLICT, f"training {job.fields['name']!r} is already {busy[0].state} "
-                                                  f"as job {busy[0].id}; cancel it first or wait")
+                self._check_idle(job.fields["name"])
             self._jobs[job.id] = job
             self._persist(job)
         return job
+
+    def check_idle(self, name: str) -> None:
+        """A conflict (reason ``training``) when a run of this name is queued or training."""
+        with self._lock:
+            self._check_idle(name)
+
+    def _check_idle(self, name: str) -> None:
+        busy = [j for j in self._jobs.values() if j.kind == "train" and j.fields["name"] == name and j.state in ACTIVE]
+        if busy:
+            raise ProtocolError(CONFLICT, f"training {name!r} is already {busy[0].state} as job {busy[0].id}; "
+                                          "cancel it first or wait", reason=TRAINING)
 
     def get(self, job_id: str) -> Job:
         with self._lock:

@@ -72,6 +72,8 @@ BAD_PRESET = "bad_preset"          # the preset exists but cannot be loaded
 BAD_IMAGE = "bad_image"            # an exemplar file that is not a readable image
 UNKNOWN_JOB = "unknown_job"
 CONFLICT = "conflict"              # duplicate id, a run that already exists or is busy
+# A conflict's ``reason`` (error.reason), so that clients need not parse the message:
+ID_IN_USE, TRAINING, HAS_CHECKPOINT = "id_in_use", "training", "checkpoint"
 CANCELLED = "cancelled"
 SHUTTING_DOWN = "shutting_down"
 ENGINE_ERROR = "engine_error"      # a bug or resource failure inside the engine
@@ -84,12 +86,12 @@ ERROR_CODES = (BAD_MESSAGE, BAD_JSON, PROTOCOL_MISMATCH, UNKNOWN_OP, MISSING_FIE
 class ProtocolError(Exception):
     """A message or request that breaks the protocol, with the code sent back to the peer."""
 
-    def __init__(self, code: str, message: str, request_id: str | None = None):
+    def __init__(self, code: str, message: str, request_id: str | None = None, reason: str | None = None):
         super().__init__(message)
-        self.code, self.message, self.request_id = code, message, request_id
+        self.code, self.message, self.request_id, self.reason = code, message, request_id, reason
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, **({"reason": self.reason} if self.reason else {})}
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,8 @@ class EngineServer:
         job, state = self.book.cancel(request.fields["job"])
         if state == "cancelled" and job.kind != "train" and job.identity is not None and job.error:
             # Cancelled while queued: the worker will skip it, so its requester hears it here.
-            err = P.ProtocolError(job.error["code"], job.error["message"], job.request_id)
+            err = P.ProtocolError(job.error["code"], job.error["message"], job.request_id,
+                                  job.error.get("reason"))
             self._reply(job.identity, P.error_header(err, job.kind))
         self._ok(identity, request, job=job.id, state=state)
 
@@ -291,9 +292,11 @@ class EngineServer:
 
         f = request.fields
         run_dir = data_dir() / "runs" / f["name"]
+        self.book.check_idle(f["name"])  # a run training now is that conflict, not its checkpoint's
         if (run_dir / "checkpoint.pt").exists() and not (f["resume"] or f["fresh"]):
             raise P.ProtocolError(P.CONFLICT, f"a training run {f['name']!r} already has a checkpoint; send "
-                                              "resume: true to continue it or fresh: true to start over")
+                                              "resume: true to continue it or fresh: true to start over",
+                                  reason=P.HAS_CHECKPOINT)
         config = TrainConfig()
         for key in P.TRAIN_CONFIG_FIELDS:
             if key in f:

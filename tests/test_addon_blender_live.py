@@ -194,6 +194,12 @@ TRAIN_CANCEL = """
         following.tick()
         time.sleep(0.2)
     found["resumed"] = [following.watch.record.get("resumed_from"), state.train_conflict]
+    # A new run under the name that is training now: refused too, but it has nothing to resume.
+    try:
+        busy = bpy.ops.mgan.train()
+    except RuntimeError as exc:
+        busy = exc
+    found["busy"] = [str(busy), state.train_conflict]
     bpy.ops.mgan.cancel_training()
     t0 = time.monotonic()
     while following.tick() is not None and time.monotonic() - t0 < 300:
@@ -243,6 +249,8 @@ def test_training_shows_progress_and_its_latest_preview_and_cancels(tmp_path, ad
     assert found["drawn_conflict"] == [[["mgan.train"], None], [["mgan.train"], f"Resume '{name}'"],
                                        [["mgan.train"], "Start over"]]
     assert found["resumed"] == [done, ""]  # from the step the cancel checkpointed
+    busy, offered = found["busy"]
+    assert "is already running as job" in busy and offered == ""  # no Resume offered for a running run
     assert found["after_disable"] == [True, True]
 
 

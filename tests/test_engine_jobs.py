@@ -56,13 +56,14 @@ def test_ids_in_use_and_runs_in_training_are_conflicts(tmp_path):
     book.add(Job(id="same", kind="synthesize", fields={}))
     with pytest.raises(P.ProtocolError, match="in use by a queued job") as info:
         book.add(Job(id="same", kind="stylize", fields={}))
-    assert info.value.code == P.CONFLICT
+    assert (info.value.code, info.value.to_dict()["reason"]) == (P.CONFLICT, P.ID_IN_USE)
     book.finish(book.get("same"), "done")
     book.add(Job(id="same", kind="stylize", fields={}))  # a finished id may be reused
     assert book.snapshot("same")["kind"] == "stylize"
     first = book.add(train_job())
-    with pytest.raises(P.ProtocolError, match=f"already queued as job {first.id}"):
+    with pytest.raises(P.ProtocolError, match=f"already queued as job {first.id}") as info:
         book.add(train_job())
+    assert info.value.reason == P.TRAINING
     book.add(train_job("other"))
 
 

@@ -150,7 +150,7 @@ def test_train_requests_are_checked_before_a_job_exists(client, home):
     (run / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(EngineError, match="resume: true") as info:
         client.train(png, "taken")
-    assert info.value.code == P.CONFLICT
+    assert (info.value.code, info.value.reason) == (P.CONFLICT, P.HAS_CHECKPOINT)
     assert not [j for j in client.status() if j["kind"] == "train"]  # no job was started
 
 
