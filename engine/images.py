@@ -1,5 +1,7 @@
 """Image files: the one place that writes PNGs (8-bit colour, 8- and 16-bit grey), and
-the one that turns any photo PIL opens into sRGB floats (``photo_rgb``).
+the one that turns any photo PIL opens into sRGB floats (``photo_rgb``): upright, at its
+own bit depth, and in sRGB where the file embeds another colour profile (a phone's
+Display P3, a camera's Adobe RGB: read as sRGB numbers they look duller than the photo).
 
 Pixel conventions: arrays are top row first. (H,W,3) uint8 is sRGB colour; (H,W) or
 (H,W,1) uint8 / uint16 is grey, and for maps (height, roughness, AO, and the normal map's
@@ -10,6 +12,7 @@ final name.
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -70,6 +73,8 @@ def photo_rgb(im) -> np.ndarray:
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(im)
+    if colour_profile(im) is not None:
+        return _to_srgb(im)
     if im.mode == "F":
         grey = np.asarray(im, dtype=np.float32)
         grey = grey / 255.0 if grey.max(initial=0.0) > 1.0 else grey
@@ -78,6 +83,44 @@ def photo_rgb(im) -> np.ndarray:
     else:
         return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
+
+
+PROFILED_MODES = ("RGB", "RGBA", "RGBX", "CMYK")   # colour that an embedded profile converts to sRGB
+
+
+def colour_profile(im) -> str | None:
+    """The name of the colour profile an opened PIL image embeds, where its colours are not
+    sRGB already and can be converted; else None (no profile, an sRGB one, a grey image,
+    or a profile littleCMS cannot read: then the numbers are taken as sRGB, as before)."""
+    from PIL import ImageCms
+
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in PROFILED_MODES:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        name = (ImageCms.getProfileDescription(profile) or "").strip()
+        space = profile.profile.xcolor_space.strip()
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+    if space != ("CMYK" if im.mode == "CMYK" else "RGB") or "srgb" in name.lower().replace(" ", ""):
+        return None
+    return name or "unnamed"
+
+
+def _to_srgb(im) -> np.ndarray:
+    """(H,W,3) float32 sRGB of an image whose embedded profile ``colour_profile`` named:
+    littleCMS, perceptual intent (relative colorimetric where the profile has no
+    perceptual table); colours outside sRGB are clipped to it."""
+    from PIL import ImageCms
+
+    src = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+    rgb = im.convert("RGB") if im.mode in ("RGBA", "RGBX") else im
+    try:
+        out = ImageCms.profileToProfile(rgb, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except ImageCms.PyCMSError:
+        out = im.convert("RGB")   # (a profile that parses but cannot transform: its numbers as they are)
+    return np.asarray(out, dtype=np.float32) / 255.0
 
 
 def photo_alpha(im) -> np.ndarray | None:

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import run_cli, skimage_image, start_cli, wait_until
+from tests.support import icc_profile
 
 pytestmark = pytest.mark.slow
 
@@ -213,6 +214,38 @@ def test_16_bit_grey_and_phone_rotated_photos_load_as_they_look(tmp_path):
     assert up.shape == (80, 48)
     assert float(up[:, -4:].mean()) > 0.9 and float(up[:, :-12].mean()) < 0.05   # the band runs down the right
     assert read_frame(tmp_path / "phone.jpg").shape == (80, 48, 3)
+
+
+def test_a_photo_in_another_colour_space_is_converted_to_srgb(tmp_path):
+    """A photo that embeds a colour profile other than sRGB (here a wide-gamut one with
+    Display P3's primaries) trains on its colours as they look: converted to sRGB, the
+    conversion computed here from the two profiles' matrices, and the user is told. An
+    sRGB profile, none, or one that cannot be read leave the numbers as they are."""
+    from PIL import ImageCms
+
+    from engine.sequence import read_frame
+    from training.exemplar import load_exemplar
+    p3 = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(20, 236, (40, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "p3.png", icc_profile=icc_profile("Test P3", *p3))
+    img, _, note = load_exemplar(tmp_path / "p3.png", with_scale=True)
+    got = img[0].permute(1, 2, 0).numpy()
+    # The reference: gamma 2.2 (as the profile stores it: 563/256) -> XYZ (D50) -> linear
+    # sRGB through littleCMS's own sRGB colorants -> the sRGB curve, clipped.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).profile
+    to_srgb = np.linalg.inv(np.array([c[0] for c in (srgb.red_colorant, srgb.green_colorant,
+                                                        srgb.blue_colorant)]).T) @ np.array(p3).T
+    lin = np.clip((pixels / 255.0) ** (563 / 256) @ to_srgb.T, 0.0, 1.0)
+    want = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    assert np.abs(got - want).max() < 3 / 255 and np.abs(got - pixels / 255.0).max() > 20 / 255
+    assert "'Test P3'" in note and "converted to sRGB" in note
+    assert np.abs(read_frame(tmp_path / "p3.png") - got).max() < 1e-6   # a photo to stylise alike
+    for name, icc in (("srgb", ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),
+                      ("broken", b"not a profile" * 20), ("none", None)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png", **({"icc_profile": icc} if icc else {}))
+        img, _, note = load_exemplar(tmp_path / f"{name}.png", with_scale=True)
+        assert np.abs(img[0].permute(1, 2, 0).numpy() - pixels / 255.0).max() < 1e-6 and note == "", name
 
 
 def test_a_cut_out_photo_trains_on_its_opaque_part(isolated_home, tmp_path):

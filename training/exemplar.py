@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from engine.images import WIDE_GREY, photo_alpha, photo_rgb
+from engine.images import WIDE_GREY, colour_profile, photo_alpha, photo_rgb
 
 MAX_EXEMPLAR_PIXELS = 64_000_000
 
@@ -80,9 +80,11 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
             im.load()
             arr, wide = photo_rgb(im), im.mode in WIDE_GREY
             alpha = photo_alpha(im) if opaque_only else None
+            profile = colour_profile(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
-    notes = []
+    notes = [] if profile is None else [f"exemplar {path.name} is in the colour space {profile!r}: "
+                                         f"its colours converted to sRGB"]
     if alpha is not None and not (alpha >= OPAQUE).all():
         top, left, hh, ww = largest_opaque_rect(alpha >= OPAQUE)
         shown = f"{(alpha < OPAQUE).mean():.0%}" if (alpha < OPAQUE).mean() >= 0.005 else "under 1%"
