@@ -132,7 +132,7 @@ class EngineClient:
             parts = P.encode({"protocol": P.PROTOCOL_VERSION, "op": op, "id": rid, **(fields or {})}, payloads)
             P.decode_request(parts, self.limits)
         except P.ProtocolError as exc:
-            raise EngineError(exc.code, exc.message) from None
+            raise EngineError(exc.code, exc.message, exc.reason) from None
         if timeout is None:
             timeout = COMPUTE_TIMEOUT if op in ("synthesize", "stylize") else self.timeout
         try:
