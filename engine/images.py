@@ -85,7 +85,7 @@ def photo_rgb(im) -> np.ndarray:
     return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
 
 
-PROFILED_MODES = ("RGB", "RGBA", "RGBX", "CMYK")   # colour that an embedded profile converts to sRGB
+PROFILED_MODES = ("RGB", "RGBA", "RGBX", "P", "CMYK")   # colour that an embedded profile converts to sRGB
 
 
 def colour_profile(im) -> str | None:
@@ -115,7 +115,7 @@ def _to_srgb(im) -> np.ndarray:
     from PIL import ImageCms
 
     src = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
-    rgb = im.convert("RGB") if im.mode in ("RGBA", "RGBX") else im
+    rgb = im.convert("RGB") if im.mode in ("RGBA", "RGBX", "P") else im
     try:
         out = ImageCms.profileToProfile(rgb, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
     except ImageCms.PyCMSError:

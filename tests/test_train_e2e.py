@@ -241,6 +241,10 @@ def test_a_photo_in_another_colour_space_is_converted_to_srgb(tmp_path):
     assert np.abs(got - want).max() < 3 / 255 and np.abs(got - pixels / 255.0).max() > 20 / 255
     assert "'Test P3'" in note and "converted to sRGB" in note
     assert np.abs(read_frame(tmp_path / "p3.png") - got).max() < 1e-6   # a photo to stylise alike
+    palette = Image.fromarray(pixels).quantize(64)                       # a palette PNG with the profile
+    palette.save(tmp_path / "p3pal.png", icc_profile=icc_profile("Test P3", *p3))
+    plain = np.asarray(palette.convert("RGB"), dtype=np.float32) / 255.0
+    assert np.abs(load_exemplar(tmp_path / "p3pal.png")[0].permute(1, 2, 0).numpy() - plain).max() > 20 / 255
     for name, icc in (("srgb", ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),
                       ("broken", b"not a profile" * 20), ("none", None)):
         Image.fromarray(pixels).save(tmp_path / f"{name}.png", **({"icc_profile": icc} if icc else {}))
