@@ -73,8 +73,9 @@ def photo_rgb(im) -> np.ndarray:
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(im)
-    if colour_profile(im) is not None:
-        return _to_srgb(im)
+    embedded = _embedded_profile(im)
+    if embedded is not None:
+        return _to_srgb(im, embedded[0])
     if im.mode == "F":
         grey = np.asarray(im, dtype=np.float32)
         grey = grey / 255.0 if grey.max(initial=0.0) > 1.0 else grey
@@ -92,6 +93,12 @@ def colour_profile(im) -> str | None:
     """The name of the colour profile an opened PIL image embeds, where its colours are not
     sRGB already and can be converted; else None (no profile, an sRGB one, a grey image,
     or a profile littleCMS cannot read: then the numbers are taken as sRGB, as before)."""
+    embedded = _embedded_profile(im)
+    return None if embedded is None else embedded[1]
+
+
+def _embedded_profile(im):
+    """(the parsed profile, its name) for ``colour_profile``'s images; else None."""
     from PIL import ImageCms
 
     icc = im.info.get("icc_profile")
@@ -105,19 +112,18 @@ def colour_profile(im) -> str | None:
         return None
     if space != ("CMYK" if im.mode == "CMYK" else "RGB") or "srgb" in name.lower().replace(" ", ""):
         return None
-    return name or "unnamed"
+    return profile, name or "unnamed"
 
 
-def _to_srgb(im) -> np.ndarray:
-    """(H,W,3) float32 sRGB of an image whose embedded profile ``colour_profile`` named:
-    littleCMS, perceptual intent (relative colorimetric where the profile has no
-    perceptual table); colours outside sRGB are clipped to it."""
+def _to_srgb(im, profile) -> np.ndarray:
+    """(H,W,3) float32 sRGB of an image in the colour space of ``profile``: littleCMS,
+    perceptual intent (relative colorimetric where the profile has no perceptual table);
+    colours outside sRGB are clipped to it."""
     from PIL import ImageCms
 
-    src = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
-    rgb = im.convert("RGB") if im.mode in ("RGBA", "RGBX", "P") else im
+    src = im if im.mode in ("RGB", "CMYK") else im.convert("RGB")
     try:
-        out = ImageCms.profileToProfile(rgb, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        out = ImageCms.profileToProfile(src, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
     except ImageCms.PyCMSError:
         out = im.convert("RGB")   # (a profile that parses but cannot transform: its numbers as they are)
     return np.asarray(out, dtype=np.float32) / 255.0
