@@ -53,6 +53,7 @@ VARIANTS = {
     "- mesh penalty": replace(FULL, mesh_weight=0.0),
     "+ mesh penalty 0.2": replace(FULL, mesh_weight=0.2),
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
+    "+ mesh penalty on regular photos": replace(FULL, mesh_regular=True),
     "- rates' decay (constant rates)": replace(FULL, lr_decay=0.0),
     "+ SW over the batch": replace(FULL, sw_pooled=True),
     "- D's global head (patch scores alone)": replace(FULL, d_global=False),

@@ -296,3 +296,24 @@ def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars()
     assert float(spectrum_loss(x, target)) < 0.1 * start
     # the fine rings (periods of 2-3 px) gained power, as the white grain has it
     assert float(radial_log_power(x)[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0
+
+
+def test_mesh_regular_puts_the_mesh_penalty_on_a_regular_texture(tmp_path):
+    """``mesh_regular`` (off by default; README, Measured) lifts the exclusion: the same
+    regular photo then gets the mesh penalty, with the photo's own crops as its target."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.support import running_bond
+
+    path = tmp_path / "wall.png"
+    Image.fromarray((running_bond() * 255).astype(np.uint8)).save(path)
+    t = _trainer(path, tmp_path, "wall", mesh_weight=1.0, mesh_regular=True)
+    assert t.task.wave_vectors and t.task.mesh is not None
+    batch = t.task.sample_batch(0)
+    with torch.no_grad():
+        img = t.task.generate(t.G, batch) + 0.05 * (torch.arange(t.task.crop) % 2).float()[:, None]
+        value = float(mesh_loss(img, t.task.mesh))
+        mains = _main_losses(t, img, batch)
+    assert value > 1.0
+    assert mains[0] == pytest.approx(mains[1] + value, rel=1e-3)

@@ -171,6 +171,7 @@ class TrainConfig:
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
+    mesh_regular: bool = False      # the mesh penalty also on regular photos (bricks, planks: periodic inputs)
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 1e-3
     lr_d: float = 2e-4
@@ -369,8 +370,9 @@ class TextureTask:
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
-                # (a regular photo's quantised waves move its harmonics: no mesh penalty there)
-                if cfg.mesh_weight and not self.wave_vectors:
+                # (a regular photo's quantised waves move its harmonics a little: there only
+                # with ``mesh_regular``)
+                if cfg.mesh_weight and (cfg.mesh_regular or not self.wave_vectors):
                     self.mesh = mesh_target(variants, self.crop).to(dev)
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
