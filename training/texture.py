@@ -169,7 +169,7 @@ class TrainConfig:
     d_global: bool = True           # D also scores each canvas's layout as a whole (discriminator.PatchDiscriminator)
     d_fine: bool = False            # D also scores relu2_1 patches (~30 px): the fine grain
     grid_weight: float = 0.05       # penalty on lines locked to G's 2/4/8 px lattice (losses.grid_loss); 0: off; irregular photos only
-    mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos only
+    mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos (regular: mesh_regular)
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     mesh_regular: bool = False      # the mesh penalty also on regular photos (bricks, planks: periodic inputs)
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
