@@ -50,6 +50,13 @@ def _write_image(path: Path, image) -> Path:
     return path
 
 
+def _into_folder(output: str, stem: str) -> Path:
+    """``-o`` as given: a file, or, where it ends in a slash or names a folder that exists,
+    ``<folder>/<stem>.png`` (``-o out/`` -> out/stone.png, as ``--maps`` writes into a folder)."""
+    out = Path(output)
+    return out / f"{stem}.png" if output.endswith(("/", os.sep)) or out.is_dir() else out
+
+
 def map_paths(output: str, preset: str, names: list[str]) -> dict[str, Path]:
     """Where ``--maps`` writes: into the folder ``output`` (``stone/`` -> stone/stone_height.png),
     or beside a file name (``out/rock.png`` -> out/rock_height.png)."""
@@ -96,13 +103,13 @@ def cmd_synth(args) -> int:
                              progress=progress, dtype=np.uint8)
     bar.close()
     if maps is None:
-        written = [_write_image(Path(args.output), image)]
+        written = [_write_image(_into_folder(args.output, synth.preset.name), image)]
     else:
         paths = map_paths(args.output, synth.preset.name, maps)
         written = [write_png(paths["basecolor"], image)]
         written += [write_png(paths[name], data) for name, data in derive_maps(image, maps, settings).items()]
     if args.tiled:
-        _write_image(Path(args.tiled), tile_2x2(image))
+        _write_image(_into_folder(args.tiled, f"{synth.preset.name}-2x2"), tile_2x2(image))
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
@@ -238,7 +245,7 @@ def cmd_mdan(args) -> int:
         image = to_uint8(out)
         path = _write_image(Path(args.output), image)
         if args.tiled:
-            _write_image(Path(args.tiled), tile_2x2(image))
+            _write_image(_into_folder(args.tiled, f"{synth.preset.name}-2x2"), tile_2x2(image))
         if not args.quiet:
             first, last = history[0], history[-1]
             print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "
@@ -352,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=seed_arg, default=0)
     s.add_argument("--period", help="noise period WIDTHxHEIGHT (multiples of 8); default: the canvas")
     s.add_argument("--tile", type=int, default=1024, help="decode tile side in px (bounds memory)")
-    s.add_argument("-o", "--output", required=True)
-    s.add_argument("--tiled", help="also write the texture repeated 2x2 here")
+    s.add_argument("-o", "--output", required=True,
+                   help="a PNG (or JPEG) file, or a folder (out/: out/<preset>.png; with --maps, the material set)")
+    s.add_argument("--tiled", help="also write the texture repeated 2x2 here (a folder: <preset>-2x2.png in it)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")
     s.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     s.add_argument("-q", "--quiet", action="store_true")

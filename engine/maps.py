@@ -99,13 +99,13 @@ def parse_map_names(text: str | Iterable[str]) -> list[str]:
     always made."""
     items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
     items = [t for t in items if t]
-    if items == ["all"]:
-        return list(MAP_NAMES)
-    bad = [t for t in items if t not in MAP_NAMES and t != "basecolor"]
-    if bad or not items:
-        raise ValueError(f"unknown map {bad[0] if bad else ''!r}; choose 'all' or any of "
-                         f"basecolor, {', '.join(MAP_NAMES)} (comma-separated)")
-    return [m for m in MAP_NAMES if m in items]
+    known = f"choose 'all' or any of basecolor, {', '.join(MAP_NAMES)} (comma-separated)"
+    if not items:
+        raise ValueError(f"no map named; {known}")
+    bad = [t for t in items if t not in MAP_NAMES and t not in ("basecolor", "all")]
+    if bad:
+        raise ValueError(f"unknown map {bad[0]!r}; {known}")
+    return list(MAP_NAMES) if "all" in items else [m for m in MAP_NAMES if m in items]
 
 
 # ---- wrap-around integer box filters -------------------------------------------------------

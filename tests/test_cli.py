@@ -41,3 +41,19 @@ def test_relu5_on_a_style_preset_is_a_clear_error(isolated_home, tmp_path):
     r = run_cli("train", "--style", str(tmp_path / "s.png"), "--content-dir", str(tmp_path), "--name", "x", "--relu5",
                 env={"MGAN_HOME": str(isolated_home)})
     assert r.returncode == 2 and "--relu5 is for texture presets" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_synth_into_a_folder_names_the_file_after_the_preset(isolated_home, tmp_path):
+    """``-o out/`` (or an existing folder) writes out/<preset>.png, as ``--maps`` writes its
+    set into a folder; a file name stays a file name."""
+    env = {"MGAN_HOME": str(isolated_home)}
+    make_tiny_preset(isolated_home / "presets", name="tiny")
+    (tmp_path / "existing").mkdir()
+    for out, expected in ((str(tmp_path / "new") + "/", tmp_path / "new" / "tiny.png"),
+                          (str(tmp_path / "existing"), tmp_path / "existing" / "tiny.png"),
+                          (str(tmp_path / "plain"), tmp_path / "plain.png")):
+        r = run_cli("synth", "--preset", "tiny", "--size", "16x16", "-o", out, "--tiled", str(tmp_path / "existing"),
+                    "-q", env=env)
+        assert r.returncode == 0, r.stderr
+        assert expected.is_file(), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+        assert (tmp_path / "existing" / "tiny-2x2.png").is_file()

@@ -144,6 +144,11 @@ def test_bad_settings_and_names_are_clear():
     with pytest.raises(ValueError, match="unknown map 'albedo'"):
         parse_map_names("albedo,height")
     assert parse_map_names("all") == list(MAP_NAMES)
+    assert parse_map_names("all,normal") == list(MAP_NAMES)
+    with pytest.raises(ValueError, match="unknown map 'foo'"):  # the name at fault, not 'all'
+        parse_map_names("all,foo")
+    with pytest.raises(ValueError, match="no map named"):
+        parse_map_names(" , ")
     assert parse_map_names("normal, basecolor,height") == ["height", "normal"]
     with pytest.raises(ValueError, match=r"\(H,W,3\) uint8"):
         derive_maps(np.zeros((8, 8, 3), np.float32))
