@@ -245,7 +245,7 @@ def cmd_mdan(args) -> int:
         image = to_uint8(out)
         path = _write_image(Path(args.output), image)
         if args.tiled:
-            _write_image(_into_folder(args.tiled, f"{synth.preset.name}-2x2"), tile_2x2(image))
+            _write_image(Path(args.tiled), tile_2x2(image))
         if not args.quiet:
             first, last = history[0], history[-1]
             print(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, {len(history)} steps, "

@@ -83,10 +83,12 @@ def test_unguided_mdan_makes_a_seamless_texture():
 def test_mdan_cli(tmp_path):
     out = tmp_path / "m.png"
     r = run_cli("mdan", "--style", str(skimage_image("coffee.png")), "--content", str(skimage_image("chelsea.png")),
-                "--size", "96", "--style-size", "128", "--steps", "6", "-o", str(out), timeout=300)
+                "--size", "96", "--style-size", "128", "--steps", "6", "-o", str(out),
+                "--tiled", str(tmp_path / "m-2x2.png"), timeout=300)
     assert r.returncode == 0, r.stderr
     assert "mdan chelsea.png" in r.stderr and "ETA" in r.stderr and "6 steps" in r.stdout
     assert np.asarray(Image.open(out)).shape == (64, 96, 3)
+    assert np.asarray(Image.open(tmp_path / "m-2x2.png")).shape == (128, 192, 3)
     r = run_cli("mdan", "--style", str(tmp_path / "nope.png"), "--content", str(skimage_image("chelsea.png")),
                 "-o", str(out))
     assert r.returncode == 2 and "does not exist" in r.stderr
