@@ -70,35 +70,35 @@ def photo_rgb(im) -> np.ndarray:
     """An opened PIL image as (H,W,3) float32 sRGB in [0,1], upright: its EXIF orientation
     applied (a phone's portrait photo is stored sideways), and 16-bit and float grey read
     at their own range (PIL's ``convert("RGB")`` clips 16-bit grey to 255: a white image)."""
+    return photo_rgb_and_profile(im)[0]
+
+
+def photo_rgb_and_profile(im) -> tuple[np.ndarray, str | None]:
+    """``photo_rgb``, and the name of the colour profile its colours were converted from to
+    sRGB; None where there was none to convert (no profile, an sRGB one, a grey image, or
+    a profile littleCMS cannot read: then the numbers are taken as sRGB, as before)."""
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(im)
     embedded = _embedded_profile(im)
     if embedded is not None:
-        return _to_srgb(im, embedded[0])
+        return _to_srgb(im, embedded[0]), embedded[1]
     if im.mode == "F":
         grey = np.asarray(im, dtype=np.float32)
         grey = grey / 255.0 if grey.max(initial=0.0) > 1.0 else grey
     elif im.mode in WIDE_GREY:   # 16-bit (and 32-bit integer) grey
         grey = np.asarray(im, dtype=np.float32) / 65535.0
     else:
-        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0, None
+    return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2), None
 
 
 PROFILED_MODES = ("RGB", "RGBA", "RGBX", "P", "CMYK")   # colour that an embedded profile converts to sRGB
 
 
-def colour_profile(im) -> str | None:
-    """The name of the colour profile an opened PIL image embeds, where its colours are not
-    sRGB already and can be converted; else None (no profile, an sRGB one, a grey image,
-    or a profile littleCMS cannot read: then the numbers are taken as sRGB, as before)."""
-    embedded = _embedded_profile(im)
-    return None if embedded is None else embedded[1]
-
-
 def _embedded_profile(im):
-    """(the parsed profile, its name) for ``colour_profile``'s images; else None."""
+    """(the parsed profile, its name) where an image's colours are in another colour space
+    than sRGB and can be converted (``photo_rgb_and_profile``); else None."""
     from PIL import ImageCms
 
     icc = im.info.get("icc_profile")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from engine.images import WIDE_GREY, colour_profile, photo_alpha, photo_rgb
+from engine.images import WIDE_GREY, photo_alpha, photo_rgb_and_profile
 
 MAX_EXEMPLAR_PIXELS = 64_000_000
 
@@ -78,9 +78,8 @@ def load_exemplar(path: str | Path, longest_side: int | None = None, scale: floa
             if im.width * im.height > MAX_EXEMPLAR_PIXELS:
                 raise ValueError(f"exemplar {path} is {im.width}x{im.height}: too large (max 64 Mpx)")
             im.load()
-            arr, wide = photo_rgb(im), im.mode in WIDE_GREY
+            (arr, profile), wide = photo_rgb_and_profile(im), im.mode in WIDE_GREY
             alpha = photo_alpha(im) if opaque_only else None
-            profile = colour_profile(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read exemplar image {path}: {exc}") from None
     notes = [] if profile is None else [f"exemplar {path.name} is in the colour space {profile!r}: "
