@@ -3,7 +3,7 @@ out, compared with the height and normal maps that came with the colour.
 
 Ground truth is not shipped (its licences are CC-BY / CC-BY-SA): a ``pairs.json`` lists
 {name, color, height, normal, normal_convention} (8-bit PNGs of one size). The set
-measured in the README comes from Debian 12's ``cube2-data`` (gk/, gor/ material sets)
+measured in docs/MEASURED.md comes from Debian 12's ``cube2-data`` (gk/, gor/ material sets)
 and ``libirrlicht-doc`` (rockwall): ``apt-get download`` them and crop as the JSON says.
 
 Scores, per pair and averaged, each independent of the maps' overall strength:

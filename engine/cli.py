@@ -411,13 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "
-                        "periodic inputs hold their structure (README, Measured)")
+                        "periodic inputs hold their structure (docs/MEASURED.md)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
-                        "its large structure: strata, bands, patches (irregular photos; default off; README, Measured)")
+                        "its large structure: strata, bands, patches (irregular photos; default off; docs/MEASURED.md)")
     s.add_argument("--start-from", metavar="auto|off|PRESET",
                    help="texture: G's first weights: the nearest built-in texture preset's (auto, the default), "
-                        "none (off: from scratch), or a texture preset's name or folder (README, Measured)")
+                        "none (off: from scratch), or a texture preset's name or folder (docs/MEASURED.md)")
     s.add_argument("--lr-g", type=float)
     s.add_argument("--lr-d", type=float)
     s.add_argument("--lr-decay", type=float, help="share of the budget over whose end G's and D's rates fall "

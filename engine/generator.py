@@ -9,7 +9,7 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
   blocks print fine period-2 and period-4 lines (bench/checkerboard.py, the peaks); the
   training's grid penalty lowers their average, yet trained with it 4 of 7 built-in photos
   still showed a cross-hatch in their shadows or highlights, which bilinear stages did not
-  (README, Texture quality). Nearest keeps a little more of the finest grain (the
+  (docs/MEASURED.md, upsampling). Nearest keeps a little more of the finest grain (the
   spectrum distance, bench/texture_ablation.py). relu3_1 and relu2_1 of the same periodic input
   join at 1/4 and 1/2 through 1x1 convs: finer-scale detail that relu4_1's 1/8 lattice
   cannot carry, which is what removes the 8 px grid (bench/texture_ablation.py). A regular

@@ -299,7 +299,7 @@ def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars()
 
 
 def test_mesh_regular_puts_the_mesh_penalty_on_a_regular_texture(tmp_path):
-    """``mesh_regular`` (off by default; README, Measured) lifts the exclusion: the same
+    """``mesh_regular`` (off by default; docs/MEASURED.md) lifts the exclusion: the same
     regular photo then gets the mesh penalty, with the photo's own crops as its target."""
     import numpy as np
     from PIL import Image

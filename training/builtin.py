@@ -36,7 +36,7 @@ class Builtin:
     maps: tuple = ()    # PBR map defaults: (engine.maps.MapSettings field, value) pairs
     layout: bool = False  # G follows a coarse layout (training.texture.TrainConfig.layout), where its retrain won
     relu5: bool = False   # with the relu5_1 term (training.texture.TrainConfig.relu5), where its longer retrain won
-    steps: int | None = None  # a longer training than the default budget, where it won (README, Gallery)
+    steps: int | None = None  # a longer training than the default budget, where it won (docs/MEASURED.md, Gallery)
 
 
 _STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
@@ -45,7 +45,7 @@ _UFO = "Debian ufoai-textures 2.5-2, base/0textures.pk3 member textures/"
 # its relief is up (height_scale > 0); dyed cloth and painted metal carry little relief.
 BUILTINS = (
     # (stone trains on its photo as it is, unflipped: its ledges keep their slant and its
-    # light its direction; README, Gallery)
+    # light its direction; docs/MEASURED.md, Gallery)
     Builtin("stone", "stone.png", _STK + "textures/rockMountain.jpg (BurningWell)", "Public domain", "none",
             maps=(("normal_strength", 1.2), ("roughness_min", 0.45), ("roughness_max", 0.9)), relu5=True, steps=1650),
     Builtin("bricks", "bricks.png", _STK + "tracks/ancient_colosseum_labyrinth/3td_BrickOldRound_01.jpg, "
@@ -55,12 +55,12 @@ BUILTINS = (
             maps=(("normal_strength", 0.6), ("roughness_min", 0.4), ("roughness_max", 0.8))),
     # (meadow, and soil below, trained 1650 steps since 2026-11-29, without the relu5_1 term:
     # meadow has darker gaps and leaf shapes in the photo's greens, where the 5-minute preset
-    # drew a paler, wormy mat; soil the photo's larger light and dark zones; README, Gallery)
+    # drew a paler, wormy mat; soil the photo's larger light and dark zones; docs/MEASURED.md, Gallery)
     Builtin("meadow", "meadow.png", _UFO + "tex_nature/jungle002.png, cropped", "Public domain",
             maps=(("normal_strength", 0.8), ("roughness_min", 0.5), ("roughness_max", 0.95)), layout=True, steps=1650),
     # (soil trains on its photo as it is, like stone, since 2026-11-28: its grains are lit
     # from one side, and with the photo's rotations and flips in its training data they came
-    # out as wormy strokes; README, Gallery)
+    # out as wormy strokes; docs/MEASURED.md, Gallery)
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True, steps=1650),
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
@@ -73,7 +73,7 @@ BUILTINS = (
     # black holes between its clusters where the one before had; at seed 1 the flips did
     # better, so it is the preset that is better, not the mirroring; and trained longer
     # with the relu5_1 term since that evening: leaves with their shapes and the flower
-    # spikes, where the 5-minute preset drew dark green blots; README, Gallery)
+    # spikes, where the 5-minute preset drew dark green blots; docs/MEASURED.md, Gallery)
     Builtin("foliage", "foliage.png", "Debian trigger-rally-data 0.6.6.1-3, data.zip member "
             "textures/veg/horse-chestnut-tree.png, crown cropped over black", "CC0 1.0", "mirror",
             maps=(("ao_radius", 24.0), ("roughness_min", 0.45), ("roughness_max", 0.85)), relu5=True, steps=1650),

@@ -55,12 +55,12 @@ D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 FINE_TAP = "relu2_1"  # ... and its fine head (``d_fine``)
 # Steps in a row with G's output saturated before a run counts as collapsed: no loss can
 # move G's weights from there. Seen where D won the first steps at a high learning rate
-# (README, Measured). A collapsed run goes back to its last state from before the collapse
+# (docs/MEASURED.md). A collapsed run goes back to its last state from before the collapse
 # and halves G's learning rate, up to RECOVERIES times. Saturated: at least SATURATED_SHARE
 # of the output's values (or half of what the exemplar leaves, if it is itself clipped) are
 # ones that 8 bits write as 0 or 255. Not only exactly 0 or 1: a collapsed rug of
 # saturated yellow and white went through with 99.9995% of its values at 0 or 255, its
-# float values a hair inside (README, Measured).
+# float values a hair inside (docs/MEASURED.md).
 COLLAPSE_STEPS = 20
 RECOVERIES = 3
 SATURATED_SHARE = 0.75
@@ -262,7 +262,7 @@ class Trainer:
         """Whether this step re-balances the hinge weight: every ``balance_every`` steps, and
         with ``track_balance`` also at steps 1, 2, 4, 8, ... and every 10th of the hinge term's
         first 2 x balance_every steps, while D learns fastest. (A weight set once at its first
-        step let the hinge gradient reach 2-5x adv_ratio within 10-20 steps: README, Measured.)"""
+        step let the hinge gradient reach 2-5x adv_ratio within 10-20 steps: docs/MEASURED.md.)"""
         cfg = self.config
         if self.step % cfg.balance_every == 0:
             return True

@@ -180,7 +180,7 @@ def mesh_loss(img: torch.Tensor, target: torch.Tensor, allowed: float = 4.0) -> 
     ``allowed`` times the exemplar's (in log units, summed over frequencies, averaged over
     images): 0 where G adds no fine mesh the photo does not have. The grid penalty sees only
     the exact 2/4/8 px lattice frequencies; G also printed meshes between them (periods of
-    2.6-4.3 px, 4-11x the photo's power there: README, Measured)."""
+    2.6-4.3 px, 4-11x the photo's power there: docs/MEASURED.md)."""
     excess = torch.relu(smoothed_log_power(img) - target - float(np.log(allowed)))
     return (excess * mesh_band(img.shape[-1], img.device)).sum((-2, -1)).mean()
 

@@ -39,23 +39,23 @@ at an equal time budget:
   scores (~80 px each), and a global head of two more stride-2 convs whose scores see the
   whole 128 px canvas, so that how a canvas's regions are laid out is judged too, which no
   VGG term of the recipe sees past relu4_1's 68 px. On the 8 bench photos at the same
-  budget it lowered the patch distance on 7 and the large-structure distance on 7 (README,
-  Measured, D's global head); it adds about 2% to a step.
+  budget it lowered the patch distance on 7 and the large-structure distance on 7 (docs/MEASURED.md,
+  D's global head); it adds about 2% to a step.
   The weight tracks D in its first steps (``track_balance``, training/loop.py): set once
   per 50 steps and smoothed, it let the hinge gradient run at 2-5x its ratio while D
   learnt, and at G's learning rate of 1e-3 runs collapsed. Tracked, G learns at 1e-3
   (``lr_g``; 3e-4 before), which reaches the photos' fine grain and sharper shapes within
-  the 5-minute budget (README, Measured).
+  the 5-minute budget (docs/MEASURED.md).
 - G's and D's learning rates fall linearly over the budget's last half to a tenth
   (``lr_decay``, training/loop.py): on the 8 bench photos the patch distance was level on
   average (0.880 against 0.886) and no run collapsed, where at constant rates 3 of 8 did
-  (rock, rug and planks, late in their budgets: README, Measured).
+  (rock, rug and planks, late in their budgets: docs/MEASURED.md).
 - Previews and the preset use an exponential moving average of G's weights (``ema``).
 - G starts from the weights of the built-in preset whose photo is nearest the user's
   (``start_from="auto"``, training/warm_start.py; an irregular photo's G only), not from a
   flat image: on the 6 irregular bench photos at the same steps the patch distance fell on 3
   (rock, rug, corrosion: strata, bands and the rug's palette of shapes to the eye), held on
-  2 and rose on 1, and the spectrum came closer on 5 (README, Measured). ``"off"``: from scratch.
+  2 and rose on 1, and the spectrum came closer on 5 (docs/MEASURED.md). ``"off"``: from scratch.
 - Regular photos (bricks, tiles, planks: a lattice in the power spectrum, engine/lattice.py)
   give G periodic inputs, sin and cos of the lattice's waves with one random phase per
   canvas, so courses and joints run straight across any canvas; the training canvas is
@@ -65,10 +65,10 @@ at an equal time budget:
 - Measured and left off by default: a relu5_1 term (``relu5``, ``mgan train --relu5``: 156 px
   of reach, 1.21x the step). It lays out strata and bands (rock, corrosion: closer to the
   photo to the eye and by the large-structure distance), but loses on the patch distance
-  on most bench photos at the same budget and draws diagonal streaks on the rug (README,
-  Measured, large structure). Given about 3x the budget's steps (1650), it won on the
+  on most bench photos at the same budget and draws diagonal streaks on the rug (docs/MEASURED.md,
+  large structure). Given about 3x the budget's steps (1650), it won on the
   built-ins stone, rust, fabric and foliage, which train so: stone's angular plates and
-  cracks, rust's smooth blue-grey patches, foliage's leaves (README, Gallery). Also left off: training on the photo unflipped by
+  cracks, rust's smooth blue-grey patches, foliage's leaves (docs/MEASURED.md, Gallery). Also left off: training on the photo unflipped by
   default (``augment="none"``: level on average, worse by eye on foliage, wood and meadow;
   the stone built-in trains so, which keeps its ledges' slant and its light's direction).
 - Measured and left off by default, taken by the built-ins where it won: a coarse layout
@@ -78,19 +78,19 @@ at an equal time budget:
   ``layout_weight``). The texture losses see no more than relu4_1's 68 px; the map lays
   out strata, bands and patches as large as the photo's. On the bench photos it lowered
   the large-structure distance on 4 of 6 and gave rock and corrosion their strata and
-  bands to the eye, but raised the patch distance on 4 of 6 (the rug's most) (README,
-  Measured, coarse layout).
+  bands to the eye, but raised the patch distance on 4 of 6 (the rug's most) (docs/MEASURED.md,
+  coarse layout).
 - Measured and left off: the SW distances of the batch's canvases as one set
   (``sw_pooled``), so that a canvas may hold one region of the photo, as a part of the photo
   does, rather than the whole mix. Alone it left the same mottle (G has no input above its
   canvas to lay regions out by); with the coarse layout, rock showed its strata more
-  clearly, but the patch distance rose on 3 of 4 runs (README, Measured, colour).
+  clearly, but the patch distance rose on 3 of 4 runs (docs/MEASURED.md, colour).
 - Measured and left off: D's fine head (``d_fine``: a third head on relu2_1 patches of
   ~30 px, for crisp grains and edges; better on 2 of 4 photos, worse on 2, and alike to the
   eye) and the photo mirrored left to right only (``augment="mirror"``, so that light from
   above stays from above; no better than the flips on the bench photos). The soil built-in
   trains on its photo as it is (its side-lit grains drew furry strokes under rotations and
-  flips, at two seeds), and foliage mirrored (the better of its presets): README, Gallery.
+  flips, at two seeds), and foliage mirrored (the better of its presets): docs/MEASURED.md, Gallery.
 The previous recipe (``loss="gram"``: Gram matrices + colour moments + hinge, the
 ``upsample`` generator, the exemplar scaled to 256 px) stays selectable for comparison.
 
@@ -145,7 +145,7 @@ LATTICE = ("auto", "waves", "off")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 # Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
-# (README, Measured: the lattice on photos from outside the bench).
+# (docs/MEASURED.md: the lattice on photos from outside the bench).
 LATTICE_HINT = "if the photo is not that regular (sand ripples, bark), lattice off trains it as an irregular one"
 
 

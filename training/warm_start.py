@@ -7,8 +7,8 @@ user's (``start_from="auto"``, the default), G begins with shapes of a kind and 
 mean colour) it first has to learn to draw at all. On the 6 irregular benchmark photos, at
 the same 571 steps, the patch distance fell on 3 (corrosion 1.04 -> 0.96, rock 0.83 -> 0.68,
 rug 1.06 -> 0.95), held on 2 and rose on 1 (leaves 0.72 -> 0.77), mean 0.87 -> 0.82; at a
-second training seed it fell on all four of rock, rug, corrosion and leaves (README,
-Measured, G starts from the nearest built-in). A regular photo's G starts from scratch under
+second training seed it fell on all four of rock, rug, corrosion and leaves (docs/MEASURED.md,
+G starts from the nearest built-in). A regular photo's G starts from scratch under
 "auto": its periodic inputs are its own lattice's, and started from another lattice's G,
 planks and tiles came out no better (1.13 -> 1.22, 0.85 -> 0.87).
 
