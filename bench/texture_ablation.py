@@ -27,6 +27,7 @@ from bench.texture_runs import (add_budget_args, budgeted, exemplar_files, floor
                                 measure, mesh_peak, resolve_budget, side_by_side, structure_of, textures_of, train,
                                 window_side)
 from engine.generator import GeneratorConfig  # noqa: E402
+from engine.noise import NoiseParams  # noqa: E402
 from training.texture import TrainConfig  # noqa: E402
 
 FULL = TrainConfig()
@@ -68,6 +69,8 @@ VARIANTS = {
     "+ lr_g 2e-3": replace(FULL, lr_g=2e-3),
     "+ lr_g 1e-3 and lr_d 6e-4": replace(FULL, lr_g=1e-3, lr_d=6e-4),
     "- start from a built-in (from scratch)": replace(FULL, start_from="off"),
+    "+ noise scale 64 (larger input features)": replace(FULL, noise=NoiseParams(scale=64.0).to_dict()),
+    "+ noise scale 16 (smaller input features)": replace(FULL, noise=NoiseParams(scale=16.0).to_dict()),
 }
 
 
