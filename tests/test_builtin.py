@@ -50,3 +50,13 @@ def test_minutes_or_steps_on_the_command_line_override_a_builtins_steps(configs)
 def test_relu5_flag_turns_the_term_on_for_all(configs):
     builtin.main(["meadow", "--relu5"])
     assert configs["meadow"].relu5
+
+
+def test_a_builtin_trains_at_its_own_seed_unless_the_command_line_names_one(configs):
+    builtin.main(["stone", "bricks"])
+    assert configs["stone"].seed == 1  # the seed its shipped preset was trained at
+    assert configs["bricks"].seed == 0
+    builtin.main(["stone", "--seed", "3"])
+    assert configs["stone"].seed == 3
+    builtin.main(["stone", "--seed", "0"])
+    assert configs["stone"].seed == 0
