@@ -55,6 +55,7 @@ VARIANTS = {
     "+ mesh penalty 0.2": replace(FULL, mesh_weight=0.2),
     "+ mesh penalty above 2.5x": replace(FULL, mesh_weight=0.05, mesh_allowed=2.5),
     "+ mesh penalty on regular photos": replace(FULL, mesh_regular=True),
+    "+ stripes as irregular photos (bilinear with grid and mesh penalties)": replace(FULL, stripe_penalties=True),
     "- rates' decay (constant rates)": replace(FULL, lr_decay=0.0),
     "+ SW over the batch": replace(FULL, sw_pooled=True),
     "- D's global head (patch scores alone)": replace(FULL, d_global=False),

@@ -317,3 +317,28 @@ def test_mesh_regular_puts_the_mesh_penalty_on_a_regular_texture(tmp_path):
         mains = _main_losses(t, img, batch)
     assert value > 1.0
     assert mains[0] == pytest.approx(mains[1] + value, rel=1e-3)
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_stripe_penalties_put_the_grid_and_mesh_penalties_on_stripes(tmp_path, on):
+    """Boards of uneven width put no harmonics on the grid penalty's lattice: with
+    ``stripe_penalties`` they train as irregular photos do (G's own bilinear stages, both
+    penalties in the main loss); without it, as a regular photo (nearest, no penalties)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.support import boards
+
+    path = tmp_path / "boards.png"
+    Image.fromarray((np.clip(boards(), 0, 1) * 255).astype(np.uint8)).save(path)
+    t = _trainer(path, tmp_path, "boards", grid_weight=1.0, mesh_weight=1.0, stripe_penalties=on)
+    assert t.task.g_config.stripes and t.task.wave_vectors
+    assert t.task.g_config.upsample == ("bilinear" if on else "nearest")
+    assert (t.task.mesh is not None) == on
+    batch = t.task.sample_batch(0)
+    with torch.no_grad():
+        img = t.task.generate(t.G, batch) + 0.05 * (torch.arange(t.task.crop) % 2).float()[:, None]
+        mains = _main_losses(t, img, batch)
+        penalty = float(grid_loss(img)) + (float(mesh_loss(img, t.task.mesh)) if on else 0.0)
+    assert penalty > 1.0
+    assert mains[0] == pytest.approx(mains[1] + (penalty if on else 0.0), rel=1e-3)

@@ -172,6 +172,7 @@ class TrainConfig:
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos (regular: mesh_regular)
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     mesh_regular: bool = False      # the mesh penalty also on regular photos (bricks, planks: periodic inputs)
+    stripe_penalties: bool = False  # stripes (boards of uneven width) train as irregular photos do: G's own upsampling, grid and mesh penalties
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 1e-3
     lr_d: float = 2e-4
@@ -318,8 +319,10 @@ class TextureTask:
         if boards:
             grain = self.wave_vectors[0]
             self.wave_vectors = [boards]
+            # (uneven boards put no harmonics on the grid penalty's 2, 4 and 8 px lattice)
             self.g_config = dataclasses.replace(self.g_config, waves=1, harmonics=HARMONICS, stripes=True,
-                                                upsample=cfg.regular_upsample)
+                                                upsample=self.g_config.upsample if cfg.stripe_penalties
+                                                else cfg.regular_upsample)
             ctx.log(f"stripes: boards of {1 / math.hypot(*boards):.1f} px on average at "
                     f"{math.degrees(math.atan2(*boards)):.0f} deg (strongest period {1 / math.hypot(*grain):.1f} px), "
                     f"each its own width; canvas {self.crop} px ({LATTICE_HINT})")
@@ -333,6 +336,8 @@ class TextureTask:
                     f"(stretch {100 * stretch(self.wave_vectors, (self.crop, self.crop), self.g_config.bond):.1f}%; "
                     f"{LATTICE_HINT})")
         variants = augment(ex, cfg.augment)
+        # the grid and mesh penalties: irregular photos, and stripes with ``stripe_penalties``
+        self._penalised = not self.wave_vectors or (self.g_config.stripes and cfg.stripe_penalties)
         self.layout_source = None
         buffers = {"wave_vectors": torch.tensor(self.wave_vectors, dtype=torch.float32)} if self.wave_vectors else {}
         if cfg.layout and self.g_config.arch == "residual" and not self.wave_vectors:
@@ -372,7 +377,7 @@ class TextureTask:
                     self.spectrum = spectrum_target(variants, self.crop).to(dev)
                 # (a regular photo's quantised waves move its harmonics a little: there only
                 # with ``mesh_regular``)
-                if cfg.mesh_weight and (cfg.mesh_regular or not self.wave_vectors):
+                if cfg.mesh_weight and (cfg.mesh_regular or self._penalised):
                     self.mesh = mesh_target(variants, self.crop).to(dev)
             self.saturated_share = saturated_share(ex)  # a clipped photo's 0s and 255s (loop: collapse test)
             self.mean_rgb = ex.mean((0, 2, 3))
@@ -500,7 +505,7 @@ class TextureTask:
                 vgg, taps = (self.vgg5, SW_TAPS + (DEEP_TAP,)) if self.vgg5 is not None else (self.vgg, SW_TAPS)
                 per_scale[s] = vgg(downscale(img, s).contiguous(memory_format=torch.channels_last), taps)
         main = self.stats.loss(img, per_scale, pooled=self.config.sw_pooled)
-        if penalties and self.config.grid_weight and not self.wave_vectors:
+        if penalties and self.config.grid_weight and self._penalised:
             # (a regular texture's own lattice is quantised to whole cycles of the canvas:
             # the harmonics of its sharp joints land on these frequencies)
             main = main + self.config.grid_weight * grid_loss(img)
