@@ -172,7 +172,7 @@ class TrainConfig:
     mesh_weight: float = 0.05       # penalty on fine meshes (periods under 8 px) above the photo's power (losses.mesh_loss); irregular photos (regular: mesh_regular)
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     mesh_regular: bool = False      # the mesh penalty also on regular photos (bricks, planks: periodic inputs)
-    stripe_penalties: bool = False  # stripes (boards of uneven width) train as irregular photos do: G's own upsampling, grid and mesh penalties
+    stripe_penalties: bool = False  # stripes (boards of uneven width) train as irregular photos do: G's own upsampling, grid and mesh penalties (measured, not kept: docs/MEASURED.md, Stripes)
     spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
     lr_g: float = 1e-3
     lr_d: float = 2e-4
