@@ -199,11 +199,28 @@ def seed_diversity(a: np.ndarray, b: np.ndarray, reference: np.ndarray, seed: in
     return float(np.mean(ours) / max(np.mean(diffs), 1e-8))
 
 
+COPY_RMSE = 0.04  # a verbatim copy: this close (RMSE in [0,1] units) to a photo patch ...
+COPY_CONTRAST = 0.28  # ... or this share of the photo's pixel std, where that is less (copy_threshold)
+
+
+def copy_threshold(reference: np.ndarray) -> float:
+    """The RMSE under which a texture's patch counts as a copy of the photo (uint8):
+    ``COPY_RMSE``, scaled down for photos of less contrast than the bricks photo's (pixel
+    std 0.143). A photo of little contrast (wood: std 0.068) holds patches a median 0.032
+    from the nearest part of it they do not overlap, so a fixed 0.04 called most of any
+    texture of it a copy."""
+    return min(COPY_RMSE, COPY_CONTRAST * float(np.asarray(reference, np.float32).std() / 255.0))
+
+
 @torch.no_grad()
-def copy_fraction(texture: np.ndarray, reference: np.ndarray, patch: int = 32, threshold: float = 0.04) -> float:
+def copy_fraction(texture: np.ndarray, reference: np.ndarray, patch: int = 32,
+                  threshold: float | None = None) -> float:
     """Fraction of the texture's 32x32 patches (stride 16) whose nearest exemplar patch
-    (stride 2, RMSE in [0,1] units) is closer than ``threshold``: verbatim copies."""
+    (stride 2, RMSE in [0,1] units) is closer than ``threshold`` (default:
+    ``copy_threshold`` of the exemplar): verbatim copies."""
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if threshold is None:
+        threshold = copy_threshold(reference)
     t, r = to_tensor(texture).to(dev), to_tensor(reference).to(dev)
     pt = F.unfold(t, patch, stride=patch // 2)[0].T
     pr = F.unfold(r, patch, stride=2)[0].T

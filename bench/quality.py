@@ -10,7 +10,8 @@ Per exemplar and candidate (two 256x256 textures, seeds 1 and 2):
   spectrum   mean |difference| of radially averaged log10 power spectra
   seam       the wrap-around step over the interior steps (1 = no seam)
   diversity  seed 1 vs seed 2, over two places of the photo (about 1 is right; 0 = same)
-  copies     fraction of 32x32 patches that are verbatim copies of the photo (RMSE < 0.04)
+  copies     fraction of 32x32 patches that are verbatim copies of the photo (RMSE < 0.04, or
+             under half the photo's own patch-to-nearest-other-part distance where less)
   grid       the larger of the period-2 and period-4 grid peaks (bench/checkerboard.py):
              about 1-16 on a photo, hundreds where a fine cross-hatch shows
   mesh       the largest power at periods under 8 px over the photo's (bench/metrics.py

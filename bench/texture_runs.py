@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.checkerboard import grid_peaks  # noqa: E402
-from bench.metrics import (color_distance, copy_fraction, mesh_excess, pyramid_swd, seam_ratio,  # noqa: E402
+from bench.metrics import (color_distance, copy_fraction, copy_threshold, mesh_excess, pyramid_swd, seam_ratio,  # noqa: E402
                            seed_diversity, spectrum_distance, structure_swd)
 from engine.synth import Synthesizer, to_uint8  # noqa: E402
 from training.loop import Trainer  # noqa: E402
@@ -132,13 +132,14 @@ def floor_swd(ex: np.ndarray, side: int) -> float:
 def measure(textures: list[np.ndarray], ex: np.ndarray, floor: float, side: int) -> dict[str, float]:
     """Distances of two textures (two seeds, uint8, 256x256) to the exemplar (uint8)."""
     wins = [w for i, t in enumerate(textures) for w in windows(t, side, 4, seed=10 + i)]
+    copy_rmse = copy_threshold(ex)
     return {
         "swd": float(np.mean([pyramid_swd(w, ex) for w in wins])) / floor,
         "color": float(np.mean([color_distance(t, ex) for t in textures])),
         "spectrum": float(np.mean([spectrum_distance(t, ex) for t in textures])),
         "seam": float(np.mean([seam_ratio(t) for t in textures])),
         "diversity": seed_diversity(textures[0], textures[1], ex) if len(textures) > 1 else float("nan"),
-        "copies": float(np.mean([copy_fraction(t, ex) for t in textures])),
+        "copies": float(np.mean([copy_fraction(t, ex, threshold=copy_rmse) for t in textures])),
     }
 
 
