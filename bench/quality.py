@@ -11,7 +11,7 @@ Per exemplar and candidate (two 256x256 textures, seeds 1 and 2):
   seam       the wrap-around step over the interior steps (1 = no seam)
   diversity  seed 1 vs seed 2, over two places of the photo (about 1 is right; 0 = same)
   copies     fraction of 32x32 patches that are verbatim copies of the photo (RMSE < 0.04, or
-             under half the photo's own patch-to-nearest-other-part distance where less)
+             0.28 of the photo's pixel std where that is less: bench/metrics.py copy_threshold)
   grid       the larger of the period-2 and period-4 grid peaks (bench/checkerboard.py):
              about 1-16 on a photo, hundreds where a fine cross-hatch shows
   mesh       the largest power at periods under 8 px over the photo's (bench/metrics.py
