@@ -181,6 +181,8 @@ def cmd_train(args) -> int:
             raise ValueError("--layout / --no-layout is for texture presets (an exemplar image), not style presets")
         if args.start_from is not None:
             raise ValueError("--start-from is for texture presets (an exemplar image), not style presets")
+        if args.boards is not None:
+            raise ValueError("--boards is for texture presets (an exemplar image), not style presets")
         return cmd_train_style(args)
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
@@ -408,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lattice", choices=("auto", "waves", "off"),
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles), a striped photo's "
                         "boards of uneven width (wood, planks; 'waves': one wave instead); default auto")
+    s.add_argument("--boards", type=float, metavar="PX",
+                   help="texture: the photo is boards (planks, floorboards, siding) of about this mean width in its "
+                        "own px, across its grain; default: read from the spectrum, which misjudges some photos "
+                        "by a third (the training log says what it read; docs/MEASURED.md, boards)")
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "

@@ -1,3 +1,5 @@
+import pytest
+
 from tests.conftest import make_tiny_preset, run_cli
 
 
@@ -31,16 +33,19 @@ def test_train_options_reach_the_config():
     from engine.cli import _train_config, build_parser
     from training.texture import TrainConfig
 
-    args = build_parser().parse_args(["train", "photo.png", "--name", "n", "--relu5", "--steps", "40", "--lr-decay", "0"])
+    args = build_parser().parse_args(["train", "photo.png", "--name", "n", "--relu5", "--steps", "40", "--lr-decay", "0",
+                                      "--boards", "52.5"])
     cfg = _train_config(TrainConfig, args)
-    assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0
-    assert _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"])).relu5 is False
+    assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0 and cfg.boards == 52.5
+    plain = _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"]))
+    assert plain.relu5 is False and plain.boards is None
 
 
-def test_relu5_on_a_style_preset_is_a_clear_error(isolated_home, tmp_path):
-    r = run_cli("train", "--style", str(tmp_path / "s.png"), "--content-dir", str(tmp_path), "--name", "x", "--relu5",
+@pytest.mark.parametrize("option", [["--relu5"], ["--boards", "40"]])
+def test_texture_options_on_a_style_preset_are_a_clear_error(isolated_home, tmp_path, option):
+    r = run_cli("train", "--style", str(tmp_path / "s.png"), "--content-dir", str(tmp_path), "--name", "x", *option,
                 env={"MGAN_HOME": str(isolated_home)})
-    assert r.returncode == 2 and "--relu5 is for texture presets" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and f"{option[0]} is for texture presets" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_synth_into_a_folder_names_the_file_after_the_preset(isolated_home, tmp_path):

@@ -233,3 +233,68 @@ def test_stripes_config_is_checked():
         GeneratorConfig.from_dict({"arch": "residual", "waves": 1, "harmonics": 3, "stripes": "yes"})
     c = GeneratorConfig(waves=1, harmonics=3, stripes=True)
     assert GeneratorConfig.from_dict(c.to_dict()) == c
+
+
+def _prepared(tmp_path, img, **cfg):
+    """A texture trainer prepared on ``img`` (no step taken), its log lines collected."""
+    from PIL import Image as PILImage
+
+    from training.loop import Trainer
+    from training.texture import TextureTask, TrainConfig
+
+    path = tmp_path / "photo.png"
+    PILImage.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    lines = []
+    t = Trainer(TextureTask(path, TrainConfig(steps=2, batch=1, start_from="off", **cfg)), "photo",
+                tmp_path / "run", preset_dir=tmp_path, show_progress=False, log=lines.append)
+    t.prepare()
+    return t.task, "\n".join(map(str, lines))
+
+
+def test_boards_set_by_hand_keep_the_direction_found_and_take_the_width_given(tmp_path):
+    """``boards``: the boards' mean width by hand, in the photo's own px, across the
+    direction the spectrum found; scaled with the photo; said in the log."""
+    img = boards()
+    found = stripe_wave(img, detect_lattice(img))
+    task, log = _prepared(tmp_path, img, boards=40.0)
+    assert task.g_config.stripes and len(task.wave_vectors) == 1
+    k = task.wave_vectors[0]
+    assert 1 / math.hypot(*k) == pytest.approx(40.0, rel=1e-6)
+    cos = (k[0] * found[0] + k[1] * found[1]) / (math.hypot(*k) * math.hypot(*found))
+    assert cos > 1 - 1e-9  # the same direction and sense
+    assert "boards of 40.0 px on average (set by hand)" in log
+    task, log = _prepared(tmp_path, img, boards=40.0, scale=0.5)  # the photo trained at half size
+    assert 1 / math.hypot(*task.wave_vectors[0]) == pytest.approx(20.0, rel=1e-6)
+    task, log = _prepared(tmp_path, img)
+    assert "from the spectrum; --boards PX sets them" in log
+    assert 1 / math.hypot(*task.wave_vectors[0]) == pytest.approx(1 / math.hypot(*found), rel=1e-3)  # (8-bit PNG)
+
+
+def test_boards_by_hand_turn_one_even_wave_into_boards_and_refuse_photos_without_a_direction(tmp_path):
+    cols = np.arange(256)
+    even = 0.5 + 0.2 * np.sin(2 * np.pi * cols / 16.0)[None, :].repeat(256, 0)
+    even = np.repeat((even + 0.03 * np.random.default_rng(0).standard_normal((256, 256)))[..., None], 3, axis=2)
+    assert len(detect_lattice(even)) == 1 and stripe_wave(even, detect_lattice(even)) is None
+    task, _ = _prepared(tmp_path, even, boards=64.0)
+    assert task.g_config.stripes and 1 / math.hypot(*task.wave_vectors[0]) == pytest.approx(64.0, rel=1e-6)
+    assert abs(task.wave_vectors[0][0]) < 0.05 * abs(task.wave_vectors[0][1])  # across the even stripes
+    with pytest.raises(ValueError, match="two-wave lattice"):
+        _prepared(tmp_path, running_bond(), boards=64.0)
+    from engine.noise import brown_noise
+    noise = brown_noise(0, (256, 256)).transpose(1, 2, 0).astype(np.float64) + 0.5  # (3,h,w) around 0 -> photo
+    assert not detect_lattice(noise)
+    with pytest.raises(ValueError, match="no repeating direction"):
+        _prepared(tmp_path, noise, boards=64.0)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(boards=4.0), "boards must be a width"),
+    (dict(boards=float("nan")), "boards must be a width"),
+    (dict(boards=40.0, lattice="off"), "boards needs lattice 'auto'"),
+    (dict(boards=40.0, lattice="waves"), "boards needs lattice 'auto'"),
+])
+def test_boards_settings_are_checked(settings, message):
+    from training.texture import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings).validate()

@@ -318,18 +318,28 @@ def test_boards_train_as_stripes_and_waves_keeps_the_one_wave(isolated_home, tmp
     from engine.synth import Synthesizer
     from tests.support import boards
     Image.fromarray((np.clip(boards(256, 256), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "boards.png")
-    for name, extra in (("boards", []), ("boards-wave", ["--lattice", "waves"])):
+    for name, extra in (("boards", []), ("boards-wave", ["--lattice", "waves"]), ("boards-hand", ["--boards", "36"])):
         r, g = _train_tiny(tmp_path / "boards.png", name, extra, isolated_home)
         assert (g["waves"], g["upsample"]) == (1, "nearest")
-        if extra:
+        if extra == ["--lattice", "waves"]:
             assert "stripes" not in g and "regular texture: lattice" in r.stdout + r.stderr
         else:
             assert g["stripes"] is True and "stripes: boards of" in r.stdout + r.stderr
-    s = Synthesizer.load(open_preset(isolated_home / "presets" / "boards"), device="cpu", precision="fp32")
-    period = 1 / float(np.hypot(*s.generator.wave_vectors[0].tolist()))
-    assert 30 < period < 90  # the boards' period, not the grain's 14 px
-    whole = s.synthesize((136, 200), seed=3, tile=1024)
-    assert np.abs(whole - s.synthesize((136, 200), seed=3, tile=64)).max() < 1e-3
+    assert "boards of 36.0 px on average (set by hand)" in r.stdout + r.stderr
+    for name, low, high in (("boards", 30, 90), ("boards-hand", 35.99, 36.01)):
+        s = Synthesizer.load(open_preset(isolated_home / "presets" / name), device="cpu", precision="fp32")
+        period = 1 / float(np.hypot(*s.generator.wave_vectors[0].tolist()))
+        assert low < period < high, (name, period)  # the boards' period, not the grain's 14 px
+        whole = s.synthesize((136, 200), seed=3, tile=1024)
+        assert np.abs(whole - s.synthesize((136, 200), seed=3, tile=64)).max() < 1e-3
+    # a photo with no direction to lay boards across: a clear error, and no preset
+    from engine.noise import brown_noise
+    noise = np.clip(brown_noise(0, (128, 128)).transpose(1, 2, 0) + 0.5, 0, 1)
+    Image.fromarray((noise * 255).astype(np.uint8)).save(tmp_path / "noise.png")
+    r = run_cli("train", str(tmp_path / "noise.png"), "--name", "noboards", "--steps", "2", "--boards", "40",
+                env={"MGAN_HOME": str(isolated_home)})
+    assert r.returncode == 2 and "no repeating direction" in r.stderr, r.stderr
+    assert not (isolated_home / "presets" / "noboards").exists()
 
 
 def test_layout_option_trains_a_preset_that_follows_its_map(isolated_home, tmp_path):

@@ -184,6 +184,7 @@ class TrainConfig:
     color_weight: float = 10.0      # "gram" only: per-channel mean/std of pixels against the exemplar
     augment: str = "flips"          # exemplar variants: "flips" keeps orientation (bricks), "dihedral" adds 90 deg rotations, "mirror" (left-right only), "none"
     lattice: str = "auto"           # "auto": periodic inputs where the photo is regular, boards where it is stripes (engine/lattice.py); "waves": no stripes; "off"
+    boards: float | None = None     # stripes: the boards' mean width in the photo's own px, across its strongest wave; None: from the spectrum (engine/lattice.stripe_wave)
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
     layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
@@ -228,6 +229,13 @@ class TrainConfig:
         check_spec(self.start_from)
         if self.lattice not in LATTICE:
             raise ValueError(f"lattice must be one of {', '.join(LATTICE)}, got {self.lattice!r}")
+        if self.boards is not None:
+            if not (isinstance(self.boards, (int, float)) and math.isfinite(self.boards) and 8 <= self.boards <= 4096):
+                raise ValueError(f"boards must be a width in px in 8..4096, got {self.boards!r}")
+            if self.lattice != "auto":
+                raise ValueError(f"boards needs lattice 'auto' (boards are stripes), got lattice {self.lattice!r}")
+            if GeneratorConfig.from_dict(self.generator).arch != "residual":
+                raise ValueError("boards needs the residual generator (its periodic inputs lay the boards out)")
         if self.regular_upsample not in UPSAMPLING:
             raise ValueError(f"regular_upsample must be one of {', '.join(UPSAMPLING)}, got {self.regular_upsample!r}")
         if self.loss not in LOSSES:
@@ -316,6 +324,8 @@ class TextureTask:
             peaks = spectrum_peaks(photo)  # one FFT for both
             self.wave_vectors = detect_lattice(photo, peaks=peaks)
             boards = stripe_wave(photo, self.wave_vectors, peaks) if cfg.lattice == "auto" else None
+            if cfg.boards is not None:
+                boards = self._boards_by_hand(boards, cfg.boards * self.exemplar_scale)
         if boards:
             grain = self.wave_vectors[0]
             self.wave_vectors = [boards]
@@ -323,7 +333,8 @@ class TextureTask:
             self.g_config = dataclasses.replace(self.g_config, waves=1, harmonics=HARMONICS, stripes=True,
                                                 upsample=self.g_config.upsample if cfg.stripe_penalties
                                                 else cfg.regular_upsample)
-            ctx.log(f"stripes: boards of {1 / math.hypot(*boards):.1f} px on average at "
+            ctx.log(f"stripes: boards of {1 / math.hypot(*boards):.1f} px on average "
+                    f"({'set by hand' if cfg.boards is not None else 'from the spectrum; --boards PX sets them'}) at "
                     f"{math.degrees(math.atan2(*boards)):.0f} deg (strongest period {1 / math.hypot(*grain):.1f} px), "
                     f"each its own width; canvas {self.crop} px ({LATTICE_HINT})")
         elif self.wave_vectors:
@@ -395,6 +406,21 @@ class TextureTask:
         return GeneratorStart(self.g_config, *stats["relu4_1"], self.mean_rgb,
                               side_stats={t: s for t, s in stats.items() if t != "relu4_1"},
                               buffers=buffers, weights=start[1] if start else None)
+
+    def _boards_by_hand(self, found, width: float) -> tuple[float, float]:
+        """The boards' wave vector for ``boards`` set by hand: ``width`` px (at the training
+        scale) across the boards' direction found in the spectrum, or across the photo's one
+        strongest wave where the spectrum did not call it stripes (boards of even grain)."""
+        if found is None and len(self.wave_vectors) != 1:
+            kind = "no repeating direction" if not self.wave_vectors else "a two-wave lattice (bricks, tiles)"
+            raise ValueError(f"boards: the photo shows {kind}, so there is no direction to lay boards across; "
+                             "leave boards unset for it")
+        k = np.asarray(found if found is not None else self.wave_vectors[0], dtype=np.float64)
+        if width > 4 * max(self.exemplar.shape[-2:]):
+            raise ValueError(f"boards of {width:.0f} px are wider than 4x the photo as trained "
+                             f"({max(self.exemplar.shape[-2:])} px)")
+        k = k / (np.linalg.norm(k) * width)
+        return float(k[0]), float(k[1])
 
     def _lattice_crop(self, limit: int) -> int:
         """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
