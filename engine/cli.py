@@ -411,9 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: give a regular photo's G periodic inputs (bricks, tiles), a striped photo's "
                         "boards of uneven width (wood, planks; 'waves': one wave instead); default auto")
     s.add_argument("--boards", type=float, metavar="PX",
-                   help="texture: the photo is boards (planks, floorboards, siding) of about this mean width in its "
-                        "own px, across its grain; default: read from the spectrum, which misjudges some photos "
-                        "by a third (the training log says what it read; docs/MEASURED.md, boards)")
+                   help="texture: lay boards (planks, floorboards, siding) of about this mean width in the photo's "
+                        "own px across its grain, in place of the width read from its spectrum (the training log "
+                        "says which); a look control: the read width scored better on the photos measured "
+                        "(docs/MEASURED.md, boards)")
     s.add_argument("--relu5", action="store_true", default=None,
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "
