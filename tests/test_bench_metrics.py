@@ -1,5 +1,6 @@
-"""The benchmark's copy measure: verbatim copies of the photo are found, a fresh texture of
-the same kind is not one, and on a photo of little contrast neither (bench/metrics.py)."""
+"""The benchmarks' measures: the copy measure (verbatim copies of the photo are found, a fresh
+texture of the same kind is not one, and on a photo of little contrast neither;
+bench/metrics.py), and the boards' width read from photos against hand counts (bench/boards.py)."""
 import numpy as np
 import pytest
 
@@ -24,3 +25,23 @@ def test_copies_are_found_and_a_fresh_texture_of_the_same_kind_is_not_one(contra
     if contrast < 0.1:
         # (little contrast: the fixed threshold alone would call the fresh texture a copy)
         assert threshold < COPY_RMSE and copy_fraction(fresh, photo, threshold=COPY_RMSE) > 0.3
+
+
+def test_the_boards_bench_reads_the_shipped_board_photos_against_their_hand_counts(tmp_path):
+    """``python -m bench.boards``: the planks' and the wood built-in's boards are read as
+    stripes, 57.5 and 58.9 px against the hand counts of 42.7 and 64 (docs/MEASURED.md)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    photos = [{"name": "planks", "path": str(ROOT / "bench" / "exemplars" / "planks.png"), "width": 42.7},
+              {"name": "wood", "path": str(ROOT / "training" / "exemplars" / "wood.png"), "width": 64.0}]
+    (tmp_path / "boards.json").write_text(json.dumps(photos))
+    r = subprocess.run([sys.executable, "-m", "bench.boards", "--photos", str(tmp_path / "boards.json")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| planks | 256x256 | 42.7 | stripes | 57.5 | +35% |" in r.stdout
+    assert "| wood | 512x512 | 64.0 | stripes | 58.9 | -8% |" in r.stdout
+    assert "read as stripes: 2 of 2; within 10%: 1; median error" in r.stdout
