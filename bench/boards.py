@@ -20,21 +20,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.lattice import detect_lattice, spectrum_peaks, stripe_wave  # noqa: E402
+from bench.texture_runs import load_rgb  # noqa: E402
+from engine.lattice import read_lattice  # noqa: E402
 
 
-def read_boards(path: Path) -> tuple[str, float | None]:
+def read_boards(rgb: np.ndarray) -> tuple[str, float | None]:
     """(what the spectrum calls the photo, the boards' mean period in px or None)."""
-    with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    peaks = spectrum_peaks(rgb)
-    waves = detect_lattice(rgb, peaks=peaks)
-    boards = stripe_wave(rgb, waves, peaks)
+    waves, boards = read_lattice(rgb / 255.0)
     if boards:
         return "stripes", 1 / math.hypot(*boards)
     return (f"{len(waves)} wave" + ("s" if len(waves) > 1 else "")) if waves else "irregular", None
@@ -51,9 +47,9 @@ def main() -> None:
     errors = []
     for r in rows:
         path = Path(r["path"]) if Path(r["path"]).is_absolute() else base / r["path"]
-        with Image.open(path) as im:
-            size = f"{im.width}x{im.height}"
-        kind, width = read_boards(path)
+        rgb = load_rgb(path)
+        size = f"{rgb.shape[1]}x{rgb.shape[0]}"
+        kind, width = read_boards(rgb)
         err = (width / r["width"] - 1) if width else None
         if err is not None:
             errors.append(abs(err))

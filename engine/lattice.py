@@ -188,6 +188,14 @@ def stripe_wave(rgb: np.ndarray, waves, peaks: list | None = None) -> tuple[floa
     return float(boards[0]), float(boards[1])
 
 
+def read_lattice(rgb: np.ndarray, stripes: bool = True) -> tuple[list[tuple[float, float]], tuple[float, float] | None]:
+    """(the photo's waves, its boards' wave vector or None) from one spectrum: what training
+    lays out for it. ``stripes`` False: waves only, as ``lattice="waves"`` asks."""
+    peaks = spectrum_peaks(rgb)
+    waves = detect_lattice(rgb, peaks=peaks)
+    return waves, (stripe_wave(rgb, waves, peaks) if stripes else None)
+
+
 def stripe_base(wave, period: tuple[int, int]) -> tuple[int, int]:
     """The lowest whole-cycle wave vector (my, mx) over ``period`` in the stripes' direction
     (within 5 deg of ``wave``, or the nearest such): one turn of it crosses the canvas, so

@@ -124,7 +124,7 @@ import torch
 
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
-from engine.lattice import HARMONICS, canvas_inputs, detect_lattice, spectrum_peaks, stretch, stripe_wave
+from engine.lattice import HARMONICS, canvas_inputs, read_lattice, stretch
 from engine.layout import CELL, layout_inputs, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
@@ -320,10 +320,7 @@ class TextureTask:
         self.wave_vectors: list[tuple[float, float]] = []
         boards = None
         if cfg.lattice != "off" and self.g_config.arch == "residual":
-            photo = ex[0].permute(1, 2, 0).cpu().numpy()
-            peaks = spectrum_peaks(photo)  # one FFT for both
-            self.wave_vectors = detect_lattice(photo, peaks=peaks)
-            boards = stripe_wave(photo, self.wave_vectors, peaks) if cfg.lattice == "auto" else None
+            self.wave_vectors, boards = read_lattice(ex[0].permute(1, 2, 0).cpu().numpy(), stripes=cfg.lattice == "auto")
             if cfg.boards is not None:
                 boards = self._boards_by_hand(boards, cfg.boards * self.exemplar_scale)
         if boards:
@@ -416,9 +413,9 @@ class TextureTask:
             raise ValueError(f"boards: the photo shows {kind}, so there is no direction to lay boards across; "
                              "leave boards unset for it")
         k = np.asarray(found if found is not None else self.wave_vectors[0], dtype=np.float64)
-        if width > 4 * max(self.exemplar.shape[-2:]):
-            raise ValueError(f"boards of {width:.0f} px are wider than 4x the photo as trained "
-                             f"({max(self.exemplar.shape[-2:])} px)")
+        side = max(self.exemplar.shape[-2:])
+        if width > 4 * side:
+            raise ValueError(f"boards of {width:.0f} px are wider than 4x the photo as trained ({side} px)")
         k = k / (np.linalg.norm(k) * width)
         return float(k[0]), float(k[1])
 
