@@ -44,6 +44,8 @@ VARIANTS = {
     "- bilinear upsampling (nearest)": replace(FULL, generator=GeneratorConfig(upsample="nearest").to_dict()),
     "- grid penalty": replace(FULL, grid_weight=0.0),
     "+ spectrum term": replace(FULL, spectrum_weight=1.0),
+    "+ 2-D spectrum term": replace(FULL, spectrum_weight=1.0, spectrum_kind="2d"),
+    "+ 2-D spectrum term 0.1": replace(FULL, spectrum_weight=0.1, spectrum_kind="2d"),
     "- tracked balance (smoothed every 50 steps)": replace(FULL, track_balance=False),
     "+ relu5_1 term": replace(FULL, relu5=True),
     "+ relu5_1 term on canvas 256 (batch 1)": replace(FULL, relu5=True, crop=256, batch=1),

@@ -1,4 +1,6 @@
 """The texture losses on tiny inputs: sliced Wasserstein, the grid and mesh penalties."""
+import math
+
 import pytest
 import torch
 
@@ -298,6 +300,26 @@ def test_the_spectrum_term_ignores_shifts_and_pulls_the_power_to_the_exemplars()
     assert float(radial_log_power(x)[0, 24:].mean()) > float(radial_log_power(smooth)[0, 24:].mean()) + 1.0
 
 
+def test_the_2d_spectrum_term_keeps_directions_and_pulls_them_to_the_exemplars():
+    """The 2-D term (``spectrum_kind="2d"``) sees which way structure runs, which the radial
+    profile averages away: fitted to a photo of horizontal bands 16 px apart, isotropic
+    blobs gain power at that period along the vertical frequency axis only."""
+    from training.losses import coarse_band, mesh_target, spectrum2d_loss
+
+    torch.manual_seed(0)
+    smooth = _smooth_periodic(n=2)
+    rows = torch.arange(160, dtype=torch.float32)[:, None]
+    bands = (0.5 + 0.3 * torch.sin(2 * math.pi * rows / 16) + 0.05 * torch.randn(160, 160)).expand(1, 3, 160, 160)
+    target = mesh_target([bands.contiguous()], 64)
+    band = coarse_band(64)
+    assert not band[0, 0] and band[1, 0] and not band[0, 16] and not band[32, 32]   # periods >= 8 px, no mean
+    # a shift of the canvas changes no power
+    assert torch.allclose(spectrum2d_loss(smooth.roll((5, 3), (2, 3)), target), spectrum2d_loss(smooth, target), rtol=1e-4)
+    start, x = _minimise(lambda img: spectrum2d_loss(img, target), smooth, steps=150, lr=0.01)
+    assert float(spectrum2d_loss(x, target)) < 0.2 * start
+    power = (torch.fft.fft2(x.mean(1)).abs() ** 2).mean(0)
+    assert float(power[4, 0]) > 20 * float(power[0, 4])   # 64 / 16 = 4 cycles: down the rows, not across
+
 def test_mesh_regular_puts_the_mesh_penalty_on_a_regular_texture(tmp_path):
     """``mesh_regular`` (off by default; docs/MEASURED.md) lifts the exclusion: the same
     regular photo then gets the mesh penalty, with the photo's own crops as its target."""
@@ -342,3 +364,15 @@ def test_stripe_penalties_put_the_grid_and_mesh_penalties_on_stripes(tmp_path, o
         penalty = float(grid_loss(img)) + (float(mesh_loss(img, t.task.mesh)) if on else 0.0)
     assert penalty > 1.0
     assert mains[0] == pytest.approx(mains[1] + (penalty if on else 0.0), rel=1e-3)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(spectrum_kind="polar"), "spectrum_kind must be one of radial, 2d"),
+    (dict(spectrum_weight=float("inf")), "spectrum_weight must be a finite number"),
+    (dict(spectrum_weight=-1.0), "spectrum_weight must be a finite number"),
+])
+def test_spectrum_settings_are_checked(settings, message):
+    from training.texture import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings).validate()

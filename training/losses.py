@@ -214,6 +214,25 @@ def spectrum_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((radial_log_power(img) - target) ** 2).mean()
 
 
+def coarse_band(side: int, device=None) -> torch.Tensor:
+    """(side, side) bool: the frequencies of a side x side spectrum with periods of 8 px and
+    more, less the mean (the mesh band's complement): where large structure and its
+    directions live."""
+    f = torch.fft.fftfreq(side, device=device)
+    r = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    return (r > 0) & (r < MESH_RADIUS)
+
+
+def spectrum2d_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference, over the periods of 8 px and more, of the log of the batch's
+    mean smoothed 2-D power to ``target`` (losses.mesh_target of the photo at the canvas
+    size): the Fourier magnitude of Liu, Gousseau and Xia (2016), directions included, so
+    horizontal strata stay horizontal; the batch's mean, so that one canvas's phases may
+    differ from another's."""
+    p = smoothed_log_power(img).exp().mean(0)
+    return ((torch.log(p) - target)[coarse_band(img.shape[-1], img.device)] ** 2).mean()
+
+
 def downscale(img: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(img, factor) if factor > 1 else img
 

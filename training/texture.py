@@ -135,13 +135,14 @@ from engine.vgg import TAP_STRIDE, get_vgg19
 
 from .exemplar import augment, file_sha256, load_exemplar
 from .losses import (DEEP_TAP, SW_TAPS, ExemplarStatistics, border_cells, downscale, grid_loss, mesh_loss, mesh_target,
-                     spectrum_loss, spectrum_target)
+                     spectrum2d_loss, spectrum_loss, spectrum_target)
 from .loop import Critic, GeneratorStart, TaskContext, saturated_share
 from .warm_start import check_spec, choose_start
 
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LOSSES = ("sw", "gram")
 LATTICE = ("auto", "waves", "off")
+SPECTRUM_KINDS = ("radial", "2d")
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 # Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
@@ -173,7 +174,8 @@ class TrainConfig:
     mesh_allowed: float = 4.0       # how far above the photo's power a frequency may rise before the mesh penalty acts
     mesh_regular: bool = False      # the mesh penalty also on regular photos (bricks, planks: periodic inputs)
     stripe_penalties: bool = False  # stripes (boards of uneven width) train as irregular photos do: G's own upsampling, grid and mesh penalties (measured, not kept: docs/MEASURED.md, Stripes)
-    spectrum_weight: float = 0.0    # radial power spectrum to the exemplar's (losses.spectrum_loss); 0: off
+    spectrum_weight: float = 0.0    # power spectrum to the exemplar's; 0: off
+    spectrum_kind: str = "radial"   # "radial": its radial profile (losses.spectrum_loss); "2d": the whole coarse spectrum, directions included (losses.spectrum2d_loss)
     lr_g: float = 1e-3
     lr_d: float = 2e-4
     ema: float = 0.98               # G's weight average for previews and the preset (0: the last weights)
@@ -218,6 +220,8 @@ class TrainConfig:
             raise ValueError(f"layout_scale must be 8, 16 or 32, got {self.layout_scale}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
+        if self.spectrum_kind not in SPECTRUM_KINDS:
+            raise ValueError(f"spectrum_kind must be one of {', '.join(SPECTRUM_KINDS)}, got {self.spectrum_kind!r}")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.ema < 1.0:
@@ -382,7 +386,8 @@ class TextureTask:
                 self.vgg5 = vgg if deep else None
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
-                    self.spectrum = spectrum_target(variants, self.crop).to(dev)
+                    target = spectrum_target if cfg.spectrum_kind == "radial" else mesh_target
+                    self.spectrum = target(variants, self.crop).to(dev)
                 # (a regular photo's quantised waves move its harmonics a little: there only
                 # with ``mesh_regular``)
                 if cfg.mesh_weight and (cfg.mesh_regular or self._penalised):
@@ -535,7 +540,8 @@ class TextureTask:
         if penalties and self.mesh is not None:
             main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
         if penalties and self.config.spectrum_weight:
-            main = main + self.config.spectrum_weight * spectrum_loss(img, self.spectrum)
+            term = spectrum_loss if self.config.spectrum_kind == "radial" else spectrum2d_loss
+            main = main + self.config.spectrum_weight * term(img, self.spectrum)
         if self.layout_source is not None:
             dy, dx = batch["shift"]
             k = self.config.layout_scale
