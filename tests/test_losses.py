@@ -320,6 +320,7 @@ def test_the_2d_spectrum_term_keeps_directions_and_pulls_them_to_the_exemplars()
     power = (torch.fft.fft2(x.mean(1)).abs() ** 2).mean(0)
     assert float(power[4, 0]) > 20 * float(power[0, 4])   # 64 / 16 = 4 cycles: down the rows, not across
 
+
 def test_mesh_regular_puts_the_mesh_penalty_on_a_regular_texture(tmp_path):
     """``mesh_regular`` (off by default; docs/MEASURED.md) lifts the exclusion: the same
     regular photo then gets the mesh penalty, with the photo's own crops as its target."""

@@ -142,7 +142,8 @@ from .warm_start import check_spec, choose_start
 GRAM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 LOSSES = ("sw", "gram")
 LATTICE = ("auto", "waves", "off")
-SPECTRUM_KINDS = ("radial", "2d")
+# spectrum_kind -> (the photo's target at the canvas size, the term against it)
+SPECTRUM_TERMS = {"radial": (spectrum_target, spectrum_loss), "2d": (mesh_target, spectrum2d_loss)}
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 # Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
@@ -220,8 +221,8 @@ class TrainConfig:
             raise ValueError(f"layout_scale must be 8, 16 or 32, got {self.layout_scale}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
-        if self.spectrum_kind not in SPECTRUM_KINDS:
-            raise ValueError(f"spectrum_kind must be one of {', '.join(SPECTRUM_KINDS)}, got {self.spectrum_kind!r}")
+        if self.spectrum_kind not in SPECTRUM_TERMS:
+            raise ValueError(f"spectrum_kind must be one of {', '.join(SPECTRUM_TERMS)}, got {self.spectrum_kind!r}")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.ema < 1.0:
@@ -386,8 +387,7 @@ class TextureTask:
                 self.vgg5 = vgg if deep else None
                 self.scales = self.stats.usable_scales(self.crop)
                 if cfg.spectrum_weight:
-                    target = spectrum_target if cfg.spectrum_kind == "radial" else mesh_target
-                    self.spectrum = target(variants, self.crop).to(dev)
+                    self.spectrum = SPECTRUM_TERMS[cfg.spectrum_kind][0](variants, self.crop).to(dev)
                 # (a regular photo's quantised waves move its harmonics a little: there only
                 # with ``mesh_regular``)
                 if cfg.mesh_weight and (cfg.mesh_regular or self._penalised):
@@ -540,7 +540,7 @@ class TextureTask:
         if penalties and self.mesh is not None:
             main = main + self.config.mesh_weight * mesh_loss(img, self.mesh, self.config.mesh_allowed)
         if penalties and self.config.spectrum_weight:
-            term = spectrum_loss if self.config.spectrum_kind == "radial" else spectrum2d_loss
+            term = SPECTRUM_TERMS[self.config.spectrum_kind][1]
             main = main + self.config.spectrum_weight * term(img, self.spectrum)
         if self.layout_source is not None:
             dy, dx = batch["shift"]
