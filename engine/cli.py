@@ -181,8 +181,9 @@ def cmd_train(args) -> int:
             raise ValueError("--layout / --no-layout is for texture presets (an exemplar image), not style presets")
         if args.start_from is not None:
             raise ValueError("--start-from is for texture presets (an exemplar image), not style presets")
-        if args.boards is not None:
-            raise ValueError("--boards is for texture presets (an exemplar image), not style presets")
+        for option, value in (("--boards", args.boards), ("--repeat", args.repeat)):
+            if value is not None:
+                raise ValueError(f"{option} is for texture presets (an exemplar image), not style presets")
         return cmd_train_style(args)
     if not args.image:
         raise ValueError("give an exemplar image (texture preset) or --style IMAGE --content-dir FOLDER (style preset)")
@@ -341,6 +342,16 @@ def seed_arg(text: str) -> int:
     return seed
 
 
+def repeat_arg(text: str) -> tuple[float, float]:
+    """A --repeat value, WIDTHxHEIGHT px (decimals allowed) -> (height, width)."""
+    parts = text.lower().split("x")
+    try:
+        w, h = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"repeat must be WIDTHxHEIGHT in px, e.g. 232x290, got {text!r}") from None
+    return h, w
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine.protocol import AUGMENTS
 
@@ -419,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "
                         "periodic inputs hold their structure (docs/MEASURED.md)")
+    s.add_argument("--repeat", type=repeat_arg, metavar="WxH",
+                   help="texture: a patterned photo's repeat (carpet, printed fabric, wallpaper): one whole unit of "
+                        "its pattern, WIDTHxHEIGHT in the photo's own px, measured by hand; G follows that repeat "
+                        "laid edge to edge (a canvas holds whole repeats, each stretched to fit; docs/MEASURED.md)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
                         "its large structure: strata, bands, patches (irregular photos; default off; docs/MEASURED.md)")

@@ -64,6 +64,9 @@ class GeneratorConfig:
     # residual: (h, w) of the photo's 1/8 cells that a coarse layout is quilted from
     # (engine/layout.py); () for none
     layout: tuple[int, ...] = ()
+    # with a layout: (h, w) px of the pattern's repeat in the photo as trained, whose map is
+    # that repeat laid edge to edge instead of quilted (engine/layout.py repeat_map); () for none
+    repeat: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -89,6 +92,13 @@ class GeneratorConfig:
             raise ValueError(f"generator layout must be [] or two ints in 2..1024 (its source cells), got {list(self.layout)}")
         if self.layout and self.arch != "residual":
             raise ValueError("only the residual generator reads a layout")
+        if self.repeat and (len(self.repeat) != 2 or not all(isinstance(n, int) and 16 <= n <= 8192 for n in self.repeat)):
+            raise ValueError(f"generator repeat must be [] or two ints in 16..8192 (px), got {list(self.repeat)}")
+        if self.repeat and not self.layout:
+            raise ValueError("a generator's repeat is that of its layout: it needs a layout")
+        if self.repeat and any(r + 8 > 8 * n for r, n in zip(self.repeat, self.layout)):
+            raise ValueError(f"generator repeat {list(self.repeat)} px does not fit in its layout's "
+                             f"{[8 * n for n in self.layout]} px with a cell to spare")
 
     def to_dict(self) -> dict:
         d = {"arch": self.arch, "widths": list(self.widths)}
@@ -104,6 +114,8 @@ class GeneratorConfig:
                     d["stripes"] = True
             if self.layout:
                 d["layout"] = list(self.layout)
+            if self.repeat:
+                d["repeat"] = list(self.repeat)
         return d
 
     @classmethod
@@ -120,8 +132,10 @@ class GeneratorConfig:
         bond = d.get("bond", cls.bond)
         stripes = d.get("stripes", cls.stripes)
         layout = d.get("layout", [])
-        if not isinstance(layout, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in layout):
-            raise ValueError(f"generator layout must be a list of ints, got {layout!r}")
+        repeat = d.get("repeat", [])
+        for key, v in (("layout", layout), ("repeat", repeat)):
+            if not isinstance(v, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in v):
+                raise ValueError(f"generator {key} must be a list of ints, got {v!r}")
         # presets from before the choice was saved upsample by nearest neighbour
         upsample = d.get("upsample", "nearest") if arch == "residual" else cls.upsample
         if not isinstance(widths, (list, tuple)) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
@@ -136,7 +150,7 @@ class GeneratorConfig:
                 raise ValueError(f"generator {key} must be true or false, got {v!r}")
         return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond,
                    stripes=stripes,
-                   upsample=upsample, layout=tuple(layout))
+                   upsample=upsample, layout=tuple(layout), repeat=tuple(repeat))
 
     @property
     def taps(self) -> tuple[str, ...]:

@@ -14,6 +14,12 @@ things go, and G draws them, at the photo's own detail.
   of the preset).
 - ``quilt``: a periodic map of any size in cells, a pure function of (source, size, seed):
   the same canvas and seed give the same map, so a tiled decode equals the untiled one.
+- ``repeat_map``: for a patterned photo (a carpet, a printed fabric, a wallpaper) whose
+  repeat the user gives (``mgan train --repeat WxH``), the map is not quilted but one repeat
+  of the photo, read from its cells and laid edge to edge: the pattern's whole motif at 1/8,
+  larger than any training canvas, which G then draws in the photo's detail. A canvas holds
+  whole repeats: each is stretched to fit (``repeat_counts``), the way a regular photo's
+  waves are quantised (engine/lattice.py).
 - ``layout_inputs``: rows, cols (pixel indices of a window, wrapped) -> G's map input.
 """
 from __future__ import annotations
@@ -89,11 +95,63 @@ def quilt(source: torch.Tensor | np.ndarray, size: tuple[int, int], seed: int,
     return acc / np.maximum(wsum, 1e-6)
 
 
-def layout_inputs(source: torch.Tensor, period: tuple[int, int], seed: int):
+def repeat_counts(repeat: tuple[int, int], period: tuple[int, int]) -> tuple[int, int]:
+    """Whole repeats (down, across) that a canvas of ``period`` px holds: the nearest count,
+    at least one."""
+    return tuple(max(1, int(round(p / r))) for p, r in zip(period, repeat))
+
+
+def repeat_stretch(repeat: tuple[int, int], period: tuple[int, int]) -> float:
+    """Largest relative change of the repeat's size when ``period`` holds whole repeats."""
+    return max(abs(p / (n * r) - 1.0) for p, r, n in zip(period, repeat, repeat_counts(repeat, period)))
+
+
+def repeat_map(source: torch.Tensor | np.ndarray, repeat: tuple[int, int], size: tuple[int, int], seed: int,
+               fit: bool = True) -> np.ndarray:
+    """A (H, W, 3) float32 map of ``size`` cells: one repeat of the photo, ``repeat`` (h, w)
+    px, laid edge to edge. The repeat is read at a place in the photo drawn from ``seed``
+    (different seeds, different phases of the pattern), by bilinear interpolation of the
+    photo's cells: where the pattern truly repeats, the cells past a repeat's end are those
+    at its start, so the joins are as smooth as the photo. ``fit``: the map wraps around,
+    holding whole repeats, each stretched to fit (``repeat_counts``); else it keeps the
+    photo's scale and does not wrap (a training canvas smaller than the repeat)."""
+    src = np.asarray(source.float().numpy() if isinstance(source, torch.Tensor) else source, np.float32)
+    h, w = src.shape[1:]
+    H, W = size
+    rh, rw = (float(r) for r in repeat)
+    if rh + CELL > h * CELL or rw + CELL > w * CELL:
+        raise ValueError(f"a repeat of {rw:.0f}x{rh:.0f} px does not fit in the photo's {w * CELL}x{h * CELL} px "
+                         f"with a cell to spare")
+    rng = np.random.default_rng([int(seed) % (2 ** 63), 0x2E9EA7])
+    oy, ox = rng.uniform(0, h * CELL - CELL - rh), rng.uniform(0, w * CELL - CELL - rw)
+    if fit:
+        ny, nx = repeat_counts((rh, rw), (H * CELL, W * CELL))
+        ky, kx = ny * rh / (H * CELL), nx * rw / (W * CELL)
+    else:
+        ky = kx = 1.0
+
+    def axis(n: int, k: float, r: float, o: float, limit: int):
+        # a cell's centre -> its place in the repeat -> the photo's cell coordinates
+        t = np.mod((np.arange(n) + 0.5) * CELL * k, r) if fit else np.mod((np.arange(n) + 0.5) * CELL, r)
+        c = np.clip((o + t) / CELL - 0.5, 0, limit - 1)
+        lo = np.minimum(np.floor(c).astype(np.int64), limit - 2)
+        return lo, (c - lo).astype(np.float32)
+
+    y0, fy = axis(H, ky, rh, oy, h)
+    x0, fx = axis(W, kx, rw, ox, w)
+    s = src.transpose(1, 2, 0)
+    top = s[y0][:, x0] * (1 - fx)[None, :, None] + s[y0][:, x0 + 1] * fx[None, :, None]
+    bottom = s[y0 + 1][:, x0] * (1 - fx)[None, :, None] + s[y0 + 1][:, x0 + 1] * fx[None, :, None]
+    return np.ascontiguousarray(top * (1 - fy)[:, None, None] + bottom * fy[:, None, None], dtype=np.float32)
+
+
+def layout_inputs(source: torch.Tensor, period: tuple[int, int], seed: int, repeat: tuple[int, int] = ()):
     """rows, cols (pixel indices of a window of a canvas with this period, multiples of 8
-    apart, wrapped) -> {"layout8": (1,3,len(rows)/8,len(cols)/8)}: the canvas's map."""
+    apart, wrapped) -> {"layout8": (1,3,len(rows)/8,len(cols)/8)}: the canvas's map, quilted,
+    or with ``repeat`` (h, w px) the photo's repeat laid edge to edge (``repeat_map``)."""
     ph, pw = period
-    grid = quilt(source, (ph // CELL, pw // CELL), seed)
+    grid = (repeat_map(source, repeat, (ph // CELL, pw // CELL), seed) if repeat
+            else quilt(source, (ph // CELL, pw // CELL), seed))
 
     def inputs(rows: np.ndarray, cols: np.ndarray, device=None) -> dict[str, torch.Tensor]:
         r = (np.asarray(rows)[::CELL] // CELL) % grid.shape[0]

@@ -8,14 +8,15 @@ from engine.presets import open_preset, write_preset
 
 
 def residual_preset(folder, widths=(32, 32, 16, 16), wave_vectors=(), harmonics=1, bond=False, layout=None,
-                    stripes=False):
+                    stripes=False, repeat=()):
     """A residual-G preset with random weights (no training): exercises its reach and its
     relu3_1/relu2_1 side inputs (and, with ``wave_vectors``, its periodic inputs; with
-    ``layout``, (3,h,w) cells, a coarse layout quilted from them)."""
+    ``layout``, (3,h,w) cells, a coarse layout quilted from them, or with ``repeat`` (h, w px)
+    that repeat of them laid edge to edge)."""
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(arch="residual", widths=widths, blocks=2, waves=len(wave_vectors),
                                   harmonics=harmonics, bond=bond, stripes=stripes,
-                                  layout=tuple(layout.shape[-2:]) if layout is not None else ()))
+                                  layout=tuple(layout.shape[-2:]) if layout is not None else (), repeat=repeat))
     if wave_vectors:
         g.wave_vectors.copy_(torch.tensor(wave_vectors))
     if layout is not None:

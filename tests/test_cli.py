@@ -34,14 +34,15 @@ def test_train_options_reach_the_config():
     from training.texture import TrainConfig
 
     args = build_parser().parse_args(["train", "photo.png", "--name", "n", "--relu5", "--steps", "40", "--lr-decay", "0",
-                                      "--boards", "52.5"])
+                                      "--boards", "52.5", "--repeat", "226x292.5"])
     cfg = _train_config(TrainConfig, args)
     assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0 and cfg.boards == 52.5
+    assert cfg.repeat == (292.5, 226.0)  # WIDTHxHEIGHT on the command line, (h, w) in the config
     plain = _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"]))
-    assert plain.relu5 is False and plain.boards is None
+    assert plain.relu5 is False and plain.boards is None and plain.repeat is None
 
 
-@pytest.mark.parametrize("option", [["--relu5"], ["--boards", "40"]])
+@pytest.mark.parametrize("option", [["--relu5"], ["--boards", "40"], ["--repeat", "40x40"]])
 def test_texture_options_on_a_style_preset_are_a_clear_error(isolated_home, tmp_path, option):
     r = run_cli("train", "--style", str(tmp_path / "s.png"), "--content-dir", str(tmp_path), "--name", "x", *option,
                 env={"MGAN_HOME": str(isolated_home)})

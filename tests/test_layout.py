@@ -1,11 +1,11 @@
 """The coarse layout (engine/layout.py): a periodic map quilted from the photo's 1/8 cells,
-which a layout preset's G follows."""
+or a patterned photo's repeat laid edge to edge, which a layout preset's G follows."""
 import numpy as np
 import pytest
 import torch
 
 from engine.generator import GeneratorConfig
-from engine.layout import CELL, layout_inputs, quilt, source_cells
+from engine.layout import CELL, layout_inputs, quilt, repeat_counts, repeat_map, repeat_stretch, source_cells
 from engine.synth import Synthesizer
 from tests.support import residual_preset
 
@@ -107,3 +107,55 @@ def test_a_layout_preset_stylises_a_photo_in_tiles_as_in_one_piece(tmp_path):
     photo = np.random.default_rng(0).random((150, 230, 3), dtype=np.float32)
     whole = stylize_image(s, photo, tile=1024)
     assert np.abs(whole - stylize_image(s, photo, tile=128)).max() < 1e-3
+
+
+def _pattern(h=200, w=160, rh=48, rw=40, seed=0):
+    """(1,3,h,w) photo of a pattern that repeats every ``rh`` x ``rw`` px, and its cells."""
+    unit = torch.rand(3, rh, rw, generator=torch.Generator().manual_seed(seed))
+    photo = unit.repeat(1, h // rh + 1, w // rw + 1)[None, :, :h, :w]
+    return photo, source_cells(photo)
+
+
+def test_a_repeat_map_is_the_photos_repeat_laid_edge_to_edge():
+    """A canvas of two repeats a side holds the photo's 48x40 px repeat twice over: the map
+    repeats every 6 and 5 cells, wraps around, and is the photo's cells where the repeat
+    starts on a cell (a pure translation of the photo); another seed reads another phase."""
+    photo, cells = _pattern()
+    m = repeat_map(cells, (48, 40), (12, 10), seed=1)
+    assert m.shape == (12, 10, 3) and m.dtype == np.float32
+    assert np.allclose(m[:6], m[6:], atol=1e-5) and np.allclose(m[:, :5], m[:, 5:], atol=1e-5)
+    # every map cell is the photo shifted by the repeat's (fractional) start: compare with
+    # the photo's cells translated by whole cells, the nearest of which must be close
+    whole = cells.numpy().transpose(1, 2, 0)
+    best = min(np.abs(m[:6, :5] - whole[dy:dy + 6, dx:dx + 5]).mean() for dy in range(6) for dx in range(5))
+    spread = np.abs(m[:6, :5] - whole[:6, :5].mean((0, 1))).mean()
+    assert best < 0.6 * spread
+    assert np.abs(m - repeat_map(cells, (48, 40), (12, 10), seed=2)).mean() > 0.02
+    assert np.array_equal(m, repeat_map(cells, (48, 40), (12, 10), seed=1))
+
+
+def test_a_repeat_map_fits_whole_repeats_to_any_canvas_and_keeps_the_scale_in_a_window():
+    _, cells = _pattern()
+    assert repeat_counts((48, 40), (104, 120)) == (2, 3) and repeat_stretch((48, 40), (104, 120)) == pytest.approx(1 / 12)
+    assert repeat_counts((290, 226), (128, 128)) == (1, 1)
+    # a training canvas (16 cells) smaller than three repeats: the photo's own scale, one
+    # repeat every 6 cells, and no wrap-around
+    m = repeat_map(cells, (48, 40), (16, 16), seed=3, fit=False)
+    assert np.allclose(m[:10], m[6:], atol=1e-5) and np.allclose(m[:, :11], m[:, 5:], atol=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        repeat_map(cells, (200, 40), (16, 16), seed=0)
+
+
+def test_a_repeat_preset_tiles_exactly_and_its_config_round_trips(tmp_path):
+    _, cells = _pattern(128, 128, 48, 40)
+    preset = residual_preset(tmp_path / "carpet", layout=cells, repeat=(48, 40))
+    s = Synthesizer.load(preset, device="cpu", precision="fp32")
+    assert s.generator.config.repeat == (48, 40)
+    whole = s.synthesize((192, 160), seed=4, tile=1024)
+    assert np.abs(whole - s.synthesize((192, 160), seed=4, tile=96)).max() < 1e-3
+    cfg = GeneratorConfig(layout=(16, 16), repeat=(48, 40))
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    for bad, match in (({"repeat": [48]}, "repeat"), ({"repeat": [8, 40]}, "repeat"), ({"repeat": [48, 2.5]}, "repeat"),
+                       ({"repeat": [128, 40]}, "does not fit"), ({"repeat": [48, 40], "layout": []}, "needs a layout")):
+        with pytest.raises(ValueError, match=match):
+            GeneratorConfig.from_dict({**cfg.to_dict(), **bad})

@@ -366,3 +366,31 @@ def test_layout_option_trains_a_preset_that_follows_its_map(isolated_home, tmp_p
     r = run_cli("train", "--style", str(tmp_path / "small.png"), "--content-dir", str(tmp_path), "--name", "st",
                 "--layout", env=env)
     assert r.returncode == 2 and "--layout" in r.stderr
+
+
+def test_repeat_option_trains_a_pattern_preset_that_lays_its_repeat_edge_to_edge(isolated_home, tmp_path):
+    """``--repeat WxH``: a patterned photo's repeat, set by hand, travels in the preset (at
+    the training scale), G follows that repeat laid edge to edge, the synthesis is seamless;
+    a repeat larger than the photo and a malformed one are refused clearly (a style run: test_cli)."""
+    from engine.presets import open_preset
+    from engine.synth import Synthesizer
+    rng = np.random.default_rng(0)
+    unit = (rng.random((40, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(np.tile(unit, (3, 5, 1))[:100, :110]).save(tmp_path / "pattern.png")
+    env = {"MGAN_HOME": str(isolated_home)}
+    r = run_cli("train", str(tmp_path / "pattern.png"), "--name", "patterned", "--steps", "3", "--repeat", "24x40",
+                "--checkpoint-every", "3", "--preview-every", "3", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((isolated_home / "presets" / "patterned" / "preset.json").read_text())
+    assert meta["generator"]["repeat"] == [40, 24] and meta["generator"]["layout"] == [12, 13]
+    assert meta["training"]["repeat"] == [40.0, 24.0]
+    s = Synthesizer.load(open_preset(isolated_home / "presets" / "patterned"), device="cpu")
+    tex = s.synthesize((160, 96), seed=2)
+    wrap = (np.abs(tex[:, -1] - tex[:, 0]).mean() + np.abs(tex[-1] - tex[0]).mean()) / 2
+    inner = (np.abs(np.diff(tex, axis=1)).mean() + np.abs(np.diff(tex, axis=0)).mean()) / 2
+    assert tex.shape == (160, 96, 3) and wrap < 1.5 * inner
+    for repeat, says in (("200x40", "does not fit"), ("24-40", "WIDTHxHEIGHT"), ("24x4", "16..8192")):
+        r = run_cli("train", str(tmp_path / "pattern.png"), "--name", "bad", "--steps", "2", "--repeat", repeat,
+                    env=env)
+        assert r.returncode == 2 and says in r.stderr, (repeat, r.stderr)
+    assert not (isolated_home / "presets" / "bad").exists()

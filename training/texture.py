@@ -125,7 +125,7 @@ import torch
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, read_lattice, stretch
-from engine.layout import CELL, layout_inputs, source_cells
+from engine.layout import CELL, layout_inputs, repeat_map, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.protocol import AUGMENTS  # the one list: the CLI, the wire and TrainConfig share it
@@ -192,6 +192,7 @@ class TrainConfig:
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
     layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
     layout_scale: int = 16          # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part)
+    repeat: tuple | None = None     # a patterned photo's repeat (h, w) in its own px, set by hand: the layout is that repeat laid edge to edge (engine/layout.py repeat_map), not quilted; no lattice
     start_from: str = "auto"        # G's first weights: "auto" (the nearest built-in texture preset's), "off" (from scratch), or a preset
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
@@ -241,6 +242,17 @@ class TrainConfig:
                 raise ValueError(f"boards needs lattice 'auto' (boards are stripes), got lattice {self.lattice!r}")
             if GeneratorConfig.from_dict(self.generator).arch != "residual":
                 raise ValueError("boards needs the residual generator (its periodic inputs lay the boards out)")
+        if self.repeat is not None:
+            r = self.repeat
+            if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(
+                    isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and 16 <= n <= 8192
+                    for n in r)):
+                raise ValueError(f"repeat must be (height, width) in px, each 16..8192, got {r!r}")
+            self.repeat = tuple(float(n) for n in r)
+            if self.boards is not None:
+                raise ValueError("repeat and boards exclude each other: a pattern's repeat, or boards")
+            if GeneratorConfig.from_dict(self.generator).arch != "residual":
+                raise ValueError("repeat needs the residual generator (it reads the layout map)")
         if self.regular_upsample not in UPSAMPLING:
             raise ValueError(f"regular_upsample must be one of {', '.join(UPSAMPLING)}, got {self.regular_upsample!r}")
         if self.loss not in LOSSES:
@@ -324,7 +336,10 @@ class TextureTask:
         self.g_config = GeneratorConfig.from_dict(cfg.generator)
         self.wave_vectors: list[tuple[float, float]] = []
         boards = None
-        if cfg.lattice != "off" and self.g_config.arch == "residual":
+        self.repeat: tuple[int, int] = ()
+        if cfg.repeat:
+            self.repeat = self._repeat_px(cfg.repeat)
+        elif cfg.lattice != "off" and self.g_config.arch == "residual":
             self.wave_vectors, boards = read_lattice(ex[0].permute(1, 2, 0).cpu().numpy(), stripes=cfg.lattice == "auto")
             if cfg.boards is not None:
                 boards = self._boards_by_hand(boards, cfg.boards * self.exemplar_scale)
@@ -353,13 +368,18 @@ class TextureTask:
         self._penalised = not self.wave_vectors or (self.g_config.stripes and cfg.stripe_penalties)
         self.layout_source = None
         buffers = {"wave_vectors": torch.tensor(self.wave_vectors, dtype=torch.float32)} if self.wave_vectors else {}
-        if cfg.layout and self.g_config.arch == "residual" and not self.wave_vectors:
+        if (cfg.layout or self.repeat) and self.g_config.arch == "residual" and not self.wave_vectors:
             self.layout_source = source_cells(ex)
-            self.g_config = dataclasses.replace(self.g_config, layout=tuple(self.layout_source.shape[-2:]))
+            self.g_config = dataclasses.replace(self.g_config, layout=tuple(self.layout_source.shape[-2:]),
+                                                repeat=self.repeat)
             mean, std = self.layout_source.mean((1, 2)), self.layout_source.std((1, 2)).clamp_min(0.02)
             buffers = {"layout_source": self.layout_source, "layout_mean": mean, "layout_std": std}
-            ctx.log(f"layout: quilted from the photo's {self.layout_source.shape[-1]}x{self.layout_source.shape[-2]} "
-                    f"cells of {CELL} px")
+            if self.repeat:
+                ctx.log(f"repeat: the photo's {self.repeat[1]}x{self.repeat[0]} px pattern (set by hand) laid edge to "
+                        f"edge as G's map; a canvas holds whole repeats, each stretched to fit")
+            else:
+                ctx.log(f"layout: quilted from the photo's {self.layout_source.shape[-1]}x"
+                        f"{self.layout_source.shape[-2]} cells of {CELL} px")
         with torch.no_grad():
             self.real = []  # relu3_1 of the exemplar's variants: D's real patches
             self.real_fine = []  # and their relu2_1, for D's fine head
@@ -424,6 +444,18 @@ class TextureTask:
         k = k / (np.linalg.norm(k) * width)
         return float(k[0]), float(k[1])
 
+    def _repeat_px(self, repeat) -> tuple[int, int]:
+        """The pattern's repeat (h, w) set by hand in the photo's own px -> px at the training
+        scale, refused where it does not fit in the photo with a map cell to spare."""
+        h, w = self.exemplar.shape[-2:]
+        out = tuple(int(round(r * self.exemplar_scale)) for r in repeat)
+        limit = (h // CELL * CELL - CELL, w // CELL * CELL - CELL)
+        if any(r > m for r, m in zip(out, limit)) or min(out) < 16:
+            raise ValueError(f"a repeat of {out[1]}x{out[0]} px (at the training scale) does not fit: it must be at "
+                             f"least 16 px and at most {limit[1]}x{limit[0]} px, the photo as trained less one "
+                             f"{CELL} px cell; the repeat is the size of one whole unit of the pattern (WIDTHxHEIGHT)")
+        return out
+
     def _lattice_crop(self, limit: int) -> int:
         """The training canvas (a multiple of 8, within the photo) for the lattice's waves in
         whole cycles: the largest side up to the usual one that holds them within
@@ -442,9 +474,15 @@ class TextureTask:
         g = self.g_config
         return canvas_inputs(self.wave_vectors, (size, size), seed, g.harmonics, g.bond, g.stripes)(idx, idx, self.device)
 
-    def _layout(self, seed: int, size: int) -> dict[str, torch.Tensor]:
+    def _layout(self, seed: int, size: int, window: bool = False) -> dict[str, torch.Tensor]:
+        """The map of a canvas; ``window`` with a repeat: a training canvas is a window of
+        the repeat at the photo's scale (most repeats are larger than it: fitted whole
+        repeats would squash them), so its map does not wrap around."""
+        if window and self.repeat:
+            grid = repeat_map(self.layout_source, self.repeat, (size // CELL, size // CELL), seed, fit=False)
+            return {"layout8": torch.from_numpy(grid.transpose(2, 0, 1).copy())[None].to(self.device)}
         idx = np.arange(size)
-        return layout_inputs(self.layout_source, (size, size), seed)(idx, idx, self.device)
+        return layout_inputs(self.layout_source, (size, size), seed, self.repeat)(idx, idx, self.device)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
@@ -481,7 +519,7 @@ class TextureTask:
             batch.update({k: torch.cat([w[k] for w in waves]) for k in waves[0]})
         if self.layout_source is not None:
             seeds = torch.randint(0, 2 ** 62, (cfg.batch,), generator=self.rng).tolist()
-            maps = torch.cat([self._layout(s, self.crop)["layout8"] for s in seeds])
+            maps = torch.cat([self._layout(s, self.crop, window=True)["layout8"] for s in seeds])
             batch["layout8"] = maps.contiguous(memory_format=torch.channels_last)
         shift = torch.randint(0, 8, (2,), generator=self.rng).tolist() if cfg.shift else [0, 0]
         return {"features": batch, "shift": shift}
