@@ -30,14 +30,16 @@ def configs(monkeypatch, tmp_path):
 
 
 def test_a_builtin_with_its_own_steps_trains_them_with_its_recipe(configs):
-    builtin.main(["stone", "meadow", "bricks"])
+    builtin.main(["stone", "meadow", "bricks", "fabric"])
     assert configs["stone"].steps == 1650 and configs["stone"].relu5
     assert configs["stone"].augment == "none"
     # longer without the relu5_1 term
     assert configs["meadow"].steps == 1650 and not configs["meadow"].relu5 and configs["meadow"].layout
+    # the carpet follows its repeat, measured on its photo
+    assert configs["fabric"].repeat == (292, 226) and configs["fabric"].relu5
     # one without its own steps gets the default budget
     assert configs["bricks"].steps is None and configs["bricks"].minutes == builtin.TEXTURE_MINUTES
-    assert not configs["bricks"].relu5 and not configs["bricks"].layout
+    assert not configs["bricks"].relu5 and not configs["bricks"].layout and configs["bricks"].repeat is None
 
 
 def test_minutes_or_steps_on_the_command_line_override_a_builtins_steps(configs):

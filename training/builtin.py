@@ -38,6 +38,7 @@ class Builtin:
     relu5: bool = False   # with the relu5_1 term (training.texture.TrainConfig.relu5), where its longer retrain won
     steps: int | None = None  # a longer training than the default budget, where it won (docs/MEASURED.md, Gallery)
     seed: int = 0         # the training seed of the shipped preset, where another seed's won
+    repeat: tuple | None = None  # a patterned photo's repeat (h, w) px (training.texture.TrainConfig.repeat)
 
 
 _STK = "Debian supertuxkart-data 1.4+dfsg-2, /usr/share/games/supertuxkart/data/"
@@ -66,9 +67,12 @@ BUILTINS = (
     # out as wormy strokes; docs/MEASURED.md, Gallery)
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True, steps=1650),
+    # (fabric follows its carpet's repeat, 226x292 px measured on the photo, since 2026-11-30:
+    # its mirrored motifs in rows, where the quilted map strewed their parts; docs/MEASURED.md, Gallery)
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
             maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
-                  ("roughness_min", 0.7), ("roughness_max", 0.95)), layout=True, relu5=True, steps=1650),
+                  ("roughness_min", 0.7), ("roughness_max", 0.95)), layout=True, relu5=True, steps=1650,
+            repeat=(292, 226)),
     Builtin("rust", "rust.png", _STK + "tracks/endcutscene/metal.jpg", "Public domain", "dihedral",
             maps=(("height_scale", 0.6), ("normal_strength", 0.6), ("roughness_min", 0.35), ("roughness_max", 0.85)),
             relu5=True, steps=1650),
@@ -161,7 +165,7 @@ def main(argv=None) -> None:
         steps = args.steps if args.steps or args.minutes else b.steps
         cfg = TrainConfig(steps=steps, minutes=args.minutes or TEXTURE_MINUTES, augment=b.augment,
                           seed=b.seed if args.seed is None else args.seed,
-                          relu5=args.relu5 or b.relu5, layout=b.layout, start_from="off")
+                          relu5=args.relu5 or b.relu5, layout=b.layout, repeat=b.repeat, start_from="off")
         task = TextureTask(EXEMPLARS / b.file, cfg, source=b.source, licence=b.licence, maps=dict(b.maps))
         Trainer(task, b.name, data_dir() / "runs" / f"builtin-{b.name}", preset_dir=BUILTIN_DIR).run(
             resume=not args.fresh, fresh=args.fresh)

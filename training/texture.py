@@ -80,6 +80,13 @@ at an equal time budget:
   the large-structure distance on 4 of 6 and gave rock and corrosion their strata and
   bands to the eye, but raised the patch distance on 4 of 6 (the rug's most) (docs/MEASURED.md,
   coarse layout).
+- A patterned photo (a carpet, a printed fabric, a wallpaper) whose repeat the user gives
+  (``repeat``, ``mgan train --repeat WxH``): the map is that repeat of the photo laid edge
+  to edge, not quilted, and followed at its own 1/8 cells, three times as hard
+  (``REPEAT_FOLLOW``). A training canvas is smaller than most repeats, so it reads a
+  window of the map at the photo's scale; a synthesised canvas holds whole repeats. On the
+  fabric built-in's carpet the motifs, mirrored and in rows, came back where the quilted
+  map and the texture losses strewed their parts (docs/MEASURED.md, a pattern's repeat).
 - Measured and left off: the SW distances of the batch's canvases as one set
   (``sw_pooled``), so that a canvas may hold one region of the photo, as a part of the photo
   does, rather than the whole mix. Alone it left the same mottle (G has no input above its
@@ -144,6 +151,11 @@ LOSSES = ("sw", "gram")
 LATTICE = ("auto", "waves", "off")
 # spectrum_kind -> (the photo's target at the canvas size, the term against it)
 SPECTRUM_TERMS = {"radial": (spectrum_target, spectrum_loss), "2d": (mesh_target, spectrum2d_loss)}
+# The layout term's (weight, scale): a quilted map is followed at 1/16, a pattern's repeat at
+# its own 1/8 cells, three times as hard: at (1, 16) the carpet's motifs did not show, at
+# (10, 8) its 8 px cells did (docs/MEASURED.md, a pattern's repeat).
+LAYOUT_FOLLOW = (1.0, 16)
+REPEAT_FOLLOW = (3.0, 8)
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 # Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
@@ -190,8 +202,8 @@ class TrainConfig:
     boards: float | None = None     # stripes: the boards' mean width in the photo's own px, across its strongest wave; None: from the spectrum (engine/lattice.stripe_wave)
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
-    layout_weight: float = 1.0      # the output shrunk against the map (L1, sRGB)
-    layout_scale: int = 16          # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part)
+    layout_weight: float | None = None  # the output shrunk against the map (L1, sRGB); None: 1, or 3 with a repeat
+    layout_scale: int | None = None     # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part); None: 16, or 8 with a repeat
     repeat: tuple | None = None     # a patterned photo's repeat (h, w) in its own px, set by hand: the layout is that repeat laid edge to edge (engine/layout.py repeat_map), not quilted; no lattice
     start_from: str = "auto"        # G's first weights: "auto" (the nearest built-in texture preset's), "off" (from scratch), or a preset
     pool_size: int = 48
@@ -216,9 +228,9 @@ class TrainConfig:
             raise ValueError(f"mesh_weight must be a finite number >= 0, got {self.mesh_weight}")
         if not (math.isfinite(self.mesh_allowed) and self.mesh_allowed >= 1):
             raise ValueError(f"mesh_allowed must be a finite number >= 1, got {self.mesh_allowed}")
-        if not (math.isfinite(self.layout_weight) and self.layout_weight >= 0):
+        if self.layout_weight is not None and not (math.isfinite(self.layout_weight) and self.layout_weight >= 0):
             raise ValueError(f"layout_weight must be a finite number >= 0, got {self.layout_weight}")
-        if self.layout_scale not in (8, 16, 32):
+        if self.layout_scale is not None and self.layout_scale not in (8, 16, 32):
             raise ValueError(f"layout_scale must be 8, 16 or 32, got {self.layout_scale}")
         if not (math.isfinite(self.spectrum_weight) and self.spectrum_weight >= 0):
             raise ValueError(f"spectrum_weight must be a finite number >= 0, got {self.spectrum_weight}")
@@ -269,6 +281,13 @@ class TrainConfig:
         GeneratorConfig.from_dict(self.generator)
         NoiseParams.from_dict(self.noise)
         return self
+
+    def layout_follow(self) -> tuple[float, int]:
+        """(weight, scale) of the layout term: as set, else ``LAYOUT_FOLLOW`` for a quilted
+        map and ``REPEAT_FOLLOW`` for a repeat (docs/MEASURED.md, a pattern's repeat)."""
+        weight, scale = REPEAT_FOLLOW if self.repeat else LAYOUT_FOLLOW
+        return (weight if self.layout_weight is None else self.layout_weight,
+                scale if self.layout_scale is None else self.layout_scale)
 
 
 def previous_recipe(**overrides) -> TrainConfig:
@@ -582,10 +601,10 @@ class TextureTask:
             main = main + self.config.spectrum_weight * term(img, self.spectrum)
         if self.layout_source is not None:
             dy, dx = batch["shift"]
-            k = self.config.layout_scale
+            weight, k = self.config.layout_follow()
             shrunk = torch.nn.functional.avg_pool2d(img.roll((-dy, -dx), (2, 3)), k)
             target = torch.nn.functional.avg_pool2d(batch["features"]["layout8"].float(), k // CELL)
-            main = main + self.config.layout_weight * (shrunk - target).abs().mean()
+            main = main + weight * (shrunk - target).abs().mean()
         return main, critic(feats)
 
     def _gram_loss(self, img: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
