@@ -4,7 +4,10 @@ peak of bench/checkerboard.py, on three 256x256 textures (seeds 0-2) of each pre
 exemplar it was trained on (its exemplar.png, at training scale); the large-structure
 distance (bench.metrics.structure_swd) on two 512x512 textures (seeds 1, 2).
 
-    python -m bench.preset_quality [stone bricks ...] [--presets DIR]
+    python -m bench.preset_quality [stone bricks ...] [--presets DIR] [--size WxH]
+
+``--size``: every texture at this size instead (a repeat preset at a size that holds its
+repeats unstretched: 456x584 for the fabric built-in's 226x292 px).
 
 Without --presets: the built-in presets (presets/). With it: every texture preset folder
 under DIR (for example a copy of presets/ from before a retrain, to compare the two).
@@ -22,31 +25,33 @@ from bench.machine import describe  # noqa: E402
 from bench.texture_runs import (floor_swd, grid_peak, load_rgb, measure, mesh_peak, structure_of,  # noqa: E402
                                 textures_of, window_side)
 from engine.presets import BUILTIN_DIR, open_preset  # noqa: E402
-from engine.synth import Synthesizer  # noqa: E402
+from engine.synth import Synthesizer, parse_size  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="preset names (default: every texture preset in the folder)")
     ap.add_argument("--presets", default=str(BUILTIN_DIR), help="folder of preset folders")
+    ap.add_argument("--size", help="WIDTHxHEIGHT of every texture (default: 256x256, and 512x512 for structure)")
     args = ap.parse_args()
+    size = parse_size(args.size) if args.size else None
     print(describe())
     folders = sorted(p for p in Path(args.presets).iterdir() if (p / "preset.json").is_file())
     presets = [open_preset(str(p)) for p in folders if not args.names or p.name in args.names]
     presets = [p for p in presets if p.kind == "texture"]
     if not presets:
         sys.exit(f"no texture presets{' named ' + ', '.join(args.names) if args.names else ''} in {args.presets}")
-    print(f"\npresets: {args.presets}\n")
+    print(f"\npresets: {args.presets}" + (f", textures {args.size}" if size else "") + "\n")
     print("| preset | steps | swd / floor | structure | colour | spectrum | seam | diversity | copies | grid | mesh |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for info in presets:
         ex = load_rgb(info.path / "exemplar.png")
         synth = Synthesizer.load(info)
-        tex, _ = textures_of(synth, seeds=(0, 1, 2))
+        tex, _ = textures_of(synth, size or 256, seeds=(0, 1, 2))
         side = window_side(ex)
         m = measure(tex, ex, floor_swd(ex, side), side)
         steps = info.meta.get("training", {}).get("steps_done", "?")
-        print(f"| {info.name} | {steps} | {m['swd']:.2f} | {structure_of(synth, ex):.0f} | {m['color']:.1f} "
+        print(f"| {info.name} | {steps} | {m['swd']:.2f} | {structure_of(synth, ex, size=size or (512, 512)):.0f} | {m['color']:.1f} "
               f"| {m['spectrum']:.2f} | {m['seam']:.2f} "
               f"| {m['diversity']:.2f} | {m['copies']:.2f} | {grid_peak(tex):.1f} | {mesh_peak(tex, ex):.1f} |", flush=True)
 

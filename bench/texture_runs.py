@@ -155,16 +155,17 @@ def mesh_peak(textures: list[np.ndarray], ex: np.ndarray) -> float:
     return float(np.mean([mesh_excess(t, ex) for t in textures]))
 
 
-def structure_of(synth: Synthesizer, ex: np.ndarray, seeds=(1, 2)) -> float:
-    """bench.metrics.structure_swd of 512x512 textures (uint8) against the photo, averaged."""
-    return float(np.mean([structure_swd(to_uint8(synth.synthesize((512, 512), seed=s)), ex) for s in seeds]))
+def structure_of(synth: Synthesizer, ex: np.ndarray, seeds=(1, 2), size: tuple[int, int] = (512, 512)) -> float:
+    """bench.metrics.structure_swd of textures of ``size`` (h, w; uint8) against the photo, averaged."""
+    return float(np.mean([structure_swd(to_uint8(synth.synthesize(size, seed=s)), ex) for s in seeds]))
 
 
-def textures_of(synth: Synthesizer, size: int = 256, seeds=(1, 2)) -> tuple[list[np.ndarray], float]:
-    synth.synthesize((size, size), seed=0)  # warm-up
+def textures_of(synth: Synthesizer, size: int | tuple[int, int] = 256, seeds=(1, 2)) -> tuple[list[np.ndarray], float]:
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    synth.synthesize(size, seed=0)  # warm-up
     out, t0 = [], time.perf_counter()
     for s in seeds:
-        out.append(to_uint8(synth.synthesize((size, size), seed=s)))
+        out.append(to_uint8(synth.synthesize(size, seed=s)))
     if synth.device.type == "cuda":
         torch.cuda.synchronize()
     return out, (time.perf_counter() - t0) / len(seeds)
