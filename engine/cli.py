@@ -360,13 +360,15 @@ def seed_arg(text: str) -> int:
     return seed
 
 
-def repeat_arg(text: str) -> tuple[float, float]:
-    """A --repeat value, WIDTHxHEIGHT px (decimals allowed) -> (height, width)."""
+def repeat_arg(text: str) -> tuple[float, float] | str:
+    """A --repeat value, WIDTHxHEIGHT px (decimals allowed) -> (height, width); or "auto"."""
+    if text.strip().lower() == "auto":
+        return "auto"
     parts = text.lower().split("x")
     try:
         w, h = (float(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"repeat must be WIDTHxHEIGHT in px, e.g. 232x290, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"repeat must be WIDTHxHEIGHT in px, e.g. 226x292, or auto, got {text!r}") from None
     return h, w
 
 
@@ -448,10 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: also match VGG19 relu5_1 (156 px of reach, 1.2x the step): layered photos, "
                         "rock strata, bands; best with ~3x the budget, e.g. --steps 1650; not for regular photos, whose "
                         "periodic inputs hold their structure (docs/MEASURED.md)")
-    s.add_argument("--repeat", type=repeat_arg, metavar="WxH",
+    s.add_argument("--repeat", type=repeat_arg, metavar="WxH|auto",
                    help="texture: a patterned photo's repeat (carpet, printed fabric, wallpaper): one whole unit of "
-                        "its pattern, WIDTHxHEIGHT in the photo's own px, measured by hand; G follows that repeat "
-                        "laid edge to edge (a canvas holds whole repeats, each stretched to fit; docs/MEASURED.md)")
+                        "its pattern, WIDTHxHEIGHT in the photo's own px, or auto: read from the photo (the log "
+                        "says what it read); G follows that repeat laid edge to edge (a canvas holds whole "
+                        "repeats, each stretched to fit; docs/MEASURED.md)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
                         "its large structure: strata, bands, patches (irregular photos; default off; docs/MEASURED.md)")

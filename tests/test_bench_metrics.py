@@ -1,6 +1,7 @@
 """The benchmarks' measures: the copy measure (verbatim copies of the photo are found, a fresh
 texture of the same kind is not one, and on a photo of little contrast neither;
-bench/metrics.py), and the boards' width read from photos against hand counts (bench/boards.py)."""
+bench/metrics.py), the boards' width read from photos against hand counts (bench/boards.py), and a
+pattern's repeat read from photos (bench/repeats.py)."""
 import numpy as np
 import pytest
 
@@ -45,3 +46,19 @@ def test_the_boards_bench_reads_the_shipped_board_photos_against_their_hand_coun
     assert "| planks | 256x256 | 42.7 | stripes | 57.5 | +35% |" in r.stdout
     assert "| wood | 512x512 | 64.0 | stripes | 58.9 | -8% |" in r.stdout
     assert "read as stripes: 2 of 2; within 10%: 1; median error" in r.stdout
+
+
+def test_the_repeats_bench_reads_the_carpets_repeat_and_refuses_rock():
+    """``python -m bench.repeats``: the fabric built-in's carpet repeats every 226x292 px, as
+    measured by hand; the rock photo does not repeat (docs/MEASURED.md, a pattern's repeat)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "bench.repeats", str(ROOT / "training" / "exemplars" / "fabric.png"),
+                        str(ROOT / "bench" / "exemplars" / "rock.png")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| training/exemplars/fabric.png | 320x512 | 226x292 | 0.33, 0.41 |" in r.stdout
+    assert "| bench/exemplars/rock.png | 512x512 | refused |" in r.stdout

@@ -38,6 +38,8 @@ def test_train_options_reach_the_config():
     cfg = _train_config(TrainConfig, args)
     assert cfg.relu5 is True and cfg.steps == 40 and cfg.lr_decay == 0.0 and cfg.boards == 52.5
     assert cfg.repeat == (292.5, 226.0)  # WIDTHxHEIGHT on the command line, (h, w) in the config
+    auto = _train_config(TrainConfig, build_parser().parse_args(["train", "p.png", "--name", "n", "--repeat", "auto"]))
+    assert auto.repeat == "auto" and auto.validate().repeat == "auto"
     plain = _train_config(TrainConfig, build_parser().parse_args(["train", "photo.png", "--name", "n"]))
     assert plain.relu5 is False and plain.boards is None and plain.repeat is None
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from engine.generator import GeneratorConfig
-from engine.layout import CELL, layout_inputs, quilt, repeat_counts, repeat_map, repeat_stretch, source_cells
+from engine.layout import (CELL, find_repeat, layout_inputs, quilt, repeat_counts, repeat_map, repeat_stretch,
+                           source_cells)
 from engine.synth import Synthesizer
 from tests.support import residual_preset
 
@@ -159,3 +160,21 @@ def test_a_repeat_preset_tiles_exactly_and_its_config_round_trips(tmp_path):
                        ({"repeat": [128, 40]}, "does not fit"), ({"repeat": [48, 40], "layout": []}, "needs a layout")):
         with pytest.raises(ValueError, match=match):
             GeneratorConfig.from_dict({**cfg.to_dict(), **bad})
+
+
+def test_find_repeat_reads_a_patterns_repeat_and_refuses_a_photo_without_one():
+    """A 40x36 px unit repeated, shifted and noisy, is read as its repeat (not a multiple
+    of it); brown noise, which does not repeat, is a clear error."""
+    from engine.noise import brown_noise
+    rng = np.random.default_rng(1)
+    unit = rng.random((40, 36, 3))
+    photo = np.tile(unit, (6, 6, 1))[:224, :200]
+    photo = np.clip(np.roll(photo, 2, axis=1) * 0.9 + 0.1 * rng.random(photo.shape), 0, 1)
+    (h, w), (down, across) = find_repeat(photo)
+    assert (h, w) == (40, 36) and down > 0.5 and across > 0.5
+    # a photo over 512 px is searched at 1/2 (here) by area: its repeat to within 2 px
+    (h3, w3), _ = find_repeat(np.repeat(np.repeat(photo, 3, 0), 3, 1))
+    assert abs(h3 - 120) <= 2 and abs(w3 - 108) <= 2
+    noise = np.clip(brown_noise(0, (192, 192)).transpose(1, 2, 0) + 0.5, 0, 1)
+    with pytest.raises(ValueError, match="no repeat found"):
+        find_repeat(noise)

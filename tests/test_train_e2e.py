@@ -371,7 +371,8 @@ def test_layout_option_trains_a_preset_that_follows_its_map(isolated_home, tmp_p
 def test_repeat_option_trains_a_pattern_preset_that_lays_its_repeat_edge_to_edge(isolated_home, tmp_path):
     """``--repeat WxH``: a patterned photo's repeat, set by hand, travels in the preset (at
     the training scale), G follows that repeat laid edge to edge, the synthesis is seamless;
-    a repeat larger than the photo and a malformed one are refused clearly (a style run: test_cli)."""
+    a repeat larger than the photo and a malformed one are refused clearly (a style run:
+    test_cli); ``--repeat auto`` reads it from the photo and says so."""
     from engine.presets import open_preset
     from engine.synth import Synthesizer
     rng = np.random.default_rng(0)
@@ -394,3 +395,12 @@ def test_repeat_option_trains_a_pattern_preset_that_lays_its_repeat_edge_to_edge
                     env=env)
         assert r.returncode == 2 and says in r.stderr, (repeat, r.stderr)
     assert not (isolated_home / "presets" / "bad").exists()
+    # auto: the repeat read from a photo large enough to show it a few times over
+    wide = (rng.random((40, 36, 3)) * 255).astype(np.uint8)
+    Image.fromarray(np.tile(wide, (5, 6, 1))[:200, :192]).save(tmp_path / "wider.png")
+    r = run_cli("train", str(tmp_path / "wider.png"), "--name", "found", "--steps", "2", "--repeat", "auto",
+                "--checkpoint-every", "2", "--preview-every", "2", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "repeat read from the photo: 36x40 px" in r.stdout + r.stderr
+    meta = json.loads((isolated_home / "presets" / "found" / "preset.json").read_text())
+    assert meta["generator"]["repeat"] == [40, 36] and meta["training"]["repeat"] == "auto"

@@ -132,7 +132,7 @@ import torch
 from engine.circular import UPSAMPLING
 from engine.generator import Generator, GeneratorConfig
 from engine.lattice import HARMONICS, canvas_inputs, read_lattice, stretch
-from engine.layout import CELL, layout_inputs, repeat_map, source_cells
+from engine.layout import CELL, find_repeat, layout_inputs, repeat_map, source_cells
 from engine.maps import MapSettings
 from engine.noise import NoiseParams, noise_period
 from engine.protocol import AUGMENTS  # the one list: the CLI, the wire and TrainConfig share it
@@ -204,7 +204,7 @@ class TrainConfig:
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
     layout_weight: float | None = None  # the output shrunk against the map (L1, sRGB); None: 1, or 3 with a repeat
     layout_scale: int | None = None     # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part); None: 16, or 8 with a repeat
-    repeat: tuple | None = None     # a patterned photo's repeat (h, w) in its own px, set by hand: the layout is that repeat laid edge to edge (engine/layout.py repeat_map), not quilted; no lattice
+    repeat: tuple | str | None = None  # a patterned photo's repeat (h, w) in its own px, set by hand, or "auto" (engine/layout.py find_repeat): the layout is that repeat laid edge to edge (repeat_map), not quilted; no lattice
     start_from: str = "auto"        # G's first weights: "auto" (the nearest built-in texture preset's), "off" (from scratch), or a preset
     pool_size: int = 48
     pool_refresh_every: int = 4     # replace one pool field every N steps
@@ -254,13 +254,14 @@ class TrainConfig:
                 raise ValueError(f"boards needs lattice 'auto' (boards are stripes), got lattice {self.lattice!r}")
             if GeneratorConfig.from_dict(self.generator).arch != "residual":
                 raise ValueError("boards needs the residual generator (its periodic inputs lay the boards out)")
-        if self.repeat is not None:
+        if self.repeat is not None and self.repeat != "auto":
             r = self.repeat
             if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(
                     isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and 16 <= n <= 8192
                     for n in r)):
-                raise ValueError(f"repeat must be (height, width) in px, each 16..8192, got {r!r}")
+                raise ValueError(f"repeat must be (height, width) in px, each 16..8192, or 'auto', got {r!r}")
             self.repeat = tuple(float(n) for n in r)
+        if self.repeat is not None:
             if self.boards is not None:
                 raise ValueError("repeat and boards exclude each other: a pattern's repeat, or boards")
             if GeneratorConfig.from_dict(self.generator).arch != "residual":
@@ -356,8 +357,13 @@ class TextureTask:
         self.wave_vectors: list[tuple[float, float]] = []
         boards = None
         self.repeat: tuple[int, int] = ()
-        if cfg.repeat:
-            self.repeat = self._repeat_px(cfg.repeat)
+        if cfg.repeat == "auto":
+            found, score = find_repeat(ex[0].permute(1, 2, 0).cpu().numpy())
+            ctx.log(f"repeat read from the photo: {found[1]}x{found[0]} px (its luma matches itself shifted so, "
+                    f"correlation {score[1]:.2f} across, {score[0]:.2f} down); --repeat WxH sets it by hand")
+            self.repeat = self._repeat_px(found, 1.0)
+        elif cfg.repeat:
+            self.repeat = self._repeat_px(cfg.repeat, self.exemplar_scale)
         elif cfg.lattice != "off" and self.g_config.arch == "residual":
             self.wave_vectors, boards = read_lattice(ex[0].permute(1, 2, 0).cpu().numpy(), stripes=cfg.lattice == "auto")
             if cfg.boards is not None:
@@ -394,8 +400,9 @@ class TextureTask:
             mean, std = self.layout_source.mean((1, 2)), self.layout_source.std((1, 2)).clamp_min(0.02)
             buffers = {"layout_source": self.layout_source, "layout_mean": mean, "layout_std": std}
             if self.repeat:
-                ctx.log(f"repeat: the photo's {self.repeat[1]}x{self.repeat[0]} px pattern (set by hand) laid edge to "
-                        f"edge as G's map; a canvas holds whole repeats, each stretched to fit")
+                ctx.log(f"repeat: the photo's {self.repeat[1]}x{self.repeat[0]} px pattern (at the training scale; "
+                        f"{'read from the photo' if cfg.repeat == 'auto' else 'set by hand'}) laid edge to edge as "
+                        f"G's map; a canvas holds whole repeats, each stretched to fit")
             else:
                 ctx.log(f"layout: quilted from the photo's {self.layout_source.shape[-1]}x"
                         f"{self.layout_source.shape[-2]} cells of {CELL} px")
@@ -463,11 +470,12 @@ class TextureTask:
         k = k / (np.linalg.norm(k) * width)
         return float(k[0]), float(k[1])
 
-    def _repeat_px(self, repeat) -> tuple[int, int]:
-        """The pattern's repeat (h, w) set by hand in the photo's own px -> px at the training
-        scale, refused where it does not fit in the photo with a map cell to spare."""
+    def _repeat_px(self, repeat, scale: float) -> tuple[int, int]:
+        """The pattern's repeat (h, w) px times ``scale`` (the photo's own px set by hand ->
+        px at the training scale), refused where it does not fit in the photo with a map
+        cell to spare."""
         h, w = self.exemplar.shape[-2:]
-        out = tuple(int(round(r * self.exemplar_scale)) for r in repeat)
+        out = tuple(int(round(r * scale)) for r in repeat)
         limit = (h // CELL * CELL - CELL, w // CELL * CELL - CELL)
         if any(r > m for r, m in zip(out, limit)) or min(out) < 16:
             raise ValueError(f"a repeat of {out[1]}x{out[0]} px (at the training scale) does not fit: it must be at "
