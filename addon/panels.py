@@ -66,7 +66,7 @@ def draw_training(layout, context) -> None:
     layout.prop(settings, "train_image")
     layout.prop(settings, "train_name")
     col = layout.column(align=True)
-    for prop in ("train_minutes", "train_steps", "train_exemplar_size", "train_crop", "train_batch"):
+    for prop in ("train_minutes", "train_steps", "train_exemplar_size", "train_crop", "train_batch", "train_repeat"):
         col.prop(settings, prop)
     layout.operator("mgan.train", icon="EXPORT")
     draw_train_status(layout)

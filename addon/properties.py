@@ -113,6 +113,10 @@ class MGAN_Settings(bpy.types.PropertyGroup):
                     "else its longest side scaled to this")
     train_crop: bpy.props.IntProperty(name="Crop", default=128, min=32, max=1024, step=8, subtype="PIXEL")
     train_batch: bpy.props.IntProperty(name="Batch", default=4, min=1, max=64)
+    train_repeat: bpy.props.StringProperty(
+        name="Repeat", default="",
+        description="A patterned image (carpet, print, wallpaper): one whole repeat of its pattern, "
+                    "WIDTHxHEIGHT in the image's pixels, or auto to read it from the image; empty: none")
     map_override: bpy.props.BoolProperty(
         name="Custom map settings", default=False,
         description="Send the map settings below; off, the preset's own are used and shown below "

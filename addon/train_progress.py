@@ -93,12 +93,15 @@ def job_message(record: Mapping) -> str:
 
 
 def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TRAIN_MINUTES,
-                 exemplar_size: int = 0, crop: int = 128, batch: int = 4, mode: str = "NEW") -> dict:
+                 exemplar_size: int = 0, crop: int = 128, batch: int = 4, mode: str = "NEW",
+                 repeat: str = "") -> dict:
     """The train request's fields from the panel's settings. Steps 0: the time budget in
     minutes (the engine's previews every 100 steps); exemplar size 0: the image at its own
     pixel size (the engine scales down only images above 512 px, and says so): the same
     defaults as ``mgan train``. ``mode``: where a run of that name has a checkpoint (the
-    engine refuses a new one, CONFLICT), RESUME continues it and FRESH starts it over."""
+    engine refuses a new one, CONFLICT), RESUME continues it and FRESH starts it over.
+    ``repeat``: a patterned image's repeat, "WIDTHxHEIGHT" px or "auto" (``mgan train
+    --repeat``); empty: none."""
     if mode not in TRAIN_MODES:
         raise ValueError(f"train mode must be one of {', '.join(TRAIN_MODES)}, got {mode!r}")
     fields = {"name": name, "crop": int(crop), "batch": int(batch), "source": f"Blender image '{image_name}'"}
@@ -110,6 +113,8 @@ def train_fields(name: str, image_name: str, steps: int = 0, minutes: float = TR
         fields["minutes"] = float(minutes)
     if exemplar_size > 0:
         fields["exemplar_size"] = int(exemplar_size)
+    if repeat.strip():
+        fields["repeat"] = repeat.strip().lower().replace(" ", "")
     return fields
 
 

@@ -362,14 +362,12 @@ def seed_arg(text: str) -> int:
 
 def repeat_arg(text: str) -> tuple[float, float] | str:
     """A --repeat value, WIDTHxHEIGHT px (decimals allowed) -> (height, width); or "auto"."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    parts = text.lower().split("x")
+    from engine.layout import parse_repeat
+
     try:
-        w, h = (float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"repeat must be WIDTHxHEIGHT in px, e.g. 226x292, or auto, got {text!r}") from None
-    return h, w
+        return parse_repeat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,6 +96,20 @@ def quilt(source: torch.Tensor | np.ndarray, size: tuple[int, int], seed: int,
     return acc / np.maximum(wsum, 1e-6)
 
 
+def parse_repeat(text: str) -> tuple[float, float] | str:
+    """A repeat as a user writes it, WIDTHxHEIGHT px (decimals allowed) or "auto" -> (height,
+    width) or "auto" (``mgan train --repeat``, the engine's ``train`` field ``repeat``)."""
+    if not isinstance(text, str):
+        raise ValueError(f"repeat must be WIDTHxHEIGHT in px, e.g. 226x292, or auto, got {text!r}")
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        w, h = (float(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"repeat must be WIDTHxHEIGHT in px, e.g. 226x292, or auto, got {text!r}") from None
+    return h, w
+
+
 REPEAT_MIN_CORRELATION = 0.3   # a pattern's repeat: its high-passed luma correlates this much with itself shifted by it
 REPEAT_MIN_SHIFT = 32          # px: finer repetition is local texture, G draws it unaided
 REPEAT_MIN_OVERLAP = 0.25      # share of the photo that a shift must leave overlapping (and at least 64 px)

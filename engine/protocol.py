@@ -56,6 +56,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 768 * 1024 * 1024
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # engine.presets.NAME_RE (the server checks names again with engine.presets.check_name).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+REPEAT_RE = re.compile(r"^(auto|\d{1,4}(\.\d{1,3})?x\d{1,4}(\.\d{1,3})?)$")  # "auto" or WIDTHxHEIGHT px
 
 # Error codes: stable strings that clients may branch on.
 BAD_MESSAGE = "bad_message"        # the multipart envelope is wrong
@@ -181,6 +182,7 @@ TRAIN_CONFIG_FIELDS = {
     "lr_g": _num(1e-8, 1.0), "lr_d": _num(1e-8, 1.0), "adv_ratio": _num(0.0, 100.0),
     "checkpoint_every": _int(1, 1_000_000), "preview_every": _int(1, 1_000_000),
     "seed": _int(0, MAX_SEED), "precision": _choice(PRECISIONS),
+    "repeat": Field("str", pattern=REPEAT_RE),  # -> TrainConfig.repeat through engine.layout.parse_repeat
 }
 _JOB = Field("str", required=True, pattern=ID_RE)
 

@@ -24,6 +24,7 @@ import zmq
 
 from . import protocol as P
 from .jobs import Job, JobBook, new_job_id
+from .layout import parse_repeat
 from .presets import PresetError, data_dir, find_preset, scan_presets
 from .security import CurveServerKeys, EndpointError, apply_server_keys, check_bind, start_authenticator
 from .synth import pick_device
@@ -303,6 +304,8 @@ class EngineServer:
                 setattr(config, key, f[key])
         config.noise = {**config.noise, **f["noise"]}
         try:
+            if "repeat" in f:
+                config.repeat = parse_repeat(f["repeat"])
             config.validate()
         except ValueError as exc:
             raise P.ProtocolError(P.BAD_FIELD, str(exc)) from None

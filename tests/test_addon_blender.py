@@ -559,8 +559,16 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
         sent_file_bytes = op_train.exemplar_bytes(s.train_image) == open(args["exemplar"], "rb").read()
         generated = bpy.data.images.new("painted", 40, 24)
         png = op_train.exemplar_bytes(generated)
-        defaults = [s.train_minutes, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch]
+        defaults = [s.train_minutes, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch,
+                    s.train_repeat]
         s.train_name, s.train_steps, s.train_exemplar_size, s.train_crop, s.train_batch = args["name"], 3, 64, 32, 2
+        s.train_repeat = "wide"  # not WIDTHxHEIGHT nor auto: refused in the panel, nothing sent
+        try:
+            bad_repeat = bpy.ops.mgan.train()
+        except RuntimeError as exc:
+            bad_repeat = str(exc)
+        bad_repeat_job = state.train_job
+        s.train_repeat = ""
         assert bpy.ops.mgan.train() == {"FINISHED"}
         watch = op_train.TrainWatch(args["endpoint"], state.train_job)  # what the UI timer steps
         t0 = time.monotonic()
@@ -584,13 +592,15 @@ def test_train_preset_from_an_image(tmp_path, addon_zip, blender, engine):
             while not watch2.step() and time.monotonic() - t0 < 600:
                 time.sleep(0.2)
             modes[mode] = [watch2.record["state"], watch2.record["result"]["steps"], state.train_job]
-        emit(sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record, defaults=defaults,
+        emit(bad_repeat=str(bad_repeat), bad_repeat_job=bad_repeat_job,
+             sent_file_bytes=sent_file_bytes, png_magic=list(png[:8]), record=watch.record, defaults=defaults,
              message=message, presets=[p["name"] for p in conn.LINK.presets], again=again, conflict=conflict,
              modes=modes, conflict_after=state.train_conflict)
     """, timeout=700, zip=addon_zip, endpoint=engine.connect_address(), exemplar=exemplar, name=name)
     assert found["sent_file_bytes"] is True
     # the panel starts at `mgan train`'s defaults: 5 minutes, the image at its own pixel size
-    assert found["defaults"] == [5.0, 0, 0, 128, 4]
+    assert found["defaults"] == [5.0, 0, 0, 128, 4, ""]
+    assert "repeat 'wide'" in found["bad_repeat"] and not found["bad_repeat_job"]
     assert bytes(found["png_magic"]) == b"\x89PNG\r\n\x1a\n"
     assert found["record"]["state"] == "done", found["record"]
     assert found["record"]["name"] == name and found["record"]["result"]["steps"] == 3

@@ -296,8 +296,11 @@ def test_train_fields_default_to_the_command_lines_budget_and_scale():
     assert resume["resume"] is True and "fresh" not in resume and fresh["fresh"] is True and "resume" not in fresh
     with pytest.raises(ValueError, match="train mode"):
         train_progress.train_fields("wood", "x", mode="AGAIN")
+    carpet = train_progress.train_fields("rug", "x", repeat=" 226X292 ")
+    auto = train_progress.train_fields("rug", "x", repeat="auto")
+    assert carpet["repeat"] == "226x292" and auto["repeat"] == "auto" and "repeat" not in f
     from engine import protocol  # what the engine accepts
-    for fields in (train_progress.train_fields("wood", "x"), f, resume, fresh):
+    for fields in (train_progress.train_fields("wood", "x"), f, resume, fresh, carpet, auto):
         checked = protocol.check_fields(fields, protocol.SPECS["train"].fields)
         assert ("steps" in checked) != ("minutes" in checked)
     assert set(train_progress.FINISHED_STATES) <= {"done", "failed", "cancelled", "interrupted"}

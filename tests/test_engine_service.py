@@ -201,6 +201,32 @@ def test_a_time_budget_trains_over_the_socket_and_the_panel_reads_it_as_a_clock(
     assert notes[-1].startswith("preset 'timed' written to")
 
 
+def test_a_patterns_repeat_travels_over_the_socket_and_a_malformed_one_is_refused(client, home):
+    """The panel's Repeat field: "WIDTHxHEIGHT" reaches the run (its preset lays that repeat,
+    and the run's notes say so); a malformed or absurd one is a bad_field before any job."""
+    import io
+    import json
+
+    rng = np.random.default_rng(0)
+    unit = (rng.random((40, 36, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.tile(unit, (3, 3, 1))[:112, :104]).save(buf, format="PNG")
+    for bad in ("36", "36x40x2", "wide", "9999x40"):
+        with pytest.raises(EngineError) as info:
+            client.train(buf.getvalue(), "patterned", steps=1, repeat=bad)
+        assert info.value.code == P.BAD_FIELD and "repeat" in str(info.value), bad
+    job = client.train(buf.getvalue(), "patterned", steps=2, crop=32, batch=1, repeat="36x40",
+                       checkpoint_every=1000, preview_every=1000)
+    t0 = time.monotonic()
+    while (record := client.status(job))["state"] not in ("done", "failed"):
+        assert time.monotonic() - t0 < 300, record
+        time.sleep(0.2)
+    assert record["state"] == "done", record
+    meta = json.loads((home / "presets" / "patterned" / "preset.json").read_text())
+    assert meta["generator"]["repeat"] == [40, 36]
+    assert any(n.startswith("repeat: the photo's 36x40 px pattern") for n in record["notes"])
+
+
 def test_a_queued_job_can_be_cancelled_before_it_starts(client):
     from engine.synth import DEFAULT_TILE
 
