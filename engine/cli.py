@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texture: a patterned photo's repeat (carpet, printed fabric, wallpaper): one whole unit of "
                         "its pattern, WIDTHxHEIGHT in the photo's own px, or auto: read from the photo (the log "
                         "says what it read); G follows that repeat laid edge to edge (a canvas holds whole "
-                        "repeats, each stretched to fit; docs/MEASURED.md)")
+                        "repeats, each stretched to fit); not for bricks or tiles, whose lattice does better "
+                        "(docs/MEASURED.md)")
     s.add_argument("--layout", action=argparse.BooleanOptionalAction, default=None,
                    help="texture: G also follows a coarse map quilted from the photo at 1/8 (engine/layout.py): "
                         "its large structure: strata, bands, patches (irregular photos; default off; docs/MEASURED.md)")
