@@ -402,5 +402,6 @@ def test_repeat_option_trains_a_pattern_preset_that_lays_its_repeat_edge_to_edge
                 "--checkpoint-every", "2", "--preview-every", "2", env=env)
     assert r.returncode == 0, r.stderr
     assert "repeat read from the photo: 36x40 px" in r.stdout + r.stderr
+    assert "also reads as a regular lattice" in r.stdout + r.stderr  # a strict repeat: the lattice is offered
     meta = json.loads((isolated_home / "presets" / "found" / "preset.json").read_text())
     assert meta["generator"]["repeat"] == [40, 36] and meta["training"]["repeat"] == "auto"

@@ -364,6 +364,12 @@ class TextureTask:
             self.repeat = self._repeat_px(found, 1.0)
         elif cfg.repeat:
             self.repeat = self._repeat_px(cfg.repeat, self.exemplar_scale)
+        if self.repeat and cfg.lattice != "off" and self.g_config.arch == "residual":
+            lattice, _ = read_lattice(ex[0].permute(1, 2, 0).cpu().numpy(), stripes=False)
+            if lattice:
+                ctx.log("note: the photo also reads as a regular lattice ("
+                        + ", ".join(f"{1 / math.hypot(*k):.1f} px" for k in lattice) + "); without --repeat its "
+                        "periodic inputs lay it out, which did better on tiles (docs/MEASURED.md)")
         elif cfg.lattice != "off" and self.g_config.arch == "residual":
             self.wave_vectors, boards = read_lattice(ex[0].permute(1, 2, 0).cpu().numpy(), stripes=cfg.lattice == "auto")
             if cfg.boards is not None:
