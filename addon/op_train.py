@@ -174,15 +174,14 @@ class MGAN_OT_train(bpy.types.Operator):
         if not protocol.NAME_RE.match(name):
             self.report({"ERROR"}, f"preset name '{name}': use 1-64 of a-z 0-9 _ -, starting with a letter or digit")
             return {"CANCELLED"}
-        repeat = settings.train_repeat.strip().lower().replace(" ", "")
-        if repeat and not protocol.REPEAT_RE.match(repeat):
+        fields = train_fields(name, settings.train_image.name, settings.train_steps, settings.train_minutes,
+                              settings.train_exemplar_size, settings.train_crop, settings.train_batch, self.mode,
+                              settings.train_repeat)
+        if "repeat" in fields and not protocol.REPEAT_RE.match(fields["repeat"]):
             self.report({"ERROR"}, f"repeat '{settings.train_repeat}': WIDTHxHEIGHT in pixels (e.g. 226x292), "
                                    "auto, or empty")
             return {"CANCELLED"}
         endpoint = addon_prefs(context).endpoint
-        fields = train_fields(name, settings.train_image.name, settings.train_steps, settings.train_minutes,
-                              settings.train_exemplar_size, settings.train_crop, settings.train_batch, self.mode,
-                              repeat)
         try:
             data = exemplar_bytes(settings.train_image)
             job = EngineJob(LINK, endpoint, "train", fields,

@@ -219,8 +219,12 @@ def repeat_map(source: torch.Tensor | np.ndarray, repeat: tuple[int, int], size:
     y0, fy = axis(H, ky, rh, oy, h)
     x0, fx = axis(W, kx, rw, ox, w)
     s = src.transpose(1, 2, 0)
-    top = s[y0][:, x0] * (1 - fx)[None, :, None] + s[y0][:, x0 + 1] * fx[None, :, None]
-    bottom = s[y0 + 1][:, x0] * (1 - fx)[None, :, None] + s[y0 + 1][:, x0 + 1] * fx[None, :, None]
+    fx = fx[None, :, None]
+
+    def across(rows: np.ndarray) -> np.ndarray:  # the rows, interpolated between their cells x0 and x0 + 1
+        return rows[:, x0] * (1 - fx) + rows[:, x0 + 1] * fx
+
+    top, bottom = across(s[y0]), across(s[y0 + 1])
     return np.ascontiguousarray(top * (1 - fy)[:, None, None] + bottom * fy[:, None, None], dtype=np.float32)
 
 

@@ -218,9 +218,9 @@ def coarse_band(side: int, device=None) -> torch.Tensor:
     """(side, side) bool: the frequencies of a side x side spectrum with periods of 8 px and
     more, less the mean (the mesh band's complement): where large structure and its
     directions live."""
-    f = torch.fft.fftfreq(side, device=device)
-    r = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
-    return (r > 0) & (r < MESH_RADIUS)
+    band = ~mesh_band(side, device)
+    band[0, 0] = False
+    return band
 
 
 def spectrum2d_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
