@@ -56,6 +56,7 @@ class GenerateTexture(EngineJobOperator):
             if area.type == "IMAGE_EDITOR" and area.spaces.active.image is None:
                 area.spaces.active.image = image  # show the result where the user works
         self.report({"INFO"}, STATE.message)
+        self.report_note(reply)
         return {"FINISHED"}
 
 

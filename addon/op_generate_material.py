@@ -62,6 +62,7 @@ class MGAN_OT_generate_material(EngineJobOperator, bpy.types.Operator):
         seconds = reply.header.get("seconds", 0)
         STATE.message = f"material '{material.name}': {base.shape[1]}x{base.shape[0]} in {seconds:.1f} s"
         self.report({"INFO"}, STATE.message)
+        self.report_note(reply)
         return {"FINISHED"}
 
     def _warn(self, message: str) -> set[str]:

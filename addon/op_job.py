@@ -69,12 +69,19 @@ class EngineJobOperator:
             self.report({"ERROR"}, exc.message)
             return False
         STATE.running, STATE.fraction, STATE.cancel_requested = True, 0.0, False
-        STATE.message = message
+        STATE.message, STATE.note = message, ""
         return True
 
     def _done(self, context) -> set[str]:
         STATE.running = False
         return self.finish(context, self._job.reply)
+
+    def report_note(self, reply) -> None:
+        """The engine's note on a texture (a pattern's repeat stretched to fit the size), kept
+        for the panel and reported as a warning."""
+        STATE.note = reply.header.get("note", "")
+        if STATE.note:
+            self.report({"WARNING"}, STATE.note)
 
     def fail(self, message: str) -> set[str]:
         STATE.running, STATE.message = False, message

@@ -6,6 +6,7 @@ from .jobs import PANEL_MAP_SETTINGS
 from .live_preview_timer import draw_live_preview
 from .op_train import draw_train_status
 from .panels_presets import draw_broken_presets, draw_preset_picker, draw_release
+from .preset_list import panel_lines
 from .properties import STATE
 
 
@@ -46,6 +47,8 @@ def draw_panel(layout, context) -> None:
         row.operator("mgan.generate_material", icon="MATERIAL")
         if STATE.message:
             layout.label(text=STATE.message)
+        for i, line in enumerate(panel_lines(STATE.note) if STATE.note else ()):
+            layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 
 
 def draw_map_settings(layout, settings) -> None:

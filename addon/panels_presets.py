@@ -1,7 +1,7 @@
 """The preset part of the MGAN panel: a grid of thumbnails to pick from, the presets that
 cannot be loaded (greyed, with the reason), and the button that frees engine memory."""
 from .connection import LINK
-from .preset_list import broken_lines
+from .preset_list import panel_lines
 
 
 def draw_preset_picker(layout, settings) -> None:
@@ -21,7 +21,7 @@ def draw_broken_presets(layout) -> None:
     col.active = False  # greyed: nothing here can be picked
     for entry in LINK.broken:
         col.label(text=entry["name"], icon="CANCEL")
-        for line in broken_lines(entry["reason"]):
+        for line in panel_lines(entry["reason"]):
             col.label(text=line)
 
 

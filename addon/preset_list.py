@@ -96,8 +96,8 @@ def write_thumbnails(presets: list[dict], folder: Path) -> dict[str, Path]:
     return files
 
 
-def broken_lines(reason: str, width: int = 44, max_lines: int = 6) -> list[str]:
-    """A broken preset's reason as panel lines (Blender labels do not wrap)."""
+def panel_lines(reason: str, width: int = 44, max_lines: int = 6) -> list[str]:
+    """A long text (a broken preset's reason, an engine's note) as panel lines (Blender labels do not wrap)."""
     lines = textwrap.wrap(reason, width) or [""]
     if len(lines) > max_lines:
         lines = lines[:max_lines]

@@ -42,6 +42,7 @@ class RunState:
         self.running = False
         self.fraction = 0.0
         self.message = ""
+        self.note = ""  # the engine's note on the last texture (a pattern's repeat stretched to fit)
         self.cancel_requested = False
         self.train_job = ""
         self.train_message = ""

@@ -113,25 +113,10 @@ def cmd_synth(args) -> int:
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
-        note = repeat_note(synth.generator.config.repeat, period or (h, w))
+        note = synth.repeat_note((h, w), period)
         if note:
-            print(note)
+            print(f"note: {note} (--{'period' if period else 'size'})")
     return 0
-
-
-def repeat_note(repeat, period: tuple[int, int]) -> str:
-    """For a preset that lays a pattern's repeat (engine/layout.py): what fitting whole
-    repeats into this period did to it, where it stretched it by more than 3%, and the
-    nearest size that holds them unstretched; else ''."""
-    from engine.layout import repeat_counts, repeat_stretch
-
-    if not repeat or repeat_stretch(repeat, period) <= 0.03:
-        return ""
-    ny, nx = repeat_counts(repeat, period)
-    exact = [int(-(-n * r // 8) * 8) for n, r in zip((ny, nx), repeat)]
-    return (f"note: the pattern's {repeat[1]}x{repeat[0]} px repeat is stretched by up to "
-            f"{100 * repeat_stretch(repeat, period):.0f}% to fit {nx}x{ny} whole repeats; "
-            f"--size {exact[1]}x{exact[0]} holds them within {100 * repeat_stretch(repeat, exact):.0f}%")
 
 
 def cmd_presets(args) -> int:

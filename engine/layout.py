@@ -185,6 +185,15 @@ def repeat_stretch(repeat: tuple[int, int], period: tuple[int, int]) -> float:
     return max(abs(p / (n * r) - 1.0) for p, r, n in zip(period, repeat, repeat_counts(repeat, period)))
 
 
+def repeat_fit(repeat: tuple[int, int], period: tuple[int, int]) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """How a canvas of ``period`` px lays a repeat of ``repeat`` (h, w) px: the stretch
+    (``repeat_stretch``), the whole repeats (down, across), and the nearest period in
+    multiples of 8 that holds that many nearly unstretched."""
+    counts = repeat_counts(repeat, period)
+    exact = tuple(int(-(-n * r // 8) * 8) for n, r in zip(counts, repeat))
+    return repeat_stretch(repeat, period), counts, exact
+
+
 def repeat_map(source: torch.Tensor | np.ndarray, repeat: tuple[int, int], size: tuple[int, int], seed: int,
                fit: bool = True) -> np.ndarray:
     """A (H, W, 3) float32 map of ``size`` cells: one repeat of the photo, ``repeat`` (h, w)

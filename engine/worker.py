@@ -242,6 +242,12 @@ class DeviceWorker(threading.Thread):
         with cpu_threads(1 if self.device == "cpu" and decode_pixels(job) <= SINGLE_THREAD_PIXELS else None):
             if job.kind == "synthesize":
                 images, header = [self._synthesize(job, synth)], {"width": f["width"], "height": f["height"]}
+                period = f.get("period")
+                note = synth.repeat_note((f["height"], f["width"]),
+                                         (period["height"], period["width"]) if period else None,
+                                         0 if f["tileable"] else TILE_HALO)
+                if note:
+                    header["note"] = note
             else:
                 images, header = self._stylize(job, synth), {}
         out = [to_uint8(im) if f["dtype"] == "uint8" else np.ascontiguousarray(im, np.float32) for im in images]

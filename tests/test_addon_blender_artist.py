@@ -107,6 +107,15 @@ ARTIST = """
     found["released"] = state.message
     assert bpy.ops.mgan.release_memory() == {"FINISHED"}
     found["released_again"] = state.message
+    # a preset that follows a pattern's repeat, at a size that squeezes it: the engine's note,
+    # reported and drawn under the message
+    found["note_before"] = state.note
+    s.preset, s.image_name, s.width, s.height = "fabric", "", 128, 128
+    assert bpy.ops.mgan.generate() == {"FINISHED"}
+    layout = Layout(icons=True)
+    modules["panels"].draw_panel(layout, bpy.context)
+    found["note"] = [state.note, [c for c in layout.calls if c[0] == "label" and c[3] in ("INFO", "BLANK1")]]
+    assert bpy.ops.mgan.release_memory() == {"FINISHED"}  # the engine as it was (it serves both Blenders)
     prefs.endpoint = args["nobody"]
     t0 = time.monotonic()
     try:
@@ -212,6 +221,11 @@ def test_thumbnails_broken_presets_variants_keep_and_release(tmp_path, addon_zip
     # release: the loaded tiny preset went; the second time nothing was loaded
     assert found["released"].startswith("engine memory: freed 1 loaded preset")
     assert found["released_again"].startswith("engine memory: no preset was loaded")
+    # the fabric built-in's 226x292 px repeat squeezed into 128x128: said, with the size that holds it
+    assert found["note_before"] == ""
+    note, drawn_note = found["note"]
+    assert note.startswith("the pattern's 226x292 px repeat is stretched by up to") and "a size of 232x296" in note
+    assert " ".join(c[2] for c in drawn_note) == note and drawn_note[0][3] == "INFO" and len(drawn_note) > 1
     message, seconds = found["release_down"]
     assert "did not answer release" in message and "nobody.sock" in message and seconds < 10
     assert "Traceback" not in message

@@ -60,11 +60,11 @@ def test_broken_presets_are_listed_with_a_one_line_reason():
     assert listing.broken[2]["reason"] == "no reason given"
 
 
-def test_broken_lines_wrap_for_the_panel_and_stop_after_a_few():
-    lines = preset_list.broken_lines("word " * 20, width=20, max_lines=3)
+def test_panel_lines_wrap_for_the_panel_and_stop_after_a_few():
+    lines = preset_list.panel_lines("word " * 20, width=20, max_lines=3)
     assert len(lines) == 3 and all(len(line) <= 20 for line in lines) and lines[-1].endswith("...")
-    assert preset_list.broken_lines("short") == ["short"]
-    assert preset_list.broken_lines("") == [""]
+    assert preset_list.panel_lines("short") == ["short"]
+    assert preset_list.panel_lines("") == [""]
 
 
 # ---- the preset menu ---------------------------------------------------------------------

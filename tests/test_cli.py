@@ -68,12 +68,17 @@ def test_synth_into_a_folder_names_the_file_after_the_preset(isolated_home, tmp_
 
 
 def test_synth_says_where_a_patterns_repeat_is_stretched_and_which_size_holds_it():
-    """A repeat preset's canvas holds whole repeats: ``mgan synth`` says how far a size
+    """A repeat preset's canvas holds whole repeats: the synthesizer says how far a size
     stretched them (over 3%) and the size, in multiples of 8, that holds them nearly as is."""
-    from engine.cli import repeat_note
+    from engine.synth import Synthesizer
 
-    note = repeat_note((292, 226), (512, 512))
+    synth = Synthesizer.load("fabric")
+    assert synth.generator.config.repeat == (292, 226)
+    note = synth.repeat_note((512, 512))
     assert "226x292 px repeat is stretched by up to 13%" in note and "2x2 whole repeats" in note
-    assert "--size 456x584 holds them within 1%" in note
-    assert repeat_note((292, 226), (2048, 2048)) == ""   # 7 and 9 repeats, under 1%
-    assert repeat_note((), (512, 512)) == ""
+    assert "a size of 456x584 holds them within 1%" in note
+    assert synth.repeat_note((2048, 2048)) == ""   # 7 and 9 repeats, under 1%
+    assert "a period of 456x584" in synth.repeat_note((64, 64), period=(512, 512))
+    assert Synthesizer.load("stone").repeat_note((512, 512)) == ""
+
+

@@ -96,6 +96,21 @@ def test_maps_over_the_socket_equal_the_in_process_maps(client, pipeline):
         client.material("tiny", 64, 64, map_settings={"roughness_min": 0.8, "roughness_max": 0.2})
 
 
+def test_a_stretched_repeat_is_said_in_the_reply(client):
+    """The fabric built-in follows its carpet's 226x292 px repeat: a canvas that squeezes
+    whole repeats by more than 3% gets a ``note`` with the size that holds them; one that
+    holds them, and a preset without a repeat, none."""
+    r = client.call("synthesize", {"preset": "fabric", "width": 512, "height": 512})
+    assert r.header["note"] == ("the pattern's 226x292 px repeat is stretched by up to 13% to fit "
+                                         "2x2 whole repeats; a size of 456x584 holds them within 1%")
+    assert "note" not in client.call("synthesize", {"preset": "fabric", "width": 456, "height": 584}).header
+    untileable = client.call("synthesize", {"preset": "fabric", "width": 456, "height": 584, "tileable": False})
+    assert "a size of 552x456 holds them" in untileable.header["note"]  # its canvas has a 64 px margin a side
+    r = client.call("synthesize", {"preset": "fabric", "width": 64, "height": 64, "period": {"width": 512, "height": 512}})
+    assert "a period of 456x584 holds them" in r.header["note"]
+    assert "note" not in client.call("synthesize", {"preset": "tiny", "width": 64, "height": 64}).header
+
+
 def test_release_frees_loaded_presets_and_the_engine_keeps_serving(client, pipeline):
     client.synthesize("tiny", 32, 32, seed=1)
     freed = client.release()
