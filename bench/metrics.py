@@ -4,6 +4,8 @@
   averaged over layers (what Gatys' method optimises: a VGG-side view).
 - ``patch_swd``: sliced Wasserstein distance between the distributions of 8x8 RGB pixel
   patches (no VGG: a pixel-side view of local structure and colour).
+- ``pattern_match``: for a patterned photo with a repeat, how faithfully a texture draws its
+  motifs in place (the distances above compare patches wherever they lie).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.layout import highpass
 from engine.vgg import get_vgg19
 from training.losses import mesh_band, smoothed_log_power
 from training.texture import gram
@@ -117,6 +120,53 @@ def structure_swd(img: np.ndarray, reference: np.ndarray, seed: int = 0) -> floa
     of at least 112 px a side; raw (x1000), lower is better: a 256 px half of a 512 px
     built-in photo scores 39-78 against the whole."""
     return pyramid_swd(img, reference, levels=6, seed=seed, first=3, last=5)
+
+
+def _luma_highpass(img: np.ndarray) -> np.ndarray:
+    """(H,W,3) uint8 -> the luma less its 25 px box mean (engine/layout.py ``highpass``)."""
+    return highpass((img.astype(np.float64) / 255) @ np.array([0.299, 0.587, 0.114]))
+
+
+def best_correlation(window: np.ndarray, image: np.ndarray) -> float:
+    """The highest normalised correlation of ``window`` with any same-sized part of
+    ``image`` (2-D float arrays; every placement inside it), by FFT."""
+    h, w = window.shape
+    H, W = image.shape
+    if h > H or w > W:
+        raise ValueError(f"a {w}x{h} window does not fit in a {W}x{H} image")
+    a = window - window.mean()
+    size = (H + h, W + w)
+    corr = np.fft.irfft2(np.fft.rfft2(image, size) * np.fft.rfft2(a[::-1, ::-1], size), size)[h - 1:H, w - 1:W]
+
+    def box(x):  # sums over every h x w placement
+        c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
+
+    var = np.maximum(box(image ** 2) - box(image) ** 2 / (h * w), 1e-12)
+    return float((corr / (np.sqrt((a * a).sum()) * np.sqrt(var) + 1e-12)).max())
+
+
+def pattern_match(texture: np.ndarray, reference: np.ndarray, repeat: tuple[int, int]) -> float:
+    """How faithfully a texture draws a patterned photo's motifs: windows of half a repeat
+    ((h, w) px) on a 3x3 grid of the texture, each matched at its best placement in the
+    photo (``best_correlation`` of the high-passed luma), mean over the windows; 1 = the
+    photo's own pattern, 0 = nothing of it. A texture of a repeat preset draws the repeat
+    at a place drawn from its seed, so a faithful one matches somewhere. The photo's own
+    level (``pattern_floor``) is below 1 where its repeats differ (hand-made carpets)."""
+    t, p = _luma_highpass(texture), _luma_highpass(reference)
+    h, w = (int(r) // 2 for r in repeat)
+    ys = np.linspace(0, t.shape[0] - h, 3).astype(int)
+    xs = np.linspace(0, t.shape[1] - w, 3).astype(int)
+    return float(np.mean([best_correlation(t[y:y + h, x:x + w], p) for y in ys for x in xs]))
+
+
+def pattern_floor(reference: np.ndarray, repeat: tuple[int, int]) -> float:
+    """The photo against itself, as ``pattern_match`` sees it: a half-repeat window at
+    its top left, matched in the rows below it (past the window and 8 px), where the
+    pattern repeats but is not the same pixels."""
+    p = _luma_highpass(reference)
+    h, w = (int(r) // 2 for r in repeat)
+    return best_correlation(p[:h, :w], p[h + 8:])
 
 
 def color_distance(img: np.ndarray, reference: np.ndarray, n_dirs: int = 64, seed: int = 0) -> float:

@@ -19,7 +19,9 @@ Three variants, all with circular padding in every convolution so G(roll(f)) = r
   An irregular texture's G (``layout``) also reads a colour map at 1/8, quilted from the
   photo's own 1/8 cells (engine/layout.py), through a 1x1 conv into its stem: where the
   photo's large things go (strata, patches, ledges), which nothing in relu4_1 of noise
-  carries; the cells are a buffer of the preset.
+  carries; the cells are a buffer of the preset. A pattern's repeat (``repeat``) is laid
+  edge to edge instead, and with ``fine`` also read at 1/4 through a 1x1 conv into the
+  first stage beside relu3_1, from the photo's 4 px cells (a second buffer).
 - ``upsample`` (default, shipped): nearest-neighbour x2 upsampling followed by a 3x3 conv,
   three times. Every output pixel of a 2x2 block sees the same kernel, so there is no
   checkerboard (bench/checkerboard.py measures it).
@@ -67,6 +69,9 @@ class GeneratorConfig:
     # with a layout: (h, w) px of the pattern's repeat in the photo as trained, whose map is
     # that repeat laid edge to edge instead of quilted (engine/layout.py repeat_map); () for none
     repeat: tuple[int, ...] = ()
+    # with a repeat: G also reads the repeat's map at 1/4 (engine/layout.py FINE cells), into
+    # its first stage, where a pattern's lines and edges are placed to 4 px
+    fine: bool = False
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -100,6 +105,9 @@ class GeneratorConfig:
             raise ValueError(f"generator repeat {list(self.repeat)} px does not fit in its layout's "
                              f"{[8 * n for n in self.layout]} px with a cell to spare")
 
+        if not isinstance(self.fine, bool) or (self.fine and not self.repeat):
+            raise ValueError(f"generator fine must be true or false, and true only with a repeat, got {self.fine!r}")
+
     def to_dict(self) -> dict:
         d = {"arch": self.arch, "widths": list(self.widths)}
         if self.arch == "residual":
@@ -116,6 +124,8 @@ class GeneratorConfig:
                 d["layout"] = list(self.layout)
             if self.repeat:
                 d["repeat"] = list(self.repeat)
+            if self.fine:
+                d["fine"] = True
         return d
 
     @classmethod
@@ -131,6 +141,7 @@ class GeneratorConfig:
         harmonics = d.get("harmonics", cls.harmonics)
         bond = d.get("bond", cls.bond)
         stripes = d.get("stripes", cls.stripes)
+        fine = d.get("fine", cls.fine)
         layout = d.get("layout", [])
         repeat = d.get("repeat", [])
         for key, v in (("layout", layout), ("repeat", repeat)):
@@ -145,12 +156,12 @@ class GeneratorConfig:
         for key, v in (("waves", waves), ("harmonics", harmonics)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"generator {key} must be an int, got {v!r}")
-        for key, v in (("bond", bond), ("stripes", stripes)):
+        for key, v in (("bond", bond), ("stripes", stripes), ("fine", fine)):
             if not isinstance(v, bool):
                 raise ValueError(f"generator {key} must be true or false, got {v!r}")
         return cls(arch=arch, widths=tuple(widths), blocks=blocks, waves=waves, harmonics=harmonics, bond=bond,
                    stripes=stripes,
-                   upsample=upsample, layout=tuple(layout), repeat=tuple(repeat))
+                   upsample=upsample, layout=tuple(layout), repeat=tuple(repeat), fine=fine)
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -223,6 +234,10 @@ class Generator(nn.Module):
                 self.register_buffer("layout_mean", torch.zeros(1, 3, 1, 1))
                 self.register_buffer("layout_std", torch.ones(1, 3, 1, 1))
                 self.layout8 = _conv(3, w0, 1)
+                if config.fine:
+                    # the same photo's 1/4 cells, for the repeat's finer map
+                    self.register_buffer("layout_fine", torch.zeros(3, 2 * config.layout[0], 2 * config.layout[1]))
+                    self.layout4 = _conv(3, w1, 1)
             return
         w1, w2, w3 = config.widths
         self.head = _conv(512, w1)
@@ -287,8 +302,12 @@ class Generator(nn.Module):
             x = self.stem(take("relu4_1"), standardise=(self.feat_mean, self.feat_std), add=add, act="leaky_relu")
             x = _cut(self.blocks(x), crop // 8)
             conv_a, conv_b = self.stages[0]
-            add = self.side3(_cut(take("relu3_1"), crop // 4), standardise=(self.side3_mean, self.side3_std),
-                             add=self.wave4(_cut(take("wave4"), crop // 4)) if waves else None)
+            add4 = self.wave4(_cut(take("wave4"), crop // 4)) if waves else None
+            if self.config.fine:
+                fine = self.layout4(_cut(take("layout4"), crop // 4).to(self.layout_mean.dtype),
+                                    standardise=(self.layout_mean, self.layout_std))
+                add4 = fine if add4 is None else add4 + fine
+            add = self.side3(_cut(take("relu3_1"), crop // 4), standardise=(self.side3_mean, self.side3_std), add=add4)
             x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=self.config.upsample), act="leaky_relu")
             fine = [(_cut(take("relu2_1"), crop // 2), 2)] + ([(_cut(take("wave2"), crop // 2), 2)] if waves else [])
             if fused_inference(x):

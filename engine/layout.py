@@ -20,8 +20,10 @@ things go, and G draws them, at the photo's own detail.
   larger than any training canvas, which G then draws in the photo's detail. A canvas holds
   whole repeats: each is stretched to fit (``repeat_counts``), the way a regular photo's
   waves are quantised (engine/lattice.py). ``find_repeat`` reads the repeat from the photo
-  where the user asks for it (``--repeat auto``).
-- ``layout_inputs``: rows, cols (pixel indices of a window, wrapped) -> G's map input.
+  where the user asks for it (``--repeat auto``). A repeat's G also reads the same repeat
+  at 1/4 (``FINE`` cells, from the photo's own 4 px cells, read at the same place for the
+  same seed): a carpet's 5 px lines, which 8 px cells blur away, are placed to 4 px.
+- ``layout_inputs``: rows, cols (pixel indices of a window, wrapped) -> G's map inputs.
 """
 from __future__ import annotations
 
@@ -30,17 +32,18 @@ import torch
 import torch.nn.functional as F
 
 CELL = 8            # px per map cell: relu4_1's stride
+FINE = 4            # px per cell of a repeat's finer map (relu3_1's stride), where G reads one
 BLOCK = 6           # cells a side of a quilted block (48 px)
 OVERLAP = 2         # cells two neighbouring blocks share
 CANDIDATES = 1024   # blocks compared for each placement (drawn at random where the photo has more)
 CHOOSE = 3          # one of the best this many, at random
 
 
-def source_cells(exemplar: torch.Tensor) -> torch.Tensor:
-    """(1,3,H,W) photo in [0,1] -> (3,H/8,W/8) float32 cells (area average, the last
-    partial cells dropped)."""
+def source_cells(exemplar: torch.Tensor, cell: int = CELL) -> torch.Tensor:
+    """(1,3,H,W) photo in [0,1] -> (3,H/cell,W/cell) float32 cells (area average) of the
+    photo cut to whole 8 px cells, so that its 1/4 cells (``FINE``) cover the same pixels."""
     h, w = exemplar.shape[-2] // CELL * CELL, exemplar.shape[-1] // CELL * CELL
-    return F.avg_pool2d(exemplar[..., :h, :w].float(), CELL)[0].cpu()
+    return F.avg_pool2d(exemplar[..., :h, :w].float(), cell)[0].cpu()
 
 
 def _blocks(source: np.ndarray, block: int) -> np.ndarray:
@@ -115,7 +118,7 @@ REPEAT_MIN_SHIFT = 32          # px: finer repetition is local texture, G draws 
 REPEAT_MIN_OVERLAP = 0.25      # share of the photo that a shift must leave overlapping (and at least 64 px)
 
 
-def _highpass(y: np.ndarray, r: int = 12) -> np.ndarray:
+def highpass(y: np.ndarray, r: int = 12) -> np.ndarray:
     """Luma less its (2r+1)^2 box mean: shading and broad colour drifts out, the pattern's
     edges kept."""
     k = 2 * r + 1
@@ -154,7 +157,7 @@ def find_repeat(rgb: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:
     if f > 1:
         h, w = y.shape[0] // f * f, y.shape[1] // f * f
         y = y[:h, :w].reshape(h // f, f, w // f, f).mean((1, 3))
-    y = _highpass(y)
+    y = highpass(y)
     found, scores = [], []
     for name, img in (("down", y), ("across", y.T)):
         prof = _shift_profile(img)
@@ -195,33 +198,35 @@ def repeat_fit(repeat: tuple[int, int], period: tuple[int, int]) -> tuple[float,
 
 
 def repeat_map(source: torch.Tensor | np.ndarray, repeat: tuple[int, int], size: tuple[int, int], seed: int,
-               fit: bool = True) -> np.ndarray:
+               fit: bool = True, cell: int = CELL) -> np.ndarray:
     """A (H, W, 3) float32 map of ``size`` cells: one repeat of the photo, ``repeat`` (h, w)
     px, laid edge to edge. The repeat is read at a place in the photo drawn from ``seed``
     (different seeds, different phases of the pattern), by bilinear interpolation of the
     photo's cells: where the pattern truly repeats, the cells past a repeat's end are those
     at its start, so the joins are as smooth as the photo. ``fit``: the map wraps around,
     holding whole repeats, each stretched to fit (``repeat_counts``); else it keeps the
-    photo's scale and does not wrap (a training canvas smaller than the repeat)."""
+    photo's scale and does not wrap (a training canvas smaller than the repeat). ``cell``:
+    px per cell of ``source`` and of the map (``FINE``: the finer map, ``source_cells`` at
+    that cell); the same seed reads the repeat at the same place at every cell size."""
     src = np.asarray(source.float().numpy() if isinstance(source, torch.Tensor) else source, np.float32)
     h, w = src.shape[1:]
     H, W = size
     rh, rw = (float(r) for r in repeat)
-    if rh + CELL > h * CELL or rw + CELL > w * CELL:
-        raise ValueError(f"a repeat of {rw:.0f}x{rh:.0f} px does not fit in the photo's {w * CELL}x{h * CELL} px "
+    if rh + CELL > h * cell or rw + CELL > w * cell:
+        raise ValueError(f"a repeat of {rw:.0f}x{rh:.0f} px does not fit in the photo's {w * cell}x{h * cell} px "
                          f"with a cell to spare")
     rng = np.random.default_rng([int(seed) % (2 ** 63), 0x2E9EA7])
-    oy, ox = rng.uniform(0, h * CELL - CELL - rh), rng.uniform(0, w * CELL - CELL - rw)
+    oy, ox = rng.uniform(0, h * cell - CELL - rh), rng.uniform(0, w * cell - CELL - rw)
     if fit:
-        ny, nx = repeat_counts((rh, rw), (H * CELL, W * CELL))
-        ky, kx = ny * rh / (H * CELL), nx * rw / (W * CELL)
+        ny, nx = repeat_counts((rh, rw), (H * cell, W * cell))
+        ky, kx = ny * rh / (H * cell), nx * rw / (W * cell)
     else:
         ky = kx = 1.0
 
     def axis(n: int, k: float, r: float, o: float, limit: int):
         # a cell's centre -> its place in the repeat -> the photo's cell coordinates
-        t = np.mod((np.arange(n) + 0.5) * CELL * k, r)
-        c = np.clip((o + t) / CELL - 0.5, 0, limit - 1)
+        t = np.mod((np.arange(n) + 0.5) * cell * k, r)
+        c = np.clip((o + t) / cell - 0.5, 0, limit - 1)
         lo = np.minimum(np.floor(c).astype(np.int64), limit - 2)
         return lo, (c - lo).astype(np.float32)
 
@@ -237,18 +242,27 @@ def repeat_map(source: torch.Tensor | np.ndarray, repeat: tuple[int, int], size:
     return np.ascontiguousarray(top * (1 - fy)[:, None, None] + bottom * fy[:, None, None], dtype=np.float32)
 
 
-def layout_inputs(source: torch.Tensor, period: tuple[int, int], seed: int, repeat: tuple[int, int] = ()):
+def layout_inputs(source: torch.Tensor, period: tuple[int, int], seed: int, repeat: tuple[int, int] = (),
+                  fine: torch.Tensor | None = None):
     """rows, cols (pixel indices of a window of a canvas with this period, multiples of 8
     apart, wrapped) -> {"layout8": (1,3,len(rows)/8,len(cols)/8)}: the canvas's map, quilted,
-    or with ``repeat`` (h, w px) the photo's repeat laid edge to edge (``repeat_map``)."""
+    or with ``repeat`` (h, w px) the photo's repeat laid edge to edge (``repeat_map``); with
+    ``fine`` (the photo's ``FINE`` cells, a repeat's only) also {"layout4": ...}, the same
+    repeats at 1/4."""
     ph, pw = period
     grid = (repeat_map(source, repeat, (ph // CELL, pw // CELL), seed) if repeat
             else quilt(source, (ph // CELL, pw // CELL), seed))
+    grids = {"layout8": (grid, CELL)}
+    if fine is not None:
+        grids["layout4"] = (repeat_map(fine, repeat, (ph // FINE, pw // FINE), seed, cell=FINE), FINE)
 
     def inputs(rows: np.ndarray, cols: np.ndarray, device=None) -> dict[str, torch.Tensor]:
-        r = (np.asarray(rows)[::CELL] // CELL) % grid.shape[0]
-        c = (np.asarray(cols)[::CELL] // CELL) % grid.shape[1]
-        t = torch.from_numpy(np.ascontiguousarray(grid[np.ix_(r, c)].transpose(2, 0, 1)))[None]
-        return {"layout8": t.to(device) if device is not None else t}
+        out = {}
+        for key, (g, cell) in grids.items():
+            r = (np.asarray(rows)[::cell] // cell) % g.shape[0]
+            c = (np.asarray(cols)[::cell] // cell) % g.shape[1]
+            t = torch.from_numpy(np.ascontiguousarray(g[np.ix_(r, c)].transpose(2, 0, 1)))[None]
+            out[key] = t.to(device) if device is not None else t
+        return out
 
     return inputs

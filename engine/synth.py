@@ -142,7 +142,8 @@ class Synthesizer:
             parts.append(canvas_inputs(self.generator.wave_vectors.tolist(), period, seed, g.harmonics, g.bond,
                                        g.stripes))
         if g.layout:
-            parts.append(layout_inputs(self.generator.layout_source.float().cpu(), period, seed, g.repeat))
+            fine = self.generator.layout_fine.float().cpu() if g.fine else None
+            parts.append(layout_inputs(self.generator.layout_source.float().cpu(), period, seed, g.repeat, fine))
         if len(parts) < 2:
             return parts[0] if parts else None
         return lambda rows, cols: {k: v for part in parts for k, v in part(rows, cols).items()}

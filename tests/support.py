@@ -8,21 +8,25 @@ from engine.presets import open_preset, write_preset
 
 
 def residual_preset(folder, widths=(32, 32, 16, 16), wave_vectors=(), harmonics=1, bond=False, layout=None,
-                    stripes=False, repeat=()):
+                    stripes=False, repeat=(), fine=None):
     """A residual-G preset with random weights (no training): exercises its reach and its
     relu3_1/relu2_1 side inputs (and, with ``wave_vectors``, its periodic inputs; with
     ``layout``, (3,h,w) cells, a coarse layout quilted from them, or with ``repeat`` (h, w px)
-    that repeat of them laid edge to edge)."""
+    that repeat of them laid edge to edge; with ``fine``, the photo's 1/4 cells, the repeat's
+    finer map too)."""
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(arch="residual", widths=widths, blocks=2, waves=len(wave_vectors),
                                   harmonics=harmonics, bond=bond, stripes=stripes,
-                                  layout=tuple(layout.shape[-2:]) if layout is not None else (), repeat=repeat))
+                                  layout=tuple(layout.shape[-2:]) if layout is not None else (), repeat=repeat,
+                                  fine=fine is not None))
     if wave_vectors:
         g.wave_vectors.copy_(torch.tensor(wave_vectors))
     if layout is not None:
         g.layout_source.copy_(layout)
         g.layout_mean.fill_(0.5)
         g.layout_std.fill_(0.1)
+    if fine is not None:
+        g.layout_fine.copy_(fine)
     g.set_feature_stats(torch.full((512,), 100.0), torch.full((512,), 200.0))
     g.set_feature_stats(torch.full((256,), 50.0), torch.full((256,), 100.0), "relu3_1")
     g.set_feature_stats(torch.full((128,), 20.0), torch.full((128,), 50.0), "relu2_1")

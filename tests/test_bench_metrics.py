@@ -62,3 +62,22 @@ def test_the_repeats_bench_reads_the_carpets_repeat_and_refuses_rock():
     assert r.returncode == 0, r.stderr
     assert "| training/exemplars/fabric.png | 320x512 | 226x292 | 0.33, 0.41 |" in r.stdout
     assert "| bench/exemplars/rock.png | 512x512 | refused |" in r.stdout
+
+
+def test_pattern_match_sees_a_patterns_motifs_in_place_and_not_their_statistics():
+    """bench.metrics.pattern_match: the photo's pattern at another phase matches as the photo
+    matches itself (~1); the same pixels shuffled in 8 px blocks (the same colours and much
+    the same patches, the motifs gone) match far less."""
+    import numpy as np
+
+    from bench.metrics import pattern_floor, pattern_match
+
+    rng = np.random.default_rng(0)
+    unit = np.kron(rng.random((12, 10, 3)), np.ones((6, 6, 1)))  # a 72x60 px motif of 6 px blocks
+    photo = (np.tile(unit, (4, 5, 1)) * 255).astype(np.uint8)  # 288x300 px, whole repeats
+    shifted = np.roll(photo, (29, 17), (0, 1))
+    blocks = photo[:, :296].reshape(36, 8, 37, 8, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 8, 8, 3)
+    shuffled = blocks[rng.permutation(len(blocks))].reshape(36, 37, 8, 8, 3).transpose(0, 2, 1, 3, 4).reshape(288, 296, 3)
+    assert pattern_floor(photo, (72, 60)) > 0.99
+    assert pattern_match(shifted, photo, (72, 60)) > 0.95
+    assert pattern_match(shuffled, photo, (72, 60)) < 0.6

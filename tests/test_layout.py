@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.generator import GeneratorConfig
-from engine.layout import (CELL, find_repeat, layout_inputs, quilt, repeat_counts, repeat_map, repeat_stretch,
+from engine.layout import (CELL, FINE, find_repeat, layout_inputs, quilt, repeat_counts, repeat_map, repeat_stretch,
                            source_cells)
 from engine.synth import Synthesizer
 from tests.support import residual_preset
@@ -159,6 +159,49 @@ def test_a_repeat_preset_tiles_exactly_and_its_config_round_trips(tmp_path):
     for bad, match in (({"repeat": [48]}, "repeat"), ({"repeat": [8, 40]}, "repeat"), ({"repeat": [48, 2.5]}, "repeat"),
                        ({"repeat": [128, 40]}, "does not fit"), ({"repeat": [48, 40], "layout": []}, "needs a layout")):
         with pytest.raises(ValueError, match=match):
+            GeneratorConfig.from_dict({**cfg.to_dict(), **bad})
+
+
+def test_a_repeats_finer_map_reads_the_same_place_at_twice_the_resolution():
+    """The repeat's map at 1/4 (``FINE`` cells) is the same repeat, read at the same place
+    for the same seed: shrunk 2x by area it is the 1/8 map, up to the two interpolations;
+    a window's inputs carry both, each at its own resolution."""
+    unit = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 5, generator=torch.Generator().manual_seed(3)),
+                                           size=(48, 40), mode="bicubic", align_corners=False)[0]
+    photo = unit.repeat(1, 5, 4)[None, :, :200, :160]  # smooth structure, repeating every 48x40 px
+    cells, fine = source_cells(photo), source_cells(photo, FINE)
+    assert fine.shape == (3, 2 * cells.shape[1], 2 * cells.shape[2])
+    for fit, size in ((True, (12, 10)), (False, (16, 16))):
+        coarse = repeat_map(cells, (48, 40), size, seed=5, fit=fit)
+        m4 = repeat_map(fine, (48, 40), (2 * size[0], 2 * size[1]), seed=5, fit=fit, cell=FINE)
+        shrunk = m4.reshape(size[0], 2, size[1], 2, 3).mean((1, 3))
+        # read one cell off (8 px), the two would differ four times as much
+        off = min(np.abs(np.roll(shrunk, d, axis) - coarse).mean() for d in (-1, 1) for axis in (0, 1))
+        assert np.abs(shrunk - coarse).mean() < 0.4 * off, fit
+    inputs = layout_inputs(cells, (96, 80), 5, (48, 40), fine)
+    rows, cols = np.arange(16, 64), np.arange(72, 112) % 80  # a window that wraps across the right edge
+    got = inputs(rows, cols)
+    assert got["layout8"].shape == (1, 3, 6, 5) and got["layout4"].shape == (1, 3, 12, 10)
+    whole = inputs(np.arange(96), np.arange(80))["layout4"][0].numpy()
+    assert np.array_equal(got["layout4"][0].numpy(), whole[:, 4:16][:, :, (cols[::FINE] // FINE)])
+
+
+def test_a_fine_repeat_preset_tiles_exactly_and_its_config_round_trips(tmp_path):
+    photo, cells = _pattern(128, 128, 48, 40)
+    preset = residual_preset(tmp_path / "carpet", layout=cells, repeat=(48, 40), fine=source_cells(photo, FINE))
+    s = Synthesizer.load(preset, device="cpu", precision="fp32")
+    assert s.generator.config.fine
+    whole = s.synthesize((192, 160), seed=4, tile=1024)
+    tiled = np.abs(whole - s.synthesize((192, 160), seed=4, tile=96))
+    assert tiled.max() < 1e-3 and tiled.mean() < 1e-6
+    # the finer map reaches the output (random weights: a faint change, far above float error)
+    s.generator.layout_fine.copy_(source_cells(_pattern(128, 128, 48, 40, seed=9)[0], FINE))
+    assert np.abs(whole - s.synthesize((192, 160), seed=4)).mean() > 1e-4
+    cfg = GeneratorConfig(layout=(16, 16), repeat=(48, 40), fine=True)
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    assert "fine" not in GeneratorConfig(layout=(16, 16), repeat=(48, 40)).to_dict()  # older presets unchanged
+    for bad in ({"fine": 1}, {"fine": True, "repeat": []}):
+        with pytest.raises(ValueError, match="fine"):
             GeneratorConfig.from_dict({**cfg.to_dict(), **bad})
 
 

@@ -386,6 +386,11 @@ def test_repeat_option_trains_a_pattern_preset_that_lays_its_repeat_edge_to_edge
     assert meta["generator"]["repeat"] == [40, 24] and meta["generator"]["layout"] == [12, 13]
     assert meta["training"]["repeat"] == [40.0, 24.0]
     s = Synthesizer.load(open_preset(isolated_home / "presets" / "patterned"), device="cpu")
+    # ... and reads the repeat at 1/4 too, from the same photo's 4 px cells: shrunk 2x, its 8 px cells
+    assert meta["generator"]["fine"] is True
+    fine, coarse = s.generator.layout_fine.float(), s.generator.layout_source.float()
+    assert fine.shape == (3, 24, 26) and fine.std() > 1.5 * coarse.std()  # finer cells: more of the pixels' spread
+    assert (torch.nn.functional.avg_pool2d(fine[None], 2)[0] - coarse).abs().max() < 0.01
     tex = s.synthesize((160, 96), seed=2)
     wrap = (np.abs(tex[:, -1] - tex[:, 0]).mean() + np.abs(tex[-1] - tex[0]).mean()) / 2
     inner = (np.abs(np.diff(tex, axis=1)).mean() + np.abs(np.diff(tex, axis=0)).mean()) / 2
