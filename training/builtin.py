@@ -68,7 +68,8 @@ BUILTINS = (
     Builtin("soil", "soil.png", _UFO + "tex_nature/dirt003.png", "Public domain", "none",
             maps=(("roughness_min", 0.7), ("roughness_max", 1.0)), layout=True, steps=1650),
     # (fabric follows its carpet's repeat, 226x292 px measured on the photo, since 2026-11-30:
-    # its mirrored motifs in rows, where the quilted map strewed their parts; docs/MEASURED.md, Gallery)
+    # its mirrored motifs in rows, where the quilted map strewed their parts; read at 1/4 too
+    # since later that day, its trellis unbroken; docs/MEASURED.md, Gallery)
     Builtin("fabric", "fabric.png", _STK + "tracks/endcutscene/carpet.jpg, inner field cropped", "Public domain",
             maps=(("height_scale", 0.5), ("normal_strength", 0.4), ("ao_strength", 0.5),
                   ("roughness_min", 0.7), ("roughness_max", 0.95)), layout=True, relu5=True, steps=1650,
