@@ -104,7 +104,6 @@ class GeneratorConfig:
         if self.repeat and any(r + 8 > 8 * n for r, n in zip(self.repeat, self.layout)):
             raise ValueError(f"generator repeat {list(self.repeat)} px does not fit in its layout's "
                              f"{[8 * n for n in self.layout]} px with a cell to spare")
-
         if not isinstance(self.fine, bool) or (self.fine and not self.repeat):
             raise ValueError(f"generator fine must be true or false, and true only with a repeat, got {self.fine!r}")
 
@@ -304,9 +303,9 @@ class Generator(nn.Module):
             conv_a, conv_b = self.stages[0]
             add4 = self.wave4(_cut(take("wave4"), crop // 4)) if waves else None
             if self.config.fine:
-                fine = self.layout4(_cut(take("layout4"), crop // 4).to(self.layout_mean.dtype),
+                lay4 = self.layout4(_cut(take("layout4"), crop // 4).to(self.layout_mean.dtype),
                                     standardise=(self.layout_mean, self.layout_std))
-                add4 = fine if add4 is None else add4 + fine
+                add4 = lay4 if add4 is None else add4 + lay4
             add = self.side3(_cut(take("relu3_1"), crop // 4), standardise=(self.side3_mean, self.side3_std), add=add4)
             x = conv_b(conv_a(x, add=add, act="leaky_relu", up2=self.config.upsample), act="leaky_relu")
             fine = [(_cut(take("relu2_1"), crop // 2), 2)] + ([(_cut(take("wave2"), crop // 2), 2)] if waves else [])

@@ -49,8 +49,8 @@ from .discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 # ``layout_weight`` and ``layout_scale``; 8: ``sw_pooled``; 9: ``d_global`` (on: D has
 # a global head, training/discriminator.py); 10: ``d_fine`` (off: its fine head); 11:
 # ``mesh_regular`` (the mesh penalty also on regular photos); 12: ``stripe_penalties``; 13:
-# ``boards``; 14: ``spectrum_kind``; 15: ``repeat``; 16: ``repeat_fine``. Older checkpoints' config fingerprints
-# cannot match, so they are refused by version, clearly.
+# ``boards``; 14: ``spectrum_kind``; 15: ``repeat``; 16: ``repeat_fine``. Older checkpoints'
+# config fingerprints cannot match, so they are refused by version, clearly.
 CHECKPOINT_VERSION = 16
 D_TAP = "relu3_1"   # the VGG19 layer whose patches D judges
 FINE_TAP = "relu2_1"  # ... and its fine head (``d_fine``)

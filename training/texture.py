@@ -90,7 +90,8 @@ at an equal time budget:
   G also reads the same repeat at 1/4 (``repeat_fine``; the photo's 4 px cells, into its
   first stage beside relu3_1), which places the pattern's lines to 4 px: the carpet's
   trellis came out continuous where from 1/8 alone it broke into squiggles, and the
-  pattern match rose from 0.57 to 0.84 (docs/MEASURED.md, a repeat's finer map).
+  pattern match (bench/metrics.py) rose from 0.49-0.53 to 0.66-0.70, the photo's own level
+  (docs/MEASURED.md, a repeat's finer map).
 - Measured and left off: the SW distances of the batch's canvases as one set
   (``sw_pooled``), so that a canvas may hold one region of the photo, as a part of the photo
   does, rather than the whole mix. Alone it left the same mottle (G has no input above its
