@@ -11,7 +11,9 @@ repeats unstretched: 456x584 for the fabric built-in's 226x292 px).
 
 Presets that follow a pattern's repeat (``mgan train --repeat``) also get a second table:
 the pattern match (bench.metrics.pattern_match: how faithfully the textures, seeds 0-2,
-draw the photo's motifs in place) beside the photo's own level (``pattern_floor``).
+draw the photo's motifs in place) beside the photo's own level (``pattern_floor``), on
+textures of ``--size``, or else of the size near 512x512 that holds whole repeats
+unstretched (a stretched repeat matches the photo less, whatever G draws).
 
 Without --presets: the built-in presets (presets/). With it: every texture preset folder
 under DIR (for example a copy of presets/ from before a retrain, to compare the two).
@@ -31,6 +33,7 @@ from bench.machine import describe  # noqa: E402
 from bench.metrics import pattern_floor, pattern_match  # noqa: E402
 from bench.texture_runs import (floor_swd, grid_peak, load_rgb, measure, mesh_peak, structure_of,  # noqa: E402
                                 textures_of, window_side)
+from engine.layout import repeat_fit  # noqa: E402
 from engine.presets import BUILTIN_DIR, open_preset  # noqa: E402
 from engine.synth import Synthesizer, parse_size  # noqa: E402
 
@@ -58,7 +61,9 @@ def main() -> None:
         tex, _ = textures_of(synth, size or 256, seeds=(0, 1, 2))
         repeat = synth.generator.config.repeat
         if repeat:
-            patterns.append((info.name, repeat, np.mean([pattern_match(t, ex, repeat) for t in tex]),
+            whole = size or repeat_fit(repeat, (512, 512))[2]
+            drawn = tex if size else textures_of(synth, whole, seeds=(0, 1, 2))[0]
+            patterns.append((info.name, repeat, whole, np.mean([pattern_match(t, ex, repeat) for t in drawn]),
                              pattern_floor(ex, repeat)))
         side = window_side(ex)
         m = measure(tex, ex, floor_swd(ex, side), side)
@@ -69,10 +74,10 @@ def main() -> None:
     if patterns:
         print("\nPresets that follow a pattern's repeat: the pattern match (1 = the photo's own motifs in place, "
               "0 = none of them), against the photo's repeats matched with each other\n")
-        print("| preset | repeat | pattern match | the photo's own |")
-        print("|---|---|---:|---:|")
-        for name, (rh, rw), match, floor in patterns:
-            print(f"| {name} | {rw}x{rh} | {match:.2f} | {floor:.2f} |")
+        print("| preset | repeat | textures | pattern match | the photo's own |")
+        print("|---|---|---|---:|---:|")
+        for name, (rh, rw), (th, tw), match, floor in patterns:
+            print(f"| {name} | {rw}x{rh} | {tw}x{th} | {match:.2f} | {floor:.2f} |")
 
 
 if __name__ == "__main__":
