@@ -82,16 +82,17 @@ at an equal time budget:
   coarse layout).
 - A patterned photo (a carpet, a printed fabric, a wallpaper) whose repeat the user gives
   (``repeat``, ``mgan train --repeat WxH``): the map is that repeat of the photo laid edge
-  to edge, not quilted, and followed at its own 1/8 cells, three times as hard
-  (``REPEAT_FOLLOW``). A training canvas is smaller than most repeats, so it reads a
-  window of the map at the photo's scale; a synthesised canvas holds whole repeats. On the
+  to edge, not quilted, and followed at its own 1/8 cells (``REPEAT_FOLLOW``). A training
+  canvas is smaller than most repeats, so it reads a window of the map at the photo's
+  scale; a synthesised canvas holds whole repeats. On the
   fabric built-in's carpet the motifs, mirrored and in rows, came back where the quilted
   map and the texture losses strewed their parts (docs/MEASURED.md, a pattern's repeat).
   G also reads the same repeat at 1/4 (``repeat_fine``; the photo's 4 px cells, into its
   first stage beside relu3_1), which places the pattern's lines to 4 px: the carpet's
   trellis came out continuous where from 1/8 alone it broke into squiggles, and the
-  pattern match (bench/metrics.py) rose from 0.49-0.53 to 0.66-0.70, the photo's own level
-  (docs/MEASURED.md, a repeat's finer map).
+  pattern match (bench/metrics.py) rose from 0.49-0.53 to 0.64-0.70, near the photo's own 0.66;
+  followed once rather than three times as hard, the patch distance fell below the 1/8
+  map's too (docs/MEASURED.md, a repeat's finer map).
 - Measured and left off: the SW distances of the batch's canvases as one set
   (``sw_pooled``), so that a canvas may hold one region of the photo, as a part of the photo
   does, rather than the whole mix. Alone it left the same mottle (G has no input above its
@@ -157,10 +158,12 @@ LATTICE = ("auto", "waves", "off")
 # spectrum_kind -> (the photo's target at the canvas size, the term against it)
 SPECTRUM_TERMS = {"radial": (spectrum_target, spectrum_loss), "2d": (mesh_target, spectrum2d_loss)}
 # The layout term's (weight, scale): a quilted map is followed at 1/16, a pattern's repeat at
-# its own 1/8 cells, three times as hard: at (1, 16) the carpet's motifs did not show, at
-# (10, 8) its 8 px cells did (docs/MEASURED.md, a pattern's repeat).
+# its own 1/8 cells: at (1, 16) the carpet's motifs did not show, at (10, 8) its 8 px cells
+# did; read at 1/8 alone, the repeat did best followed three times as hard, (3, 8); read at
+# 1/4 too (``repeat_fine``), once, (1, 8): the finer map places the lines, and harder
+# following only blurred them (docs/MEASURED.md, a pattern's repeat, a repeat's finer map).
 LAYOUT_FOLLOW = (1.0, 16)
-REPEAT_FOLLOW = (3.0, 8)
+REPEAT_FOLLOW = (1.0, 8)
 LATTICE_STRETCH = 0.03   # a training canvas may stretch the photo's lattice this much
 MIN_CROP = 32
 # Periodic inputs are a yes-or-no from the spectrum; quasi-periodic photos can pass it
@@ -207,7 +210,7 @@ class TrainConfig:
     boards: float | None = None     # stripes: the boards' mean width in the photo's own px, across its strongest wave; None: from the spectrum (engine/lattice.stripe_wave)
     regular_upsample: str = "nearest"  # a regular photo's G upsamples so (sharp joints; no grid penalty there); the generator's own otherwise
     layout: bool = False            # irregular photos: G also follows a coarse map quilted from the photo (engine/layout.py)
-    layout_weight: float | None = None  # the output shrunk against the map (L1, sRGB); None: 1, or 3 with a repeat
+    layout_weight: float | None = None  # the output shrunk against the map (L1, sRGB); None: 1 (LAYOUT_FOLLOW, REPEAT_FOLLOW)
     layout_scale: int | None = None     # ... shrunk this many times (8: the map's own cells; 16, 32: only its coarser part); None: 16, or 8 with a repeat
     repeat: tuple | str | None = None  # a patterned photo's repeat (h, w) in its own px, set by hand, or "auto" (engine/layout.py find_repeat): the layout is that repeat laid edge to edge (repeat_map), not quilted; no lattice
     repeat_fine: bool = True        # with a repeat: G also reads the repeat's map at 1/4 (engine/layout.py FINE cells): the pattern's lines in place
