@@ -7,7 +7,7 @@ from . import engine_process, live_preview_timer
 from .connection import LINK
 from .op_cancel import MGAN_OT_cancel
 from .op_engine import MGAN_OT_start_engine, MGAN_OT_stop_engine
-from .op_generate import MGAN_OT_generate
+from .op_generate import MGAN_OT_fit_repeat, MGAN_OT_generate
 from .op_generate_material import MGAN_OT_generate_material
 from .op_refresh import MGAN_OT_refresh
 from .op_release import MGAN_OT_release_memory
@@ -28,6 +28,7 @@ classes = (
     MGAN_OT_refresh,
     MGAN_OT_generate,
     MGAN_OT_generate_material,
+    MGAN_OT_fit_repeat,
     MGAN_OT_cancel,
     MGAN_OT_train,
     MGAN_OT_cancel_training,

@@ -65,3 +65,21 @@ class MGAN_OT_generate(GenerateTexture, bpy.types.Operator):
     bl_idname = "mgan.generate"
     bl_label = "Generate"
     bl_options = {"REGISTER", "UNDO"}
+
+
+class MGAN_OT_fit_repeat(bpy.types.Operator):
+    """Set the size to the one the engine named, which holds the preset's pattern repeats as they are"""
+    bl_idname = "mgan.fit_repeat"
+    bl_label = "Use the size that fits the repeat"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return STATE.fit is not None and not STATE.running
+
+    def execute(self, context):
+        s = context.scene.mgan
+        s.width, s.height = STATE.fit
+        STATE.note, STATE.fit = "", None
+        self.report({"INFO"}, f"size {s.width}x{s.height}: Generate again")
+        return {"FINISHED"}

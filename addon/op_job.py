@@ -69,7 +69,7 @@ class EngineJobOperator:
             self.report({"ERROR"}, exc.message)
             return False
         STATE.running, STATE.fraction, STATE.cancel_requested = True, 0.0, False
-        STATE.message, STATE.note = message, ""
+        STATE.message, STATE.note, STATE.fit = message, "", None
         return True
 
     def _done(self, context) -> set[str]:
@@ -80,6 +80,9 @@ class EngineJobOperator:
         """The engine's note on a texture (a pattern's repeat stretched to fit the size), kept
         for the panel and reported as a warning."""
         STATE.note = reply.header.get("note", "")
+        fit = reply.header.get("fit")
+        STATE.fit = ((fit["width"], fit["height"]) if isinstance(fit, dict)
+                     and all(isinstance(fit.get(k), int) and fit[k] > 0 for k in ("width", "height")) else None)
         if STATE.note:
             self.report({"WARNING"}, STATE.note)
 

@@ -49,6 +49,8 @@ def draw_panel(layout, context) -> None:
             layout.label(text=STATE.message)
         for i, line in enumerate(panel_lines(STATE.note) if STATE.note else ()):
             layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+        if STATE.fit is not None:
+            layout.operator("mgan.fit_repeat", text=f"Use {STATE.fit[0]}x{STATE.fit[1]}", icon="FULLSCREEN_ENTER")
 
 
 def draw_map_settings(layout, settings) -> None:

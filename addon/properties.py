@@ -43,6 +43,7 @@ class RunState:
         self.fraction = 0.0
         self.message = ""
         self.note = ""  # the engine's note on the last texture (a pattern's repeat stretched to fit)
+        self.fit = None  # ... and the size (width, height) that holds that repeat as it is
         self.cancel_requested = False
         self.train_job = ""
         self.train_message = ""

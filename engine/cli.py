@@ -113,7 +113,7 @@ def cmd_synth(args) -> int:
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)} ({w}x{h}, seed {args.seed}, {synth.device}, "
               f"{time.perf_counter() - t0:.2f} s)")
-        note = synth.repeat_note((h, w), period)
+        note, _ = synth.repeat_note((h, w), period)
         if note:
             print(f"note: {note} (--{'period' if period else 'size'})")
     return 0

@@ -183,24 +183,25 @@ class Synthesizer:
                     progress(done, len(ys) * len(xs))
         return out
 
-    def repeat_note(self, size: tuple[int, int], period: tuple[int, int] | None = None, margin: int = 0) -> str:
+    def repeat_note(self, size: tuple[int, int], period: tuple[int, int] | None = None,
+                    margin: int = 0) -> tuple[str, tuple[int, int] | None]:
         """For a preset that lays a pattern's repeat (``GeneratorConfig.repeat``): what fitting
         whole repeats into the canvas of ``size`` (or its ``period``) did to them, where it
-        stretched them by more than 3%, and the nearest size (or period) that holds them
-        nearly as they are; else ''. ``margin``: px added per side of the synthesized canvas
-        and cropped off after (an untileable request, ``TILE_HALO``)."""
+        stretched them by more than 3%, and the nearest size (or period) (h, w) that holds
+        them nearly as they are; else ('', None). ``margin``: px added per side of the
+        synthesized canvas and cropped off after (an untileable request, ``TILE_HALO``)."""
         repeat = self.generator.config.repeat
         if not repeat:
-            return ""
+            return "", None
         noise_period = period or tuple(_round8(s + 2 * margin) for s in size)
         stretch, (ny, nx), exact = repeat_fit(repeat, noise_period)
         if stretch <= 0.03:
-            return ""
+            return "", None
         what = "period" if period else "size"
         eh, ew = exact if period else (max(8, e - 2 * margin) for e in exact)
         return (f"the pattern's {repeat[1]}x{repeat[0]} px repeat is stretched by up to {100 * stretch:.0f}% "
                 f"to fit {nx}x{ny} whole repeats; a {what} of {ew}x{eh} holds them within "
-                f"{100 * repeat_fit(repeat, exact)[0]:.0f}%")
+                f"{100 * repeat_fit(repeat, exact)[0]:.0f}%"), (eh, ew)
 
     def synthesize(self, size: tuple[int, int], seed: int = 0, noise: NoiseParams | None = None,
                    period: tuple[int, int] | None = None, tile: int = DEFAULT_TILE,

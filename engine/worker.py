@@ -243,11 +243,13 @@ class DeviceWorker(threading.Thread):
             if job.kind == "synthesize":
                 images, header = [self._synthesize(job, synth)], {"width": f["width"], "height": f["height"]}
                 period = f.get("period")
-                note = synth.repeat_note((f["height"], f["width"]),
-                                         (period["height"], period["width"]) if period else None,
-                                         0 if f["tileable"] else TILE_HALO)
+                note, fit = synth.repeat_note((f["height"], f["width"]),
+                                              (period["height"], period["width"]) if period else None,
+                                              0 if f["tileable"] else TILE_HALO)
                 if note:
                     header["note"] = note
+                    if not period:  # the size to ask for instead (with a period, the period is what to change)
+                        header["fit"] = {"width": fit[1], "height": fit[0]}
             else:
                 images, header = self._stylize(job, synth), {}
         out = [to_uint8(im) if f["dtype"] == "uint8" else np.ascontiguousarray(im, np.float32) for im in images]

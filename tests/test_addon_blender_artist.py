@@ -114,7 +114,10 @@ ARTIST = """
     assert bpy.ops.mgan.generate() == {"FINISHED"}
     layout = Layout(icons=True)
     modules["panels"].draw_panel(layout, bpy.context)
-    found["note"] = [state.note, [c for c in layout.calls if c[0] == "label" and c[3] in ("INFO", "BLANK1")]]
+    found["note"] = [state.note, [c for c in layout.calls if c[0] == "label" and c[3] in ("INFO", "BLANK1")],
+                     [c for c in layout.calls if c[0] == "operator" and c[1] == ["mgan.fit_repeat"]]]
+    assert bpy.ops.mgan.fit_repeat() == {"FINISHED"}
+    found["fitted"] = [s.width, s.height, state.note, bpy.ops.mgan.fit_repeat.poll()]
     assert bpy.ops.mgan.release_memory() == {"FINISHED"}  # the engine as it was (it serves both Blenders)
     prefs.endpoint = args["nobody"]
     t0 = time.monotonic()
@@ -223,9 +226,12 @@ def test_thumbnails_broken_presets_variants_keep_and_release(tmp_path, addon_zip
     assert found["released_again"].startswith("engine memory: no preset was loaded")
     # the fabric built-in's 226x292 px repeat squeezed into 128x128: said, with the size that holds it
     assert found["note_before"] == ""
-    note, drawn_note = found["note"]
+    note, drawn_note, fit_button = found["note"]
     assert note.startswith("the pattern's 226x292 px repeat is stretched by up to") and "a size of 232x296" in note
     assert " ".join(c[2] for c in drawn_note) == note and drawn_note[0][3] == "INFO" and len(drawn_note) > 1
+    # ... and one click takes that size (then the note, and the button, go)
+    assert fit_button == [["operator", ["mgan.fit_repeat"], "Use 232x296", "FULLSCREEN_ENTER"]]
+    assert found["fitted"] == [232, 296, "", False]
     message, seconds = found["release_down"]
     assert "did not answer release" in message and "nobody.sock" in message and seconds < 10
     assert "Traceback" not in message

@@ -74,11 +74,11 @@ def test_synth_says_where_a_patterns_repeat_is_stretched_and_which_size_holds_it
 
     synth = Synthesizer.load("fabric")
     assert synth.generator.config.repeat == (292, 226)
-    note = synth.repeat_note((512, 512))
+    note, fit = synth.repeat_note((512, 512))
     assert "226x292 px repeat is stretched by up to 13%" in note and "2x2 whole repeats" in note
-    assert "a size of 456x584 holds them within 1%" in note
-    assert synth.repeat_note((2048, 2048)) == ""   # 7 and 9 repeats, under 1%
-    assert "a period of 456x584" in synth.repeat_note((64, 64), period=(512, 512))
-    assert Synthesizer.load("stone").repeat_note((512, 512)) == ""
+    assert "a size of 456x584 holds them within 1%" in note and fit == (584, 456)
+    assert synth.repeat_note((2048, 2048)) == ("", None)   # 7 and 9 repeats, under 1%
+    assert "a period of 456x584" in synth.repeat_note((64, 64), period=(512, 512))[0]
+    assert Synthesizer.load("stone").repeat_note((512, 512)) == ("", None)
 
 

@@ -103,11 +103,12 @@ def test_a_stretched_repeat_is_said_in_the_reply(client):
     r = client.call("synthesize", {"preset": "fabric", "width": 512, "height": 512})
     assert r.header["note"] == ("the pattern's 226x292 px repeat is stretched by up to 13% to fit "
                                          "2x2 whole repeats; a size of 456x584 holds them within 1%")
+    assert r.header["fit"] == {"width": 456, "height": 584}
     assert "note" not in client.call("synthesize", {"preset": "fabric", "width": 456, "height": 584}).header
     untileable = client.call("synthesize", {"preset": "fabric", "width": 456, "height": 584, "tileable": False})
     assert "a size of 552x456 holds them" in untileable.header["note"]  # its canvas has a 64 px margin a side
     r = client.call("synthesize", {"preset": "fabric", "width": 64, "height": 64, "period": {"width": 512, "height": 512}})
-    assert "a period of 456x584 holds them" in r.header["note"]
+    assert "a period of 456x584 holds them" in r.header["note"] and "fit" not in r.header
     assert "note" not in client.call("synthesize", {"preset": "tiny", "width": 64, "height": 64}).header
 
 
