@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.layout import highpass
+from engine.lattice import luma
+from engine.layout import box_sums, highpass
 from engine.vgg import get_vgg19
 from training.losses import mesh_band, smoothed_log_power
 from training.texture import gram
@@ -123,8 +124,8 @@ def structure_swd(img: np.ndarray, reference: np.ndarray, seed: int = 0) -> floa
 
 
 def _luma_highpass(img: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 -> the luma less its 25 px box mean (engine/layout.py ``highpass``)."""
-    return highpass((img.astype(np.float64) / 255) @ np.array([0.299, 0.587, 0.114]))
+    """(H,W,3) -> the luma less its 25 px box mean (engine/layout.py ``highpass``)."""
+    return highpass(luma(img))
 
 
 def best_correlation(window: np.ndarray, image: np.ndarray) -> float:
@@ -137,12 +138,7 @@ def best_correlation(window: np.ndarray, image: np.ndarray) -> float:
     a = window - window.mean()
     size = (H + h, W + w)
     corr = np.fft.irfft2(np.fft.rfft2(image, size) * np.fft.rfft2(a[::-1, ::-1], size), size)[h - 1:H, w - 1:W]
-
-    def box(x):  # sums over every h x w placement
-        c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
-
-    var = np.maximum(box(image ** 2) - box(image) ** 2 / (h * w), 1e-12)
+    var = np.maximum(box_sums(image ** 2, h, w) - box_sums(image, h, w) ** 2 / (h * w), 1e-12)
     return float((corr / (np.sqrt((a * a).sum()) * np.sqrt(var) + 1e-12)).max())
 
 

@@ -47,7 +47,8 @@ HARMONICS = 3             # what training gives a regular texture's G
 WAVE_STRIDES = (8, 4, 2)  # G reads the fields at 1/8 (its stem), 1/4 and 1/2 (its side inputs)
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(H,W,3) (or (H,W), passed through) -> (H,W) float64 luma, in the input's own units."""
     a = np.asarray(rgb, dtype=np.float64)
     if a.ndim == 3:
         a = a[..., :3] @ np.array([0.299, 0.587, 0.114])
@@ -58,7 +59,7 @@ def spectrum_peaks(rgb: np.ndarray, pad: int = 4) -> list[tuple[float, float, fl
     """Local maxima of the Hann-windowed, ``pad``-times zero-padded power spectrum of the
     luma: [(fy, fx, prominence)] in cycles per pixel, half-plane fy > 0 or (fy == 0, fx > 0),
     strongest first. Prominence: the peak's power over the median power in its ring."""
-    y = _luma(rgb)
+    y = luma(rgb)
     h, w = y.shape
     y = (y - y.mean()) * np.outer(np.hanning(h), np.hanning(w))
     H, W = h * pad, w * pad

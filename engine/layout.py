@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .lattice import luma
+
 CELL = 8            # px per map cell: relu4_1's stride
 FINE = 4            # px per cell of a repeat's finer map (relu3_1's stride), where G reads one
 BLOCK = 6           # cells a side of a quilted block (48 px)
@@ -118,12 +120,17 @@ REPEAT_MIN_SHIFT = 32          # px: finer repetition is local texture, G draws 
 REPEAT_MIN_OVERLAP = 0.25      # share of the photo that a shift must leave overlapping (and at least 64 px)
 
 
+def box_sums(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The sum of ``x`` (2-D) over every h x w window inside it: (H-h+1, W-w+1)."""
+    c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
+
+
 def highpass(y: np.ndarray, r: int = 12) -> np.ndarray:
     """Luma less its (2r+1)^2 box mean: shading and broad colour drifts out, the pattern's
     edges kept."""
     k = 2 * r + 1
-    c = np.pad(np.pad(y, r, mode="reflect"), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    return y - (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+    return y - box_sums(np.pad(y, r, mode="reflect"), k, k) / (k * k)
 
 
 def _shift_profile(y: np.ndarray, jitter: int = 8, step: int = 2) -> dict[int, float]:
@@ -149,8 +156,7 @@ def find_repeat(rgb: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:
     of ``REPEAT_MIN_CORRELATION`` or more (the fabric built-in's carpet: 292 and 226 px, 0.41
     and 0.33; every irregular photo of the bench and the built-ins 0.12 or less). A clear
     error where either direction has none."""
-    a = np.asarray(rgb, np.float64)
-    y = a[..., :3] @ np.array([0.299, 0.587, 0.114]) if a.ndim == 3 else a
+    y = luma(rgb)
     # a photo trained larger than 512 px is searched at 1/f by area (the search's cost grows
     # with the cube of the side), its repeat to within f px
     f = max(1, -(-max(y.shape) // 512))

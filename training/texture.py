@@ -408,7 +408,7 @@ class TextureTask:
         variants = augment(ex, cfg.augment)
         # the grid and mesh penalties: irregular photos, and stripes with ``stripe_penalties``
         self._penalised = not self.wave_vectors or (self.g_config.stripes and cfg.stripe_penalties)
-        self.layout_source = None
+        self.layout_source = self.layout_fine = None  # the photo's 8 px cells (and 4 px, a repeat's finer map)
         buffers = {"wave_vectors": torch.tensor(self.wave_vectors, dtype=torch.float32)} if self.wave_vectors else {}
         if (cfg.layout or self.repeat) and self.g_config.arch == "residual" and not self.wave_vectors:
             self.layout_source = source_cells(ex)
@@ -524,14 +524,14 @@ class TextureTask:
         """The map of a canvas; ``window`` with a repeat: a training canvas is a window of
         the repeat at the photo's scale (most repeats are larger than it: fitted whole
         repeats would squash them), so its map does not wrap around."""
-        fine = self.layout_fine if self.g_config.fine else None
         if window and self.repeat:
-            maps = {"layout8": (self.layout_source, CELL), "layout4": (fine, FINE)}
+            maps = {"layout8": (self.layout_source, CELL), "layout4": (self.layout_fine, FINE)}
             return {key: torch.from_numpy(repeat_map(src, self.repeat, (size // cell, size // cell), seed, fit=False,
                                                      cell=cell).transpose(2, 0, 1).copy())[None].to(self.device)
                     for key, (src, cell) in maps.items() if src is not None}
         idx = np.arange(size)
-        return layout_inputs(self.layout_source, (size, size), seed, self.repeat, fine)(idx, idx, self.device)
+        return layout_inputs(self.layout_source, (size, size), seed, self.repeat, self.layout_fine)(idx, idx,
+                                                                                                 self.device)
 
     def _build_pool(self, indices: list[int]) -> dict[str, torch.Tensor]:
         fields = [self._field(i) for i in indices]
